@@ -1,0 +1,251 @@
+//! Turns bytes into messages: frame parsing, unmasking, reassembly of
+//! fragments, incremental UTF-8 validation and every size limit. No IO.
+
+use bytes::{Buf, BytesMut};
+
+use crate::close::CloseFrame;
+use crate::error::ProtocolError;
+use crate::frame::FrameHeader;
+use crate::mask::apply_mask;
+use crate::message::{Message, Utf8Bytes};
+use crate::opcode::OpCode;
+
+/// Which side of the connection this decoder reads for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A server reads client frames, which must be masked.
+    Server,
+    /// A client reads server frames, which must not be masked.
+    Client,
+}
+
+/// Limits on what the peer may send. All are checked on the frame header,
+/// before the payload is buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest payload one frame may announce. Default 1 MiB: browsers
+    /// send every message as one frame, so this is also the largest message a
+    /// browser can send. Exceeding it closes with 1009.
+    pub max_frame_size: usize,
+    /// The largest reassembled message. Default 1 MiB. Exceeding it closes with 1009.
+    pub max_message_size: usize,
+    /// The most frames one message may be split into. Default 128; a message
+    /// of many tiny or empty fragments pins memory for nothing. Exceeding it
+    /// closes with 1008.
+    pub max_fragments: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 1 << 20,
+            max_message_size: 1 << 20,
+            max_fragments: 128,
+        }
+    }
+}
+
+impl Limits {
+    /// Sets the frame and message limits together.
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the frame limit.
+    pub fn with_max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the fragment limit.
+    pub fn with_max_fragments(mut self, count: usize) -> Self {
+        self.max_fragments = count;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Partial {
+    text: bool,
+    buf: BytesMut,
+    fragments: usize,
+    /// Bytes of `buf` already known to be valid UTF-8 (text only).
+    utf8_checked: usize,
+}
+
+/// The message decoder: feed it the bytes read from the socket, take messages out.
+#[derive(Debug)]
+pub struct Decoder {
+    role: Role,
+    limits: Limits,
+    partial: Option<Partial>,
+}
+
+impl Decoder {
+    /// A decoder for the given role and limits.
+    pub fn new(role: Role, limits: Limits) -> Self {
+        Self {
+            role,
+            limits,
+            partial: None,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Takes the next complete message out of `src`.
+    ///
+    /// Returns `Ok(None)` when `src` holds no complete message yet; the
+    /// decoder then has reserved room in `src` for the frame it is waiting
+    /// for (never more than the frame limit). Fragments of a message in
+    /// progress are consumed from `src` as they complete. On an error the
+    /// connection must be closed with [`ProtocolError::close_code`].
+    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            let Some((header, header_len)) = FrameHeader::parse(src)? else {
+                return Ok(None);
+            };
+            self.check(&header)?;
+            let payload_len = header.payload_len as usize;
+            let total = header_len + payload_len;
+            if src.len() < total {
+                src.reserve(total - src.len());
+                return Ok(None);
+            }
+            src.advance(header_len);
+            let mut payload = src.split_to(payload_len);
+            if let Some(mask) = header.mask {
+                apply_mask(&mut payload, mask);
+            }
+            if let Some(message) = self.accept(header, payload)? {
+                return Ok(Some(message));
+            }
+        }
+    }
+
+    /// Everything that can be checked before the payload is read.
+    fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.rsv1 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if header.opcode.is_control() {
+            return Ok(());
+        }
+        if header.payload_len > self.limits.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooLarge {
+                len: header.payload_len,
+                max: self.limits.max_frame_size,
+            });
+        }
+        let buffered = match (&self.partial, header.opcode) {
+            (None, OpCode::Continuation) => return Err(ProtocolError::UnexpectedContinuation),
+            (Some(_), OpCode::Text | OpCode::Binary) => {
+                return Err(ProtocolError::ExpectedContinuation);
+            }
+            (Some(partial), _) => {
+                if partial.fragments >= self.limits.max_fragments {
+                    return Err(ProtocolError::TooManyFragments {
+                        max: self.limits.max_fragments,
+                    });
+                }
+                partial.buf.len() as u64
+            }
+            (None, _) => 0,
+        };
+        let len = buffered + header.payload_len;
+        if len > self.limits.max_message_size as u64 {
+            return Err(ProtocolError::MessageTooLarge {
+                len,
+                max: self.limits.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Handles one complete, unmasked frame; returns a message when one is complete.
+    fn accept(
+        &mut self,
+        header: FrameHeader,
+        payload: BytesMut,
+    ) -> Result<Option<Message>, ProtocolError> {
+        let message = match header.opcode {
+            OpCode::Ping => Message::Ping(payload.freeze()),
+            OpCode::Pong => Message::Pong(payload.freeze()),
+            OpCode::Close => Message::Close(CloseFrame::parse(&payload)?),
+            OpCode::Text | OpCode::Binary if header.fin => {
+                let bytes = payload.freeze();
+                if header.opcode == OpCode::Text {
+                    simdutf8::basic::from_utf8(&bytes).map_err(|_| ProtocolError::InvalidUtf8)?;
+                    Message::Text(Utf8Bytes::from_validated(bytes))
+                } else {
+                    Message::Binary(bytes)
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                let mut partial = Partial {
+                    text: header.opcode == OpCode::Text,
+                    buf: payload,
+                    fragments: 1,
+                    utf8_checked: 0,
+                };
+                partial.check_utf8(false)?;
+                self.partial = Some(partial);
+                return Ok(None);
+            }
+            OpCode::Continuation => {
+                let Some(partial) = self.partial.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                partial.buf.extend_from_slice(&payload);
+                partial.fragments += 1;
+                partial.check_utf8(header.fin)?;
+                if !header.fin {
+                    return Ok(None);
+                }
+                let Some(done) = self.partial.take() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                let bytes = done.buf.freeze();
+                if done.text {
+                    Message::Text(Utf8Bytes::from_validated(bytes))
+                } else {
+                    Message::Binary(bytes)
+                }
+            }
+        };
+        Ok(Some(message))
+    }
+}
+
+impl Partial {
+    /// Validates the bytes added since the last check. A code point cut at the
+    /// end of a fragment waits for the next one; anything else invalid fails
+    /// at once, on the fragment where it appears.
+    fn check_utf8(&mut self, fin: bool) -> Result<(), ProtocolError> {
+        if !self.text {
+            return Ok(());
+        }
+        match simdutf8::compat::from_utf8(&self.buf[self.utf8_checked..]) {
+            Ok(_) => {
+                self.utf8_checked = self.buf.len();
+                Ok(())
+            }
+            Err(e) if e.error_len().is_none() && !fin => {
+                self.utf8_checked += e.valid_up_to();
+                Ok(())
+            }
+            Err(_) => Err(ProtocolError::InvalidUtf8),
+        }
+    }
+}
