@@ -298,7 +298,7 @@ mod tests {
     fn rfc_sample_key_gives_rfc_sample_accept() {
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzo7zWbQeZ+o="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(parts.uri.path(), "/chat");
         assert_eq!(
             validate_upgrade(&parts).unwrap(),
-            "s3pPLMBiTxaQ9kYGzo7zWbQeZ+o="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
