@@ -161,7 +161,7 @@ fn message_limits() -> Limits {
 #[test]
 fn fragmented_message_over_the_limit_closes_with_1009_at_the_crossing_fragment() {
     for opcode in [OpCode::Binary, OpCode::Text] {
-        let frames = vec![
+        let frames = [
             client_frame(false, opcode, &[b'a'; 100]),
             client_frame(false, OpCode::Continuation, &[b'b'; 100]),
             client_frame(true, OpCode::Continuation, &[b'c'; 51]),
