@@ -1,0 +1,258 @@
+//! One connection's life: the handshake under a deadline, routing, the
+//! handler, and the close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use http::{HeaderValue, StatusCode, header};
+use switchboard_ws::handshake::{self, HeadScanner};
+use switchboard_ws::{CloseCode, CloseFrame};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::error::Rejection;
+use crate::extract::RequestContext;
+use crate::handler::Outcome;
+use crate::request::RequestInfo;
+use crate::server::AppInner;
+use crate::socket::Reader;
+use crate::transport::Transport;
+use crate::upgrade::{Slot, SlotState, SocketContext, WebSocketUpgrade};
+
+/// Most bytes read and thrown away after an error response, so that the
+/// response is not lost to a TCP reset over unread request bytes.
+const LINGER_BYTES: usize = 64 * 1024;
+
+pub(crate) async fn serve(app: Arc<AppInner>, mut io: Transport, addr: SocketAddr) {
+    let _guard = app.track();
+    let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
+        let rejection = Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server at connection capacity",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        respond(io, &rejection).await;
+        return;
+    };
+    let config = &app.config;
+    let head = tokio::time::timeout(
+        config.handshake_timeout,
+        read_head(&mut io, &config.handshake_limits),
+    )
+    .await;
+    let (mut buf, head_len) = match head {
+        Err(_elapsed) => {
+            respond(
+                io,
+                &Rejection::new(StatusCode::REQUEST_TIMEOUT, "Handshake timed out"),
+            )
+            .await;
+            return;
+        }
+        Ok(Err(HeadError::Io)) => return,
+        Ok(Err(HeadError::Reject(rejection))) => {
+            respond(io, &rejection).await;
+            return;
+        }
+        Ok(Ok(head)) => head,
+    };
+    let leftover = buf.split_off(head_len);
+    match upgrade(&app, &buf, addr) {
+        Ok((info, route, accept_key, protocol)) => {
+            run_handler(&app, io, leftover, info, route, accept_key, protocol).await
+        }
+        Err(rejection) => respond(io, &rejection).await,
+    }
+}
+
+enum HeadError {
+    Io,
+    Reject(Rejection),
+}
+
+/// Reads until the end of the request head; returns the buffer and the head length.
+async fn read_head(
+    io: &mut Transport,
+    limits: &handshake::HandshakeLimits,
+) -> Result<(BytesMut, usize), HeadError> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut scanner = HeadScanner::default();
+    loop {
+        if io.read_buf(&mut buf).await.map_err(|_| HeadError::Io)? == 0 {
+            return Err(HeadError::Io);
+        }
+        match scanner.scan(&buf, limits.max_header_bytes) {
+            Ok(Some(len)) => return Ok((buf, len)),
+            Ok(None) => {}
+            Err(e) => return Err(HeadError::Reject(e.into())),
+        }
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(buf.len().min(limits.max_header_bytes));
+        }
+    }
+}
+
+type Upgrade = (Arc<RequestInfo>, usize, String, Option<String>);
+
+/// Parses, routes and validates the request; everything that may refuse it
+/// before the handler runs.
+fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Upgrade, Rejection> {
+    let parts = handshake::parse_request(head, &app.config.handshake_limits)?;
+    let matched = app
+        .router
+        .at(parts.uri.path())
+        .map_err(|_| Rejection::new(StatusCode::NOT_FOUND, "Not Found"))?;
+    let index = *matched.value;
+    let params = matched
+        .params
+        .iter()
+        .map(|(k, v)| {
+            let value = percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned();
+            (k.to_owned(), value)
+        })
+        .collect();
+    let route = &app.routes[index];
+    let accept_key = handshake::validate_upgrade(&parts)?;
+    let protocol =
+        handshake::select_protocol(&parts.headers, &route.config.protocols).map(str::to_owned);
+    if protocol.is_none() && route.config.require_protocol {
+        let supported = route.config.protocols.join(", ");
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!("No supported subprotocol offered; this endpoint speaks: {supported}"),
+        ));
+    }
+    let info = Arc::new(RequestInfo {
+        uri: parts.uri,
+        headers: parts.headers,
+        client_addr: addr,
+        params,
+        route: route.pattern.clone(),
+    });
+    Ok((info, index, accept_key, protocol))
+}
+
+async fn run_handler(
+    app: &Arc<AppInner>,
+    io: Transport,
+    leftover: BytesMut,
+    info: Arc<RequestInfo>,
+    index: usize,
+    accept_key: String,
+    protocol: Option<String>,
+) {
+    let route = &app.routes[index];
+    let slot = Arc::new(Slot::default());
+    let cx = SocketContext {
+        route: Arc::clone(&route.config),
+        close_timeout: app.config.close_timeout,
+        shutdown: app.shutdown.subscribe(),
+    };
+    let upgrade = WebSocketUpgrade::new(
+        io,
+        leftover,
+        accept_key,
+        protocol,
+        Arc::clone(&info),
+        cx,
+        Arc::clone(&slot),
+    );
+    let request = RequestContext {
+        info,
+        upgrade: Some(upgrade),
+    };
+    let outcome = std::panic::AssertUnwindSafe(route.handler.call(request))
+        .catch_unwind()
+        .await;
+    let outcome = outcome.unwrap_or_else(|_| {
+        tracing::error!(route = %route.pattern, "handler panicked");
+        Outcome::Done(Err(crate::Error::close(
+            CloseCode::InternalError,
+            "internal error",
+        )))
+    });
+    match slot.take() {
+        SlotState::Held => {}
+        SlotState::Unaccepted { io, rejection } => {
+            let rejection = rejection.unwrap_or_else(|| match outcome {
+                Outcome::Rejected(r) | Outcome::Done(Err(crate::Error::Rejected(r))) => r,
+                Outcome::Done(_) => Rejection::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The handler did not accept the connection",
+                ),
+            });
+            respond(io, &rejection).await;
+        }
+        SlotState::Accepted {
+            reader,
+            shared,
+            writer,
+        } => {
+            let frame = match &outcome {
+                Outcome::Done(Ok(())) | Outcome::Rejected(_) => {
+                    CloseFrame::new(CloseCode::Normal, "")
+                }
+                Outcome::Done(Err(e)) => {
+                    if !matches!(e, crate::Error::Disconnected(_) | crate::Error::Closed) {
+                        tracing::debug!(route = %route.pattern, error = %e, "handler returned an error");
+                    }
+                    e.close_frame()
+                }
+            };
+            shared.push_close(frame);
+            if let Some(mut reader) = reader {
+                let close_timeout = app.config.close_timeout;
+                let _ = tokio::time::timeout(close_timeout, async {
+                    while let Ok(Some(_)) =
+                        std::future::poll_fn(|cx| reader.poll_recv(&shared, cx)).await
+                    {
+                    }
+                })
+                .await;
+                let _ = writer.await;
+                reader.discard_until_eof(Duration::from_millis(500)).await;
+            } else {
+                let _ = writer.await;
+            }
+        }
+    }
+}
+
+/// Writes an HTTP error response and closes, reading and discarding a little
+/// of what the client still sends so the response is not lost to a reset.
+async fn respond(mut io: Transport, rejection: &Rejection) {
+    tracing::debug!(status = %rejection.status, reason = %rejection.reason, "handshake refused");
+    let response =
+        handshake::error_response(rejection.status, &rejection.reason, &rejection.headers);
+    if io.write_all(&response).await.is_err() {
+        return;
+    }
+    let _ = io.shutdown().await;
+    discard(&mut io, Duration::from_millis(500)).await;
+}
+
+pub(crate) async fn discard<R: AsyncRead + Unpin + ?Sized>(io: &mut R, within: Duration) {
+    let _ = tokio::time::timeout(within, async {
+        let mut sink = [0u8; 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+impl Reader {
+    /// After the close, reads until the peer closes its side, so our close
+    /// is not lost to a reset over unread bytes.
+    pub(crate) async fn discard_until_eof(&mut self, within: Duration) {
+        discard(self.io_mut(), within).await;
+    }
+}

@@ -1,0 +1,96 @@
+//! Switchboard: a real-time WebSocket framework.
+//!
+//! Routes map paths to async handlers whose arguments are extractors
+//! ([`WebSocketUpgrade`], [`Path`], [`Query`], ...). A handler accepts the
+//! upgrade and gets a [`WebSocket`] to receive and send on; a cloneable
+//! [`Sender`] lets other tasks send to it through a bounded queue.
+//!
+//! ```no_run
+//! use switchboard::{Error, Path, Switchboard, WebSocketUpgrade};
+//!
+//! async fn echo(ws: WebSocketUpgrade) -> Result<(), Error> {
+//!     let mut ws = ws.accept().await?;
+//!     while let Some(message) = ws.recv().await? {
+//!         ws.send(message).await?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! async fn chat(ws: WebSocketUpgrade, Path(room_id): Path<u64>) -> Result<(), Error> {
+//!     let mut ws = ws.accept().await?;
+//!     while let Some(text) = ws.recv_text().await? {
+//!         ws.send_text(format!("{room_id}: {text}")).await?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # async fn run() -> Result<(), Error> {
+//! Switchboard::new()
+//!     .route("/ws/echo", echo)
+//!     .route("/ws/chat/{room_id}", chat)
+//!     .serve("127.0.0.1:8080")
+//!     .await
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`server`]: the app builder ([`Switchboard`]), the listener, shutdown.
+//! - `connection`: one connection's handshake, handler and close.
+//! - [`extract`]: extractors; [`handler`]: what makes a function a handler.
+//! - [`upgrade`]: the pending upgrade; [`socket`]: the accepted socket.
+//! - [`outbound`]: the bounded outbound queue, [`Sender`] and the writer task.
+//! - [`config`]: settings and their defaults; [`codes`]: our close codes.
+//! - [`testing`]: the in-process test client.
+//! - [`ws`]: the codec (re-exported `switchboard-ws`).
+
+pub mod codes;
+pub mod config;
+mod connection;
+pub mod error;
+pub mod extract;
+pub mod handler;
+pub mod outbound;
+mod path;
+pub mod request;
+pub mod server;
+pub mod socket;
+pub mod testing;
+mod transport;
+pub mod upgrade;
+
+pub use switchboard_ws as ws;
+
+pub use config::{Keepalive, Limits, RouteConfig, ServerConfig};
+pub use error::{Error, Rejection};
+pub use extract::{ClientAddr, FromRequest, Headers, Path, Query, RequestContext};
+pub use handler::{Handler, IntoHandlerResult};
+pub use outbound::{Sender, TrySendError};
+pub use request::RequestInfo;
+pub use server::{App, Server, ShutdownHandle, Switchboard};
+pub use socket::{Message, WebSocket};
+pub use switchboard_ws::{CloseCode, CloseFrame, OutFrame, Utf8Bytes};
+pub use testing::{TestClient, TestError, TestSocket};
+pub use transport::Io;
+pub use upgrade::WebSocketUpgrade;
+
+#[cfg(test)]
+mod send_checks {
+    fn is_send<T: Send>(_: &T) {}
+    #[allow(dead_code)]
+    async fn echo(ws: crate::WebSocketUpgrade) -> Result<(), crate::Error> {
+        let mut ws = ws.accept().await?;
+        while let Some(message) = ws.recv().await? {
+            ws.send(message).await?;
+        }
+        Ok(())
+    }
+    #[test]
+    fn futures_are_send() {
+        fn up() -> crate::WebSocketUpgrade {
+            unimplemented!()
+        }
+        if false {
+            is_send(&echo(up()));
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! A connection's outbound side: a queue bounded in bytes, the cloneable
+//! [`Sender`] that fills it, and the writer task that drains it into one
+//! vectored write per batch.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use serde::Serialize;
+use switchboard_ws::{CloseCode, CloseFrame, OpCode, OutFrame, Utf8Bytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::codes;
+use crate::config::Keepalive;
+use crate::error::Error;
+
+/// Most frames the writer gathers into one vectored write.
+const MAX_BATCH: usize = 64;
+
+/// Why a [`Sender::try_send`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrySendError {
+    /// The queue is over its byte limit: the client is not reading fast enough.
+    #[error("outbound queue full")]
+    Full,
+    /// The connection is closing or closed.
+    #[error("connection closed")]
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<OutFrame>,
+    bytes: usize,
+    /// A close frame has been queued; nothing more is accepted.
+    closing: bool,
+}
+
+/// State shared by the socket, its senders and its writer task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    queue: Mutex<Queue>,
+    max_bytes: usize,
+    /// Wakes the writer when frames are queued.
+    writer_wake: Notify,
+    /// Wakes senders waiting for room.
+    room: Notify,
+    /// Set when the connection is finished: the reader stops waiting.
+    dead: AtomicBool,
+    /// Wakes a reader blocked on the socket when `dead` is set.
+    pub(crate) reader_wake: AtomicWaker,
+    /// Set by the reader on every frame; cleared by the keepalive.
+    pub(crate) heard: AtomicBool,
+    /// The reader has seen the peer's close frame.
+    peer_closed: AtomicBool,
+    /// The close frame we sent, once sent.
+    sent_close: Mutex<Option<CloseFrame>>,
+}
+
+impl Shared {
+    pub(crate) fn new(max_bytes: usize) -> Arc<Self> {
+        Arc::new(Self {
+            queue: Mutex::new(Queue::default()),
+            max_bytes,
+            writer_wake: Notify::new(),
+            room: Notify::new(),
+            dead: AtomicBool::new(false),
+            reader_wake: AtomicWaker::new(),
+            heard: AtomicBool::new(true),
+            peer_closed: AtomicBool::new(false),
+            sent_close: Mutex::new(None),
+        })
+    }
+
+    /// Marks the connection finished and wakes everyone waiting on it.
+    pub(crate) fn kill(&self) {
+        self.dead.store(true, Ordering::Release);
+        self.queue.lock().closing = true;
+        self.reader_wake.wake();
+        self.writer_wake.notify_one();
+        self.room.notify_waiters();
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    /// Queues a frame if it fits (or `force` is set, for control frames).
+    /// A frame larger than the whole limit is still accepted into an empty
+    /// queue, so that one big message is never refused forever.
+    fn push(&self, frame: OutFrame, force: bool) -> Result<(), (TrySendError, OutFrame)> {
+        {
+            let mut q = self.queue.lock();
+            if q.closing {
+                return Err((TrySendError::Closed, frame));
+            }
+            if !force && q.bytes + frame.len() > self.max_bytes && q.bytes > 0 {
+                return Err((TrySendError::Full, frame));
+            }
+            q.bytes += frame.len();
+            q.frames.push_back(frame);
+        }
+        self.writer_wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues a close frame; later frames are refused. Returns false if a
+    /// close was already queued.
+    pub(crate) fn push_close(&self, frame: CloseFrame) -> bool {
+        {
+            let mut q = self.queue.lock();
+            if q.closing {
+                return false;
+            }
+            q.closing = true;
+            let out = OutFrame::new(OpCode::Close, frame.to_payload());
+            q.bytes += out.len();
+            q.frames.push_back(out);
+        }
+        *self.sent_close.lock() = Some(frame);
+        self.writer_wake.notify_one();
+        self.room.notify_waiters();
+        true
+    }
+
+    pub(crate) fn close_sent(&self) -> Option<CloseFrame> {
+        self.sent_close.lock().clone()
+    }
+
+    pub(crate) fn push_pong(&self, payload: Bytes) {
+        // Refused only once closing, when a pong no longer matters.
+        let _ = self.push(OutFrame::new(OpCode::Pong, payload), true);
+    }
+
+    fn push_ping(&self) {
+        let _ = self.push(OutFrame::new(OpCode::Ping, Bytes::new()), true);
+    }
+
+    /// The reader saw the peer's close frame.
+    pub(crate) fn peer_closed(&self) {
+        self.peer_closed.store(true, Ordering::Release);
+        self.writer_wake.notify_one();
+    }
+}
+
+/// A cloneable handle that sends to one connection from any task.
+///
+/// Sends go through the connection's outbound queue, bounded in bytes
+/// ([`crate::RouteConfig::max_queue_bytes`]). [`Sender::send`] waits for room;
+/// [`Sender::try_send`] never waits, and fails with [`TrySendError::Full`]
+/// when the client is not keeping up: the caller decides whether to drop the
+/// message or evict the client ([`Sender::close`] with
+/// [`codes::SLOW_CONSUMER`]).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Sender {
+    /// Queues a text message, waiting for room in the queue.
+    pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        self.send_frame(OutFrame::new(OpCode::Text, text.into().into_bytes()))
+            .await
+    }
+
+    /// Queues a binary message, waiting for room in the queue.
+    pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_frame(OutFrame::new(OpCode::Binary, data.into()))
+            .await
+    }
+
+    /// Serialises `value` and queues it as a text message.
+    pub async fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+        let text = serde_json::to_string(value)?;
+        self.send_text(text).await
+    }
+
+    /// Queues an encoded frame, waiting for room. The frame's payload is
+    /// shared, not copied: encode a broadcast once and send it to many.
+    pub async fn send_frame(&self, frame: OutFrame) -> Result<(), Error> {
+        let mut frame = frame;
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.shared.push(frame, false) {
+                Ok(()) => return Ok(()),
+                Err((TrySendError::Closed, _)) => return Err(Error::Closed),
+                Err((TrySendError::Full, back)) => frame = back,
+            }
+            room.await;
+        }
+    }
+
+    /// Queues an encoded frame without waiting.
+    pub fn try_send_frame(&self, frame: OutFrame) -> Result<(), TrySendError> {
+        self.shared.push(frame, false).map_err(|(e, _)| e)
+    }
+
+    /// Starts the close handshake with `code` and `reason`. Frames queued
+    /// before it are still sent; nothing after it is.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.shared.push_close(CloseFrame::new(code, reason));
+    }
+
+    /// Bytes waiting in the queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queue.lock().bytes
+    }
+
+    /// Whether the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.queue.lock().closing
+    }
+}
+
+/// What the writer needs besides the socket.
+#[derive(Debug)]
+pub(crate) struct WriterOptions {
+    pub(crate) keepalive: Option<Keepalive>,
+    pub(crate) close_timeout: Duration,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<Option<CloseFrame>>,
+}
+
+/// Drains the queue into the socket until the close handshake is done or the
+/// connection dies, then shuts the socket down and marks the connection dead.
+pub(crate) async fn run_writer<W>(shared: Arc<Shared>, mut io: W, mut opts: WriterOptions)
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut pending: VecDeque<OutFrame> = VecDeque::new();
+    let keepalive = opts.keepalive;
+    let mut tick = keepalive.map(|k| Instant::now() + k.interval);
+    let mut silent_since = Instant::now();
+    let mut close_deadline: Option<Instant> = None;
+    let mut shutdown_seen = false;
+    loop {
+        {
+            let mut q = shared.queue.lock();
+            std::mem::swap(&mut q.frames, &mut pending);
+        }
+        if !pending.is_empty() {
+            let mut wrote_close = false;
+            while !pending.is_empty() {
+                let take = pending.len().min(MAX_BATCH);
+                let batch = pending.make_contiguous();
+                let batch = &batch[..take];
+                wrote_close |= batch
+                    .iter()
+                    .any(|f| f.header.as_slice()[0] & 0x0F == OpCode::Close.as_u8());
+                let bytes: usize = batch.iter().map(OutFrame::len).sum();
+                if write_frames(&mut io, batch).await.is_err() {
+                    shared.kill();
+                    return;
+                }
+                pending.drain(..take);
+                shared.queue.lock().bytes -= bytes;
+                shared.room.notify_waiters();
+            }
+            if pending.capacity() > 4 * MAX_BATCH {
+                pending = VecDeque::new();
+            }
+            if wrote_close && close_deadline.is_none() {
+                close_deadline = Some(Instant::now() + opts.close_timeout);
+            }
+            continue;
+        }
+        if close_deadline.is_some() && shared.peer_closed.load(Ordering::Acquire) {
+            break;
+        }
+        if shared.is_dead() {
+            break;
+        }
+        let wake_at = match (close_deadline, tick) {
+            (Some(deadline), _) => Some(deadline),
+            (None, tick) => tick,
+        };
+        tokio::select! {
+            biased;
+            () = shared.writer_wake.notified() => {}
+            changed = opts.shutdown.changed(), if !shutdown_seen => {
+                shutdown_seen = true;
+                if changed.is_ok() {
+                    let frame = opts.shutdown.borrow().clone();
+                    if let Some(frame) = frame {
+                        shared.push_close(frame);
+                    }
+                }
+            }
+            () = sleep_until_opt(wake_at) => {
+                let now = Instant::now();
+                if close_deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                if let (Some(k), Some(at)) = (keepalive, tick) {
+                    if now >= at {
+                        if shared.heard.swap(false, Ordering::AcqRel) {
+                            silent_since = now;
+                        } else if now.duration_since(silent_since) >= k.timeout {
+                            shared.push_close(CloseFrame::new(codes::KEEPALIVE_TIMEOUT, "keepalive timeout"));
+                        } else {
+                            shared.push_ping();
+                        }
+                        tick = Some(now + k.interval);
+                    }
+                }
+            }
+        }
+    }
+    let _ = io.shutdown().await;
+    shared.kill();
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes every frame of `frames` with as few vectored writes as the socket allows.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    frames: &[OutFrame],
+) -> std::io::Result<()> {
+    let mut slices = Vec::with_capacity(frames.len() * 2);
+    for frame in frames {
+        slices.push(IoSlice::new(frame.header.as_slice()));
+        if !frame.payload.is_empty() {
+            slices.push(IoSlice::new(&frame.payload));
+        }
+    }
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        let n = io.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}

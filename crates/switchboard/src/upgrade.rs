@@ -1,0 +1,193 @@
+//! The pending upgrade a handler receives, and the slot through which the
+//! connection comes back to the server when the handler is done with it.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http::StatusCode;
+use parking_lot::Mutex;
+use switchboard_ws::{CloseFrame, Decoder, Role, handshake};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+
+use crate::config::RouteConfig;
+use crate::error::{Error, Rejection};
+use crate::outbound::{Sender, Shared, WriterOptions, run_writer};
+use crate::request::RequestInfo;
+use crate::socket::{Reader, WebSocket};
+use crate::transport::Transport;
+
+/// What the server gets back from a handler.
+#[derive(Debug, Default)]
+pub(crate) enum SlotState {
+    /// The handler still holds the upgrade or the socket.
+    #[default]
+    Held,
+    /// The handler dropped the upgrade without accepting it.
+    Unaccepted {
+        io: Transport,
+        rejection: Option<Rejection>,
+    },
+    /// The socket was accepted; its reader came back when the socket was dropped.
+    Accepted {
+        reader: Option<Reader>,
+        shared: Arc<Shared>,
+        writer: JoinHandle<()>,
+    },
+}
+
+/// Where an upgrade or a socket returns to when the handler drops it.
+#[derive(Debug, Default)]
+pub(crate) struct Slot(Mutex<SlotState>);
+
+impl Slot {
+    pub(crate) fn return_reader(&self, returned: Reader) {
+        if let SlotState::Accepted { reader, .. } = &mut *self.0.lock() {
+            *reader = Some(returned);
+        }
+    }
+
+    pub(crate) fn take(&self) -> SlotState {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
+/// Server settings an accepted socket needs.
+#[derive(Debug, Clone)]
+pub(crate) struct SocketContext {
+    pub(crate) route: Arc<RouteConfig>,
+    pub(crate) close_timeout: std::time::Duration,
+    pub(crate) shutdown: tokio::sync::watch::Receiver<Option<CloseFrame>>,
+}
+
+/// A WebSocket upgrade that passed every check and waits for the handler to
+/// accept it. Dropping it without accepting answers `500` (or the rejection
+/// given to [`WebSocketUpgrade::reject`]).
+pub struct WebSocketUpgrade {
+    io: Option<(Transport, BytesMut)>,
+    accept_key: String,
+    protocol: Option<String>,
+    info: Arc<RequestInfo>,
+    cx: SocketContext,
+    slot: Arc<Slot>,
+    rejection: Option<Rejection>,
+}
+
+impl std::fmt::Debug for WebSocketUpgrade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("path", &self.info.path())
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketUpgrade {
+    pub(crate) fn new(
+        io: Transport,
+        leftover: BytesMut,
+        accept_key: String,
+        protocol: Option<String>,
+        info: Arc<RequestInfo>,
+        cx: SocketContext,
+        slot: Arc<Slot>,
+    ) -> Self {
+        Self {
+            io: Some((io, leftover)),
+            accept_key,
+            protocol,
+            info,
+            cx,
+            slot,
+            rejection: None,
+        }
+    }
+
+    /// The subprotocol the server picked from the client's offer and the
+    /// route's list, if any. [`WebSocketUpgrade::accept`] answers with it.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The subprotocols the client offered, in its order.
+    pub fn offered_protocols(&self) -> Vec<String> {
+        handshake::offered_protocols(self.info.headers())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The request.
+    pub fn request(&self) -> &RequestInfo {
+        &self.info
+    }
+
+    /// Chooses the subprotocol to answer with instead of the negotiated one.
+    /// It must be one the client offered; otherwise this returns an error
+    /// and the handshake is refused with 400.
+    pub fn with_protocol(mut self, protocol: &str) -> Result<Self, Error> {
+        if !handshake::offered_protocols(self.info.headers()).any(|p| p == protocol) {
+            let rejection = Rejection::new(
+                StatusCode::BAD_REQUEST,
+                format!("subprotocol {protocol:?} was not offered"),
+            );
+            self.rejection = Some(rejection.clone());
+            return Err(Error::Rejected(rejection));
+        }
+        self.protocol = Some(protocol.to_owned());
+        Ok(self)
+    }
+
+    /// Refuses the handshake with `status` and `reason`. Return the error
+    /// from the handler.
+    pub fn reject(mut self, status: StatusCode, reason: impl Into<String>) -> Error {
+        let rejection = Rejection::new(status, reason);
+        self.rejection = Some(rejection.clone());
+        Error::Rejected(rejection)
+    }
+
+    /// Completes the handshake (`101 Switching Protocols`) and returns the socket.
+    pub async fn accept(mut self) -> Result<WebSocket, Error> {
+        let Some((mut io, leftover)) = self.io.take() else {
+            return Err(Error::Closed);
+        };
+        let response =
+            handshake::switching_protocols(&self.accept_key, self.protocol.as_deref(), None);
+        io.write_all(&response).await?;
+        let (read, write) = io.split();
+        let route = &self.cx.route;
+        let shared = Shared::new(route.max_queue_bytes);
+        let writer = tokio::spawn(run_writer(
+            Arc::clone(&shared),
+            write,
+            WriterOptions {
+                keepalive: route.keepalive,
+                close_timeout: self.cx.close_timeout,
+                shutdown: self.cx.shutdown.clone(),
+            },
+        ));
+        *self.slot.0.lock() = SlotState::Accepted {
+            reader: None,
+            shared: Arc::clone(&shared),
+            writer,
+        };
+        let reader = Reader::new(read, leftover, Decoder::new(Role::Server, route.limits));
+        Ok(WebSocket::new(
+            reader,
+            Sender { shared },
+            Arc::clone(&self.info),
+            self.protocol.take(),
+            Arc::clone(&self.slot),
+        ))
+    }
+}
+
+impl Drop for WebSocketUpgrade {
+    fn drop(&mut self) {
+        if let Some((io, _)) = self.io.take() {
+            *self.slot.0.lock() = SlotState::Unaccepted {
+                io,
+                rejection: self.rejection.take(),
+            };
+        }
+    }
+}
