@@ -598,7 +598,7 @@ mod tests {
     fn accept_key_rfc_example() {
         assert_eq!(
             accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaGqkFVXkfg7cAQKrk="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 
