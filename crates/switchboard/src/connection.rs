@@ -17,7 +17,7 @@ use crate::extract::RequestContext;
 use crate::handler::Outcome;
 use crate::request::RequestInfo;
 use crate::server::AppInner;
-use crate::socket::Reader;
+use crate::socket::{Ended, Reader};
 use crate::transport::Transport;
 use crate::upgrade::{Slot, SlotState, SocketContext, WebSocketUpgrade};
 
@@ -150,7 +150,7 @@ async fn run_handler(
     let cx = SocketContext {
         route: Arc::clone(&route.config),
         close_timeout: app.config.close_timeout,
-        shutdown: app.shutdown.subscribe(),
+        hub: app.hub.clone(),
     };
     let upgrade = WebSocketUpgrade::new(
         io,
@@ -164,6 +164,7 @@ async fn run_handler(
     let request = RequestContext {
         info,
         upgrade: Some(upgrade),
+        hub: app.hub.clone(),
     };
     let outcome = std::panic::AssertUnwindSafe(route.handler.call(request))
         .catch_unwind()
@@ -188,6 +189,7 @@ async fn run_handler(
             respond(io, &rejection).await;
         }
         SlotState::Accepted {
+            id,
             reader,
             shared,
             writer,
@@ -204,6 +206,7 @@ async fn run_handler(
                 }
             };
             shared.push_close(frame);
+            let mut ended = None;
             if let Some(mut reader) = reader {
                 let close_timeout = app.config.close_timeout;
                 let _ = tokio::time::timeout(close_timeout, async {
@@ -215,9 +218,25 @@ async fn run_handler(
                 .await;
                 let _ = writer.await;
                 reader.discard_until_eof(Duration::from_millis(500)).await;
+                ended = reader.ended.take();
             } else {
                 let _ = writer.await;
             }
+            let close = match ended {
+                Some(Ended::Peer(frame)) => frame,
+                _ => shared
+                    .close_sent()
+                    .unwrap_or_else(|| CloseFrame::new(CloseCode::Abnormal, "connection lost")),
+            };
+            let error = match &outcome {
+                Outcome::Done(Err(e))
+                    if !matches!(e, crate::Error::Disconnected(_) | crate::Error::Closed) =>
+                {
+                    Some(e)
+                }
+                _ => None,
+            };
+            app.hub.unregister(id, &close, error);
         }
     }
 }

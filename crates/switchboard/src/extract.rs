@@ -16,6 +16,7 @@ use crate::upgrade::WebSocketUpgrade;
 pub struct RequestContext {
     pub(crate) info: Arc<RequestInfo>,
     pub(crate) upgrade: Option<WebSocketUpgrade>,
+    pub(crate) hub: crate::hub::Hub,
 }
 
 impl RequestContext {
@@ -89,6 +90,12 @@ impl<T: DeserializeOwned + Send> FromRequest for Query<T> {
                     format!("invalid query string: {}", e.0),
                 )
             })
+    }
+}
+
+impl FromRequest for crate::hub::Hub {
+    async fn from_request(cx: &mut RequestContext) -> Result<Self, Rejection> {
+        Ok(cx.hub.clone())
     }
 }
 

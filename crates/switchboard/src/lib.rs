@@ -39,6 +39,7 @@
 //! - [`extract`]: extractors; [`handler`]: what makes a function a handler.
 //! - [`upgrade`]: the pending upgrade; [`socket`]: the accepted socket.
 //! - [`outbound`]: the bounded outbound queue, [`Sender`] and the writer task.
+//! - [`hub`]: the registry of connections, users and rooms, and fan-out.
 //! - [`config`]: settings and their defaults; [`codes`]: our close codes.
 //! - [`testing`]: the in-process test client.
 //! - [`ws`]: the codec (re-exported `switchboard-ws`).
@@ -49,6 +50,7 @@ mod connection;
 pub mod error;
 pub mod extract;
 pub mod handler;
+pub mod hub;
 pub mod outbound;
 mod path;
 pub mod request;
@@ -64,6 +66,7 @@ pub use config::{Keepalive, Limits, RouteConfig, ServerConfig};
 pub use error::{Error, Rejection};
 pub use extract::{ClientAddr, FromRequest, Headers, Path, Query, RequestContext};
 pub use handler::{Handler, IntoHandlerResult};
+pub use hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Outgoing, Room, UserId};
 pub use outbound::{Sender, TrySendError};
 pub use request::RequestInfo;
 pub use server::{App, Server, ShutdownHandle, Switchboard};

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use tokio::time::Instant;
 use crate::codes;
 use crate::config::Keepalive;
 use crate::error::Error;
+use crate::hub::Stats;
 
 /// Most frames the writer gathers into one vectored write.
 const MAX_BATCH: usize = 64;
@@ -62,10 +65,17 @@ pub(crate) struct Shared {
     peer_closed: AtomicBool,
     /// The close frame we sent, once sent.
     sent_close: Mutex<Option<CloseFrame>>,
+    /// Set when the connection is evicted: the writer stops waiting on a
+    /// socket the client does not read.
+    aborting: AtomicBool,
+    writer_abort: AtomicWaker,
+    pub(crate) stats: Arc<Stats>,
+    /// The connection's id, also its counter stripe.
+    pub(crate) id: u64,
 }
 
 impl Shared {
-    pub(crate) fn new(max_bytes: usize) -> Arc<Self> {
+    pub(crate) fn new(max_bytes: usize, id: u64, stats: Arc<Stats>) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             max_bytes,
@@ -76,6 +86,10 @@ impl Shared {
             heard: AtomicBool::new(true),
             peer_closed: AtomicBool::new(false),
             sent_close: Mutex::new(None),
+            aborting: AtomicBool::new(false),
+            writer_abort: AtomicWaker::new(),
+            stats,
+            id,
         })
     }
 
@@ -128,6 +142,20 @@ impl Shared {
         self.writer_wake.notify_one();
         self.room.notify_waiters();
         true
+    }
+
+    /// Drops everything queued, queues `frame` alone, and makes the writer
+    /// give up on a socket that does not drain within the close timeout.
+    pub(crate) fn evict(&self, frame: CloseFrame) {
+        {
+            let mut q = self.queue.lock();
+            q.frames.clear();
+            q.bytes = 0;
+            q.closing = false;
+        }
+        self.push_close(frame);
+        self.aborting.store(true, Ordering::Release);
+        self.writer_abort.wake();
     }
 
     pub(crate) fn close_sent(&self) -> Option<CloseFrame> {
@@ -210,7 +238,14 @@ impl Sender {
         self.shared.push_close(CloseFrame::new(code, reason));
     }
 
-    /// Bytes waiting in the queue.
+    /// Closes the connection at once with `code` (for example
+    /// [`codes::SLOW_CONSUMER`]): what is still queued is dropped, and a
+    /// socket that does not drain within the close timeout is abandoned.
+    pub fn evict(&self, code: CloseCode, reason: &str) {
+        self.shared.evict(CloseFrame::new(code, reason));
+    }
+
+    /// Bytes waiting in the queue (not counting a batch being written).
     pub fn queued_bytes(&self) -> usize {
         self.shared.queue.lock().bytes
     }
@@ -226,12 +261,11 @@ impl Sender {
 pub(crate) struct WriterOptions {
     pub(crate) keepalive: Option<Keepalive>,
     pub(crate) close_timeout: Duration,
-    pub(crate) shutdown: tokio::sync::watch::Receiver<Option<CloseFrame>>,
 }
 
 /// Drains the queue into the socket until the close handshake is done or the
 /// connection dies, then shuts the socket down and marks the connection dead.
-pub(crate) async fn run_writer<W>(shared: Arc<Shared>, mut io: W, mut opts: WriterOptions)
+pub(crate) async fn run_writer<W>(shared: Arc<Shared>, mut io: W, opts: WriterOptions)
 where
     W: AsyncWrite + Unpin,
 {
@@ -240,29 +274,33 @@ where
     let mut tick = keepalive.map(|k| Instant::now() + k.interval);
     let mut silent_since = Instant::now();
     let mut close_deadline: Option<Instant> = None;
-    let mut shutdown_seen = false;
+    // One timer for the connection's life, moved rather than recreated: a
+    // new timer per message would hit the runtime's timer wheel every time.
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         {
             let mut q = shared.queue.lock();
             std::mem::swap(&mut q.frames, &mut pending);
+            q.bytes = 0;
         }
         if !pending.is_empty() {
+            shared.room.notify_waiters();
             let mut wrote_close = false;
             while !pending.is_empty() {
                 let take = pending.len().min(MAX_BATCH);
-                let batch = pending.make_contiguous();
-                let batch = &batch[..take];
-                wrote_close |= batch
-                    .iter()
-                    .any(|f| f.header.as_slice()[0] & 0x0F == OpCode::Close.as_u8());
+                let batch = &pending.make_contiguous()[..take];
+                wrote_close |= batch.iter().any(|f| f.header.as_slice()[0] & 0x0F == OpCode::Close.as_u8());
                 let bytes: usize = batch.iter().map(OutFrame::len).sum();
-                if write_frames(&mut io, batch).await.is_err() {
+                if write_or_abort(&shared, &mut io, batch, opts.close_timeout).await.is_err() {
                     shared.kill();
                     return;
                 }
+                shared.stats.written(shared.id, take, bytes);
                 pending.drain(..take);
-                shared.queue.lock().bytes -= bytes;
-                shared.room.notify_waiters();
+                if shared.aborting.load(Ordering::Acquire) && !wrote_close {
+                    // Evicted: what is left here was queued before the close.
+                    pending.clear();
+                }
             }
             if pending.capacity() > 4 * MAX_BATCH {
                 pending = VecDeque::new();
@@ -278,39 +316,42 @@ where
         if shared.is_dead() {
             break;
         }
-        let wake_at = match (close_deadline, tick) {
-            (Some(deadline), _) => Some(deadline),
-            (None, tick) => tick,
-        };
-        tokio::select! {
-            biased;
-            () = shared.writer_wake.notified() => {}
-            changed = opts.shutdown.changed(), if !shutdown_seen => {
-                shutdown_seen = true;
-                if changed.is_ok() {
-                    let frame = opts.shutdown.borrow().clone();
-                    if let Some(frame) = frame {
-                        shared.push_close(frame);
-                    }
-                }
+        let wake_at = close_deadline.or(tick);
+        if let Some(at) = wake_at {
+            match &mut timer {
+                Some(t) if t.deadline() == at => {}
+                Some(t) => t.as_mut().reset(at),
+                None => timer = Some(Box::pin(tokio::time::sleep_until(at))),
             }
-            () = sleep_until_opt(wake_at) => {
-                let now = Instant::now();
-                if close_deadline.is_some_and(|d| now >= d) {
-                    break;
+        }
+        let fired = match (&mut timer, wake_at) {
+            (Some(t), Some(_)) => tokio::select! {
+                biased;
+                () = shared.writer_wake.notified() => false,
+                () = t.as_mut() => true,
+            },
+            _ => {
+                shared.writer_wake.notified().await;
+                false
+            }
+        };
+        if !fired {
+            continue;
+        }
+        let now = Instant::now();
+        if close_deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if let (Some(k), Some(at)) = (keepalive, tick) {
+            if now >= at {
+                if shared.heard.swap(false, Ordering::AcqRel) {
+                    silent_since = now;
+                } else if now.duration_since(silent_since) >= k.timeout {
+                    shared.push_close(CloseFrame::new(codes::KEEPALIVE_TIMEOUT, "keepalive timeout"));
+                } else {
+                    shared.push_ping();
                 }
-                if let (Some(k), Some(at)) = (keepalive, tick) {
-                    if now >= at {
-                        if shared.heard.swap(false, Ordering::AcqRel) {
-                            silent_since = now;
-                        } else if now.duration_since(silent_since) >= k.timeout {
-                            shared.push_close(CloseFrame::new(codes::KEEPALIVE_TIMEOUT, "keepalive timeout"));
-                        } else {
-                            shared.push_ping();
-                        }
-                        tick = Some(now + k.interval);
-                    }
-                }
+                tick = Some(now + k.interval);
             }
         }
     }
@@ -318,10 +359,32 @@ where
     shared.kill();
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// Writes a batch; if the connection is evicted meanwhile, gives the write
+/// `grace` more time to finish and then fails it.
+async fn write_or_abort<W: AsyncWrite + Unpin>(
+    shared: &Shared,
+    io: &mut W,
+    batch: &[OutFrame],
+    grace: Duration,
+) -> std::io::Result<()> {
+    let write = write_frames(io, batch);
+    tokio::pin!(write);
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        shared.writer_abort.register(cx.waker());
+        if shared.aborting.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    match first {
+        Some(result) => result,
+        None => tokio::time::timeout(grace, write)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::config::{RouteConfig, ServerConfig};
 use crate::connection;
 use crate::error::Error;
 use crate::handler::{Erased, ErasedHandler, Handler};
+use crate::hub::Hub;
 use crate::transport::{Io, Transport};
 
 /// One route: its pattern, handler and settings.
@@ -51,6 +52,7 @@ impl std::fmt::Debug for Route {
 pub struct Switchboard {
     routes: Vec<(String, Option<RouteConfig>, Arc<dyn ErasedHandler>)>,
     config: ServerConfig,
+    hub: Option<Hub>,
 }
 
 impl std::fmt::Debug for dyn ErasedHandler {
@@ -104,6 +106,13 @@ impl Switchboard {
         self
     }
 
+    /// Uses `hub` as this app's hub, to share it with other parts of the
+    /// program (an HTTP API, background tasks). By default the app makes its own.
+    pub fn with_hub(mut self, hub: Hub) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
     /// Replaces the server settings.
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -134,6 +143,7 @@ impl Switchboard {
             routes,
             shutdown,
             tracker: Tracker::default(),
+            hub: self.hub.unwrap_or_default(),
         }))
     }
 
@@ -179,6 +189,7 @@ pub(crate) struct AppInner {
     pub(crate) shutdown: watch::Sender<Option<CloseFrame>>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) tracker: Tracker,
+    pub(crate) hub: Hub,
 }
 
 impl AppInner {
@@ -215,6 +226,11 @@ impl App {
         ShutdownHandle(Arc::clone(&self.0))
     }
 
+    /// The hub of this app's connections.
+    pub fn hub(&self) -> &Hub {
+        &self.0.hub
+    }
+
     /// The server settings.
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
@@ -240,9 +256,9 @@ impl ShutdownHandle {
 
     /// Shuts down with the given code and reason.
     pub fn shutdown_with(&self, code: CloseCode, reason: &str) {
-        self.0
-            .shutdown
-            .send_replace(Some(CloseFrame::new(code, reason)));
+        let frame = CloseFrame::new(code, reason);
+        self.0.shutdown.send_replace(Some(frame.clone()));
+        self.0.hub.close_all(frame);
     }
 
     /// Whether shutdown has started.

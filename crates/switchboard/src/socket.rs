@@ -15,6 +15,7 @@ use switchboard_ws::{CloseCode, CloseFrame, Decoder, OutFrame, Utf8Bytes};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::error::Error;
+use crate::hub::{ConnectionId, Hub, Room};
 use crate::outbound::{Sender, Shared};
 use crate::request::RequestInfo;
 use crate::transport::BoxRead;
@@ -94,7 +95,14 @@ impl Reader {
             }
             match self.decoder.decode(&mut self.buf) {
                 Ok(Some(message)) => {
-                    shared.heard.store(true, Ordering::Relaxed);
+                    if !shared.heard.load(Ordering::Relaxed) {
+                        shared.heard.store(true, Ordering::Relaxed);
+                    }
+                    if let switchboard_ws::Message::Text(t) = &message {
+                        shared.stats.received(shared.id, t.len());
+                    } else if let switchboard_ws::Message::Binary(b) = &message {
+                        shared.stats.received(shared.id, b.len());
+                    }
                     match message {
                         switchboard_ws::Message::Text(t) => {
                             return Poll::Ready(Ok(Some(Message::Text(t))));
@@ -200,6 +208,8 @@ pub struct WebSocket {
     info: Arc<RequestInfo>,
     protocol: Option<String>,
     slot: Arc<Slot>,
+    id: ConnectionId,
+    hub: Hub,
 }
 
 impl std::fmt::Debug for WebSocket {
@@ -218,6 +228,8 @@ impl WebSocket {
         info: Arc<RequestInfo>,
         protocol: Option<String>,
         slot: Arc<Slot>,
+        id: ConnectionId,
+        hub: Hub,
     ) -> Self {
         Self {
             reader: Some(reader),
@@ -225,7 +237,29 @@ impl WebSocket {
             info,
             protocol,
             slot,
+            id,
+            hub,
         }
+    }
+
+    /// This connection's id in the hub.
+    pub fn id(&self) -> ConnectionId {
+        self.id
+    }
+
+    /// The hub this connection is registered in.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Joins a room (see [`Hub::join`]).
+    pub fn join(&self, room: impl Into<Room>) -> bool {
+        self.hub.join(self.id, room)
+    }
+
+    /// Leaves a room (see [`Hub::leave`]).
+    pub fn leave(&self, room: impl Into<Room>) -> bool {
+        self.hub.leave(self.id, room)
     }
 
     fn reader(&mut self) -> &mut Reader {

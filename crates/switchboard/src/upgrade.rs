@@ -6,12 +6,13 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use http::StatusCode;
 use parking_lot::Mutex;
-use switchboard_ws::{CloseFrame, Decoder, Role, handshake};
+use switchboard_ws::{Decoder, Role, handshake};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use crate::config::RouteConfig;
 use crate::error::{Error, Rejection};
+use crate::hub::{ConnectionId, ConnectionInfo, Hub, UserId};
 use crate::outbound::{Sender, Shared, WriterOptions, run_writer};
 use crate::request::RequestInfo;
 use crate::socket::{Reader, WebSocket};
@@ -30,6 +31,7 @@ pub(crate) enum SlotState {
     },
     /// The socket was accepted; its reader came back when the socket was dropped.
     Accepted {
+        id: ConnectionId,
         reader: Option<Reader>,
         shared: Arc<Shared>,
         writer: JoinHandle<()>,
@@ -57,7 +59,7 @@ impl Slot {
 pub(crate) struct SocketContext {
     pub(crate) route: Arc<RouteConfig>,
     pub(crate) close_timeout: std::time::Duration,
-    pub(crate) shutdown: tokio::sync::watch::Receiver<Option<CloseFrame>>,
+    pub(crate) hub: Hub,
 }
 
 /// A WebSocket upgrade that passed every check and waits for the handler to
@@ -71,6 +73,7 @@ pub struct WebSocketUpgrade {
     cx: SocketContext,
     slot: Arc<Slot>,
     rejection: Option<Rejection>,
+    user: Option<UserId>,
 }
 
 impl std::fmt::Debug for WebSocketUpgrade {
@@ -100,6 +103,7 @@ impl WebSocketUpgrade {
             cx,
             slot,
             rejection: None,
+            user: None,
         }
     }
 
@@ -145,6 +149,13 @@ impl WebSocketUpgrade {
         Error::Rejected(rejection)
     }
 
+    /// Registers the connection in the hub under `user` once accepted
+    /// (what authentication does for you).
+    pub fn with_user(mut self, user: impl Into<UserId>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
     /// Completes the handshake (`101 Switching Protocols`) and returns the socket.
     pub async fn accept(mut self) -> Result<WebSocket, Error> {
         let Some((mut io, leftover)) = self.io.take() else {
@@ -155,28 +166,43 @@ impl WebSocketUpgrade {
         io.write_all(&response).await?;
         let (read, write) = io.split();
         let route = &self.cx.route;
-        let shared = Shared::new(route.max_queue_bytes);
+        let hub = &self.cx.hub;
+        let id = hub.next_id();
+        let shared = Shared::new(route.max_queue_bytes, id.0, hub.stats_handle());
         let writer = tokio::spawn(run_writer(
             Arc::clone(&shared),
             write,
             WriterOptions {
                 keepalive: route.keepalive,
                 close_timeout: self.cx.close_timeout,
-                shutdown: self.cx.shutdown.clone(),
             },
         ));
         *self.slot.0.lock() = SlotState::Accepted {
+            id,
             reader: None,
             shared: Arc::clone(&shared),
             writer,
         };
+        let sender = Sender { shared };
+        hub.register(
+            sender.clone(),
+            ConnectionInfo {
+                id,
+                user: self.user.take(),
+                client_addr: self.info.client_addr(),
+                path: self.info.path().to_owned(),
+                connected_at: std::time::SystemTime::now(),
+            },
+        );
         let reader = Reader::new(read, leftover, Decoder::new(Role::Server, route.limits));
         Ok(WebSocket::new(
             reader,
-            Sender { shared },
+            sender,
             Arc::clone(&self.info),
             self.protocol.take(),
             Arc::clone(&self.slot),
+            id,
+            hub.clone(),
         ))
     }
 }
