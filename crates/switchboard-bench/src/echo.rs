@@ -151,7 +151,12 @@ impl Shared {
                     if take == 0 {
                         return 0;
                     }
-                    match b.compare_exchange_weak(cur, cur - take, Ordering::Relaxed, Ordering::Relaxed) {
+                    match b.compare_exchange_weak(
+                        cur,
+                        cur - take,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ) {
                         Ok(_) => return take as usize,
                         Err(v) => cur = v,
                     }
@@ -171,9 +176,20 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
         ..ConnectOptions::default()
     };
     let targets = vec![cfg.target.clone()];
-    let (conns, connect) = connect_many(&targets, cfg.connections, &opts, cfg.connect_concurrency, None).await;
+    let (conns, connect) = connect_many(
+        &targets,
+        cfg.connections,
+        &opts,
+        cfg.connect_concurrency,
+        None,
+    )
+    .await;
     let mut errors: Vec<String> = connect.first_errors.clone();
-    anyhow::ensure!(!conns.is_empty(), "no connection could be opened: {:?}", errors);
+    anyhow::ensure!(
+        !conns.is_empty(),
+        "no connection could be opened: {:?}",
+        errors
+    );
     let connected = conns.len();
 
     let start = Instant::now() + cfg.warmup;
@@ -258,7 +274,12 @@ async fn echo_conn(mut c: WsConn, id: usize, sh: Arc<Shared>) -> ConnResult {
     res
 }
 
-async fn echo_loop(c: &mut WsConn, id: usize, sh: &Shared, res: &mut ConnResult) -> Result<(), String> {
+async fn echo_loop(
+    c: &mut WsConn,
+    id: usize,
+    sh: &Shared,
+    res: &mut ConnResult,
+) -> Result<(), String> {
     let template = echo_template(sh.size, id);
     let mut frame = Vec::with_capacity(sh.size + 14);
     encode_frame(&mut frame, sh.opcode, &template, c.mask);
@@ -280,7 +301,9 @@ async fn echo_loop(c: &mut WsConn, id: usize, sh: &Shared, res: &mut ConnResult)
                 let stamp = &mut frame[hl..hl + k];
                 echo_stamp(seq, stamp);
                 apply_mask(stamp, mask, 0);
-                c.write_all(&frame).await.map_err(|e| format!("write: {e}"))?;
+                c.write_all(&frame)
+                    .await
+                    .map_err(|e| format!("write: {e}"))?;
                 inflight.push_back((seq, now));
             } else {
                 out.clear();
@@ -308,7 +331,10 @@ async fn echo_loop(c: &mut WsConn, id: usize, sh: &Shared, res: &mut ConnResult)
             }
         };
         if n == 0 {
-            return Err(format!("server closed the connection with {} echoes outstanding", inflight.len()));
+            return Err(format!(
+                "server closed the connection with {} echoes outstanding",
+                inflight.len()
+            ));
         }
         let now = Instant::now();
         let sending = now < sh.end;

@@ -157,7 +157,11 @@ impl FanoutReport {
             self.connect.established,
             self.message_bytes,
             self.format,
-            if self.rate > 0.0 { format!("{}/s", self.rate) } else { "unlimited".to_owned() },
+            if self.rate > 0.0 {
+                format!("{}/s", self.rate)
+            } else {
+                "unlimited".to_owned()
+            },
             self.window,
             self.duration_s,
             self.published,
@@ -234,17 +238,30 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     anyhow::ensure!(!cfg.sub_targets.is_empty(), "need a subscriber URL");
     anyhow::ensure!(cfg.window > 0, "window must be at least 1");
     if matches!(cfg.publisher, Publisher::Http { .. }) {
-        anyhow::ensure!(cfg.format == Format::Text, "the HTTP publisher needs --format text");
+        anyhow::ensure!(
+            cfg.format == Format::Text,
+            "the HTTP publisher needs --format text"
+        );
     }
     let opts = ConnectOptions {
         read_buffer: 16 * 1024,
         timeout: Some(Duration::from_secs(10)),
         ..ConnectOptions::default()
     };
-    let (conns, connect) =
-        connect_many(&cfg.sub_targets, cfg.subscribers, &opts, cfg.connect_concurrency, None).await;
+    let (conns, connect) = connect_many(
+        &cfg.sub_targets,
+        cfg.subscribers,
+        &opts,
+        cfg.connect_concurrency,
+        None,
+    )
+    .await;
     let mut errors = connect.first_errors.clone();
-    anyhow::ensure!(!conns.is_empty(), "no subscriber could connect: {:?}", errors);
+    anyhow::ensure!(
+        !conns.is_empty(),
+        "no subscriber could connect: {:?}",
+        errors
+    );
     let n_subs = conns.len();
     let mut subs_per_url = vec![0usize; cfg.sub_targets.len()];
 
@@ -265,7 +282,12 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
                 errors.push(format!("subscribe: {e}"));
             }
         }
-        handles.push(tokio::spawn(subscriber(c, ti, shared.clone(), stop_rx.clone())));
+        handles.push(tokio::spawn(subscriber(
+            c,
+            ti,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
     }
 
     // The publisher. A WebSocket publisher on a broadcast endpoint also receives its own
@@ -280,7 +302,9 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
                 .await
                 .map_err(|e| anyhow::anyhow!("publisher could not connect to {t}: {e}"))?;
             pub_mask = c.mask;
-            let WsConn { stream, mut reader, .. } = c;
+            let WsConn {
+                stream, mut reader, ..
+            } = c;
             let (mut rd, wr) = stream.into_split();
             let mut stop = stop_rx.clone();
             drain_handle = Some(tokio::spawn(async move {
@@ -325,7 +349,11 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let mut pub_hist = Latency::new();
     let mut body = Vec::new();
     let mut frame = Vec::new();
-    let opcode = if cfg.format == Format::Binary { OP_BINARY } else { OP_TEXT };
+    let opcode = if cfg.format == Format::Binary {
+        OP_BINARY
+    } else {
+        OP_TEXT
+    };
     let max = cfg.max_messages.unwrap_or(u64::MAX);
     'publish: while published < max {
         let now = Instant::now();
@@ -334,14 +362,17 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         }
         // Window: wait while too many messages are outstanding.
         loop {
-            let outstanding = published
-                .saturating_sub(shared.completed.load(Ordering::Acquire) + given_up);
+            let outstanding =
+                published.saturating_sub(shared.completed.load(Ordering::Acquire) + given_up);
             if outstanding < cfg.window as u64 {
                 break;
             }
             let notified = shared.notify.notified();
             let wait_until = (Instant::now() + cfg.msg_timeout).min(end);
-            if tokio::time::timeout_at(wait_until.into(), notified).await.is_err() {
+            if tokio::time::timeout_at(wait_until.into(), notified)
+                .await
+                .is_err()
+            {
                 if Instant::now() >= end {
                     break 'publish;
                 }
@@ -491,7 +522,12 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     })
 }
 
-async fn subscriber(mut c: WsConn, url_index: usize, sh: Arc<FanShared>, mut stop: watch::Receiver<bool>) -> SubResult {
+async fn subscriber(
+    mut c: WsConn,
+    url_index: usize,
+    sh: Arc<FanShared>,
+    mut stop: watch::Receiver<bool>,
+) -> SubResult {
     let mut r = SubResult {
         url_index,
         ..SubResult::default()
@@ -533,7 +569,8 @@ async fn subscriber(mut c: WsConn, url_index: usize, sh: Arc<FanShared>, mut sto
                 }
                 _ => continue,
             };
-            let Some(st) = payload::decode(c.reader.payload(&m), fmt).filter(|_| fmt == sh.format) else {
+            let Some(st) = payload::decode(c.reader.payload(&m), fmt).filter(|_| fmt == sh.format)
+            else {
                 r.foreign += 1;
                 continue;
             };
@@ -691,7 +728,8 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
         ..ConnectOptions::default()
     };
     let targets = vec![cfg.target.clone()];
-    let (conns, connect) = connect_many(&targets, cfg.clients, &opts, cfg.connect_concurrency, None).await;
+    let (conns, connect) =
+        connect_many(&targets, cfg.clients, &opts, cfg.connect_concurrency, None).await;
     let mut errors = connect.first_errors.clone();
     anyhow::ensure!(
         conns.len() == cfg.clients,
@@ -712,7 +750,12 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
     let (round_tx, round_rx) = watch::channel(STOP - 1);
     let mut handles = Vec::with_capacity(n);
     for (i, (_, c)) in conns.into_iter().enumerate() {
-        handles.push(tokio::spawn(a2a_client(c, i as u32, shared.clone(), round_rx.clone())));
+        handles.push(tokio::spawn(a2a_client(
+            c,
+            i as u32,
+            shared.clone(),
+            round_rx.clone(),
+        )));
     }
     let mut stalled = false;
     let mut round = 0u64;
@@ -741,7 +784,10 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
                 shared.notify.notified().await;
             }
         };
-        if tokio::time::timeout(cfg.round_timeout, all_done).await.is_err() {
+        if tokio::time::timeout(cfg.round_timeout, all_done)
+            .await
+            .is_err()
+        {
             stalled = true;
             errors.push(format!(
                 "round {} incomplete after {:?}: {} of {} clients done",
@@ -821,11 +867,20 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
     })
 }
 
-async fn a2a_client(mut c: WsConn, id: u32, sh: Arc<A2aShared>, mut rounds: watch::Receiver<u64>) -> A2aResult {
+async fn a2a_client(
+    mut c: WsConn,
+    id: u32,
+    sh: Arc<A2aShared>,
+    mut rounds: watch::Receiver<u64>,
+) -> A2aResult {
     let mut r = A2aResult::default();
     let mut body = Vec::new();
     let mut frame = Vec::new();
-    let opcode = if sh.format == Format::Binary { OP_BINARY } else { OP_TEXT };
+    let opcode = if sh.format == Format::Binary {
+        OP_BINARY
+    } else {
+        OP_TEXT
+    };
     'rounds: loop {
         if rounds.changed().await.is_err() {
             break;

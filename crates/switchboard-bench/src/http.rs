@@ -135,7 +135,10 @@ async fn fill(stream: &mut TcpStream, reader: &mut FrameReader) -> io::Result<()
     Ok(())
 }
 
-async fn read_response(stream: &mut TcpStream, reader: &mut FrameReader) -> io::Result<(u16, bool)> {
+async fn read_response(
+    stream: &mut TcpStream,
+    reader: &mut FrameReader,
+) -> io::Result<(u16, bool)> {
     let head = loop {
         if let Some(h) = parse_head(reader.buffered())? {
             break h;
@@ -213,9 +216,11 @@ mod tests {
         assert_eq!(h.status, 202);
         assert_eq!(h.content_length, Some(12));
         assert!(h.keep_alive);
-        let h = parse_head(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h = parse_head(
+            b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
         assert!(h.chunked);
         assert!(!h.keep_alive);
         assert!(parse_head(b"HTTP/1.1 200 OK\r\n").unwrap().is_none());

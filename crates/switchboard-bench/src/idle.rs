@@ -104,8 +104,14 @@ pub async fn run(cfg: IdleConfig) -> anyhow::Result<IdleReport> {
     };
     let ips = (!cfg.source_ips.is_empty()).then_some(cfg.source_ips.as_slice());
     let targets = vec![cfg.target.clone()];
-    let (conns, connect) =
-        connect_many(&targets, cfg.connections, &opts, cfg.connect_concurrency, ips).await;
+    let (conns, connect) = connect_many(
+        &targets,
+        cfg.connections,
+        &opts,
+        cfg.connect_concurrency,
+        ips,
+    )
+    .await;
     let established = conns.len() as u64;
     let closed = Arc::new(AtomicU64::new(0));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -20,7 +20,10 @@ pub mod ws;
 
 /// Probes a WebSocket URL: `Ok(101)` if the upgrade succeeds, `Ok(status)` if the server
 /// answered another HTTP status, `Err` if it could not be reached.
-pub async fn probe(target: &target::Target, timeout: std::time::Duration) -> Result<u16, ws::ConnectError> {
+pub async fn probe(
+    target: &target::Target,
+    timeout: std::time::Duration,
+) -> Result<u16, ws::ConnectError> {
     let opts = ws::ConnectOptions {
         timeout: Some(timeout),
         read_buffer: 1024,

@@ -57,7 +57,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|e| format!("bad duration {s:?}: {e}"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad duration {s:?}: {e}"))?;
     if !(0.0..=3600.0).contains(&(v * mult)) {
         return Err(format!("duration {s:?} out of range (0..3600 s)"));
     }
@@ -311,7 +314,11 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
             } else {
                 (None, "none")
             };
-            let ips = if a.url.addr.is_ipv4() { source_ips(a.source_ips) } else { Vec::new() };
+            let ips = if a.url.addr.is_ipv4() {
+                source_ips(a.source_ips)
+            } else {
+                Vec::new()
+            };
             let r = storm::run(StormConfig {
                 target: a.url,
                 concurrency: a.concurrency,
@@ -333,7 +340,11 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
         Command::Idle(a) => {
             anyhow::ensure!(a.connections <= 200_000, "at most 200,000 idle connections");
             let ips = if a.url.addr.is_ipv4() {
-                source_ips(a.source_ips.unwrap_or(a.connections.div_ceil(20_000)).max(1))
+                source_ips(
+                    a.source_ips
+                        .unwrap_or(a.connections.div_ceil(20_000))
+                        .max(1),
+                )
             } else {
                 anyhow::ensure!(
                     a.connections <= 20_000,
@@ -452,7 +463,9 @@ fn main() -> ExitCode {
     // Thousands of sockets for idle and fan-out.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let rt = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cli.threads)
@@ -490,7 +503,11 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", out.human);
             }
-            if out.failed { ExitCode::from(2) } else { ExitCode::SUCCESS }
+            if out.failed {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     }
 }

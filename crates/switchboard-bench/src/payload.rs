@@ -58,7 +58,11 @@ pub fn encode(out: &mut Vec<u8>, format: Format, stamp: Stamp, size: usize) {
     match format {
         Format::Text => {
             use std::io::Write as _;
-            let _ = write!(out, "{}:{}:{}:", stamp.publisher, stamp.seq, stamp.unix_nanos);
+            let _ = write!(
+                out,
+                "{}:{}:{}:",
+                stamp.publisher, stamp.seq, stamp.unix_nanos
+            );
             if out.len() < size {
                 out.resize(size, b'x');
             }
@@ -126,7 +130,9 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
 /// The echo payload template for one connection: printable ASCII (valid UTF-8 for text mode),
 /// different per connection.
 pub fn echo_template(size: usize, conn: usize) -> Vec<u8> {
-    (0..size).map(|i| b'a' + ((i + conn * 7) % 26) as u8).collect()
+    (0..size)
+        .map(|i| b'a' + ((i + conn * 7) % 26) as u8)
+        .collect()
 }
 
 /// How many leading bytes of an echo payload carry the sequence number.

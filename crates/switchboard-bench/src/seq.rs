@@ -131,7 +131,11 @@ pub struct SeqTotals {
 impl SeqTotals {
     /// Adds one receiver's accounting for all publishers; `published[p]` is how many messages
     /// publisher `p` sent, and every receiver is expected to get all of them.
-    pub fn add_receiver(&mut self, trackers: &HashMap<u32, SeqTracker>, published: &HashMap<u32, u64>) {
+    pub fn add_receiver(
+        &mut self,
+        trackers: &HashMap<u32, SeqTracker>,
+        published: &HashMap<u32, u64>,
+    ) {
         for (p, &count) in published {
             match trackers.get(p) {
                 Some(t) => self.missing += t.missing(count),

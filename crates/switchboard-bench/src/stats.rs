@@ -138,7 +138,10 @@ pub fn clock_ticks() -> u64 {
 pub fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     parse_stat_cpu(&s).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "unparsable /proc/<pid>/stat")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "unparsable /proc/<pid>/stat",
+        )
     })
 }
 

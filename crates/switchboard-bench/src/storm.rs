@@ -219,7 +219,11 @@ async fn churn(
         }
         let t0 = Instant::now();
         let remaining = end.saturating_duration_since(t0);
-        let attempt = tokio::time::timeout(remaining + Duration::from_secs(1), WsConn::connect(&target, &opts)).await;
+        let attempt = tokio::time::timeout(
+            remaining + Duration::from_secs(1),
+            WsConn::connect(&target, &opts),
+        )
+        .await;
         match attempt {
             Ok(Ok(c)) => {
                 r.hist.record(t0.elapsed());

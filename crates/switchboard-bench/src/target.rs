@@ -74,7 +74,10 @@ impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TargetError::UnsupportedScheme(s) => {
-                write!(f, "unsupported scheme in {s:?} (only ws:// and http:// are allowed)")
+                write!(
+                    f,
+                    "unsupported scheme in {s:?} (only ws:// and http:// are allowed)"
+                )
             }
             TargetError::Malformed(s) => write!(f, "malformed URL {s:?}"),
             TargetError::NotLoopback(h) => write!(

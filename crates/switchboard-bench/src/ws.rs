@@ -277,7 +277,11 @@ fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {
         Ok(httparse::Status::Partial) => {
             return Err(ConnectError::BadHandshake("partial response head".into()));
         }
-        Err(e) => return Err(ConnectError::BadHandshake(format!("unparsable response: {e}"))),
+        Err(e) => {
+            return Err(ConnectError::BadHandshake(format!(
+                "unparsable response: {e}"
+            )));
+        }
     }
     let code = resp.code.unwrap_or(0);
     if code != 101 {
@@ -291,8 +295,12 @@ fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {
         .map(|h| h.value);
     match accept {
         Some(v) if v == expected.as_bytes() => Ok(()),
-        Some(_) => Err(ConnectError::BadHandshake("wrong Sec-WebSocket-Accept".into())),
-        None => Err(ConnectError::BadHandshake("missing Sec-WebSocket-Accept".into())),
+        Some(_) => Err(ConnectError::BadHandshake(
+            "wrong Sec-WebSocket-Accept".into(),
+        )),
+        None => Err(ConnectError::BadHandshake(
+            "missing Sec-WebSocket-Accept".into(),
+        )),
     }
 }
 
@@ -476,7 +484,9 @@ impl FrameReader {
             let b0 = avail[0];
             let b1 = avail[1];
             if b0 & 0x70 != 0 {
-                return Err(ProtocolError("reserved bits set (no extension negotiated)".into()));
+                return Err(ProtocolError(
+                    "reserved bits set (no extension negotiated)".into(),
+                ));
             }
             let fin = b0 & 0x80 != 0;
             let opcode = b0 & 0x0F;
@@ -506,7 +516,12 @@ impl FrameReader {
                 if avail.len() < hlen + 4 {
                     return Ok(None);
                 }
-                let m = [avail[hlen], avail[hlen + 1], avail[hlen + 2], avail[hlen + 3]];
+                let m = [
+                    avail[hlen],
+                    avail[hlen + 1],
+                    avail[hlen + 2],
+                    avail[hlen + 3],
+                ];
                 hlen += 4;
                 Some(m)
             } else {
@@ -523,7 +538,9 @@ impl FrameReader {
             match opcode {
                 OP_TEXT | OP_BINARY => {
                     if self.frag_opcode.is_some() {
-                        return Err(ProtocolError("new data frame inside a fragmented message".into()));
+                        return Err(ProtocolError(
+                            "new data frame inside a fragmented message".into(),
+                        ));
                     }
                     if fin {
                         self.pending_consume = frame_total;

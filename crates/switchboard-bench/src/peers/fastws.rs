@@ -85,7 +85,11 @@ async fn handle_echo(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
 
 /// Broadcast with the split API (`unstable-split`, as in `examples/echo_server_split.rs`):
 /// a reader that fans out to every connection's unbounded queue, and a writer per connection.
-async fn handle_broadcast(fut: upgrade::UpgradeFut, peers: Peers, id: u64) -> Result<(), WebSocketError> {
+async fn handle_broadcast(
+    fut: upgrade::UpgradeFut,
+    peers: Peers,
+    id: u64,
+) -> Result<(), WebSocketError> {
     let ws = fut.await?;
     let (rx, mut tx) = ws.split(tokio::io::split);
     let mut rx = FragmentCollectorRead::new(rx);

@@ -50,7 +50,9 @@ where
                 );
                 return Ok(());
             }
-            other => anyhow::bail!("unknown argument {other:?} (usage: {name} --listen 127.0.0.1:PORT)"),
+            other => {
+                anyhow::bail!("unknown argument {other:?} (usage: {name} --listen 127.0.0.1:PORT)")
+            }
         }
     }
     let listen: SocketAddr = listen

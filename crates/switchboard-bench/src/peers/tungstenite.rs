@@ -40,7 +40,11 @@ pub async fn serve(listener: TcpListener) -> anyhow::Result<()> {
 
 // The callback's error type is tungstenite's own `ErrorResponse`.
 #[allow(clippy::result_large_err)]
-async fn handle(stream: TcpStream, id: u64, peers: Peers) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+async fn handle(
+    stream: TcpStream,
+    id: u64,
+    peers: Peers,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let mut path = String::new();
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         path = req.uri().path().to_owned();
