@@ -278,7 +278,7 @@ async fn socket_is_a_stream_of_messages() {
                     ws.send(message).await?;
                 }
                 Err(Error::Disconnected(frame)) => {
-                    seen.push(format!("disconnected {}", frame.code))
+                    seen.push(format!("disconnected {}", frame.code));
                 }
                 Err(e) => return Err(e),
             }
