@@ -10,6 +10,9 @@ use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
 use crate::opcode::OpCode;
 
+/// The most the decoder reserves at once for a frame still arriving.
+pub const RESERVE_STEP: usize = 64 * 1024;
+
 /// Which side of the connection this decoder reads for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -102,8 +105,9 @@ impl Decoder {
     /// Takes the next complete message out of `src`.
     ///
     /// Returns `Ok(None)` when `src` holds no complete message yet; the
-    /// decoder then has reserved room in `src` for the frame it is waiting
-    /// for (never more than the frame limit). Fragments of a message in
+    /// decoder then has reserved room in `src` for (part of) the frame it is
+    /// waiting for: at most [`RESERVE_STEP`] bytes at a time, so memory grows
+    /// with the bytes that actually arrive, never with what a header announces. Fragments of a message in
     /// progress are consumed from `src` as they complete. On an error the
     /// connection must be closed with [`ProtocolError::close_code`].
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
@@ -115,7 +119,9 @@ impl Decoder {
             let payload_len = header.payload_len as usize;
             let total = header_len + payload_len;
             if src.len() < total {
-                src.reserve(total - src.len());
+                // Room for what is missing, in steps: a header alone never
+                // makes us allocate the whole frame it announces.
+                src.reserve((total - src.len()).min(RESERVE_STEP));
                 return Ok(None);
             }
             src.advance(header_len);

@@ -176,14 +176,46 @@ impl OutFrame {
         Self { header, payload }
     }
 
+    /// Bytes sent as they are, with no header of their own: the rest of a
+    /// frame whose start was already written.
+    pub fn raw(bytes: Bytes) -> Self {
+        Self {
+            header: HeaderBuf {
+                bytes: [0; MAX_HEADER_LEN],
+                len: 0,
+            },
+            payload: bytes,
+        }
+    }
+
+    /// The opcode, or `None` for a [`OutFrame::raw`] remainder.
+    pub fn opcode(&self) -> Option<OpCode> {
+        self.header
+            .as_slice()
+            .first()
+            .and_then(|b| OpCode::from_u8(b & 0x0F))
+    }
+
+    /// What is left to send after the first `written` bytes.
+    pub fn remainder(&self, written: usize) -> Self {
+        let header = self.header.as_slice();
+        if written >= header.len() {
+            return Self::raw(self.payload.slice(written - header.len()..));
+        }
+        let mut rest = BytesMut::with_capacity(self.len() - written);
+        rest.extend_from_slice(&header[written..]);
+        rest.extend_from_slice(&self.payload);
+        Self::raw(rest.freeze())
+    }
+
     /// Bytes on the wire.
     pub fn len(&self) -> usize {
         self.header.as_slice().len() + self.payload.len()
     }
 
-    /// Never true: a frame always has a header.
+    /// True only for a [`OutFrame::raw`] remainder with nothing left.
     pub fn is_empty(&self) -> bool {
-        false
+        self.len() == 0
     }
 
     /// Header and payload in one contiguous buffer.

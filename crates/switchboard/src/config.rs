@@ -14,7 +14,7 @@ pub struct ServerConfig {
     /// Past it, new connections get `503 Service Unavailable` with `Retry-After`.
     pub max_connections: usize,
     /// Time a client has to send its complete upgrade request. Default 10 s;
-    /// a slower client (slowloris) is disconnected with no response.
+    /// a slower client (slowloris) gets `408 Request Timeout` and is disconnected.
     pub handshake_timeout: Duration,
     /// Limits on the request head. Defaults: 16 KiB, 100 headers; past either, 431.
     pub handshake_limits: HandshakeLimits,

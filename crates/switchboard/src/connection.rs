@@ -61,7 +61,7 @@ pub(crate) async fn serve(app: Arc<AppInner>, mut io: Transport, addr: SocketAdd
     let leftover = buf.split_off(head_len);
     match upgrade(&app, &buf, addr) {
         Ok((info, route, accept_key, protocol)) => {
-            run_handler(&app, io, leftover, info, route, accept_key, protocol).await
+            run_handler(&app, io, leftover, info, route, accept_key, protocol).await;
         }
         Err(rejection) => respond(io, &rejection).await,
     }

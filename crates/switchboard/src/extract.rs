@@ -82,7 +82,7 @@ pub struct Query<T>(pub T);
 impl<T: DeserializeOwned + Send> FromRequest for Query<T> {
     async fn from_request(cx: &mut RequestContext) -> Result<Self, Rejection> {
         let pairs = cx.info.query_pairs();
-        T::deserialize(ParamsDeserializer(&pairs))
+        T::deserialize(ParamsDeserializer(&pairs, "query parameter"))
             .map(Query)
             .map_err(|e| {
                 Rejection::new(

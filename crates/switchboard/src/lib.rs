@@ -75,25 +75,3 @@ pub use switchboard_ws::{CloseCode, CloseFrame, OutFrame, Utf8Bytes};
 pub use testing::{TestClient, TestError, TestSocket};
 pub use transport::Io;
 pub use upgrade::WebSocketUpgrade;
-
-#[cfg(test)]
-mod send_checks {
-    fn is_send<T: Send>(_: &T) {}
-    #[allow(dead_code)]
-    async fn echo(ws: crate::WebSocketUpgrade) -> Result<(), crate::Error> {
-        let mut ws = ws.accept().await?;
-        while let Some(message) = ws.recv().await? {
-            ws.send(message).await?;
-        }
-        Ok(())
-    }
-    #[test]
-    fn futures_are_send() {
-        fn up() -> crate::WebSocketUpgrade {
-            unimplemented!()
-        }
-        if false {
-            is_send(&echo(up()));
-        }
-    }
-}

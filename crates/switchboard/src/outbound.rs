@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use crate::codes;
 use crate::config::Keepalive;
 use crate::error::Error;
 use crate::hub::Stats;
+use crate::transport::BoxWrite;
 
 /// Most frames the writer gathers into one vectored write.
 const MAX_BATCH: usize = 64;
@@ -44,10 +45,14 @@ struct Queue {
     bytes: usize,
     /// A close frame has been queued; nothing more is accepted.
     closing: bool,
+    /// Someone (the writer task, or a direct send) owns the socket's write half.
+    writing: bool,
+    /// The pong owed for the latest ping. Only one is kept (RFC 6455 §5.5.3
+    /// allows answering just the latest), so a ping flood cannot grow the queue.
+    pong: Option<OutFrame>,
 }
 
 /// State shared by the socket, its senders and its writer task.
-#[derive(Debug)]
 pub(crate) struct Shared {
     queue: Mutex<Queue>,
     max_bytes: usize,
@@ -72,6 +77,18 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     /// The connection's id, also its counter stripe.
     pub(crate) id: u64,
+    /// The socket's write half, taken by whoever holds the `writing` claim.
+    io: Mutex<Option<BoxWrite>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.id)
+            .field("queue", &self.queue)
+            .field("dead", &self.dead)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -90,6 +107,7 @@ impl Shared {
             writer_abort: AtomicWaker::new(),
             stats,
             id,
+            io: Mutex::new(None),
         })
     }
 
@@ -125,9 +143,72 @@ impl Shared {
         Ok(())
     }
 
+    /// Writes `frame` straight to the socket when nothing is queued and no
+    /// one else is writing: the common request/response case then needs no
+    /// hop to the writer task. One non-blocking attempt; whatever does not
+    /// fit goes to the front of the queue for the writer. Falls back to
+    /// [`Shared::push`] otherwise.
+    fn send_direct(&self, frame: OutFrame) -> Result<(), (TrySendError, OutFrame)> {
+        {
+            let mut q = self.queue.lock();
+            if q.closing {
+                return Err((TrySendError::Closed, frame));
+            }
+            if q.writing || !q.frames.is_empty() || q.pong.is_some() {
+                drop(q);
+                return self.push(frame, false);
+            }
+            q.writing = true;
+        }
+        let written = {
+            let mut io = self.io.lock();
+            match io.as_mut() {
+                Some(io) => {
+                    let slices = [
+                        IoSlice::new(frame.header.as_slice()),
+                        IoSlice::new(&frame.payload),
+                    ];
+                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                    match Pin::new(io).poll_write_vectored(&mut cx, &slices) {
+                        Poll::Ready(Ok(n)) => Some(n),
+                        Poll::Ready(Err(_)) => None,
+                        Poll::Pending => Some(0),
+                    }
+                }
+                None => Some(0),
+            }
+        };
+        let wake = {
+            let mut q = self.queue.lock();
+            q.writing = false;
+            match written {
+                Some(n) if n == frame.len() => self.stats.written(self.id, 1, n),
+                Some(n) => {
+                    let rest = frame.remainder(n);
+                    q.bytes += rest.len();
+                    q.frames.push_front(rest);
+                }
+                None => {}
+            }
+            !q.frames.is_empty()
+        };
+        if written.is_none() {
+            self.kill();
+        } else if wake {
+            self.writer_wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// Queues a close frame; later frames are refused. Returns false if a
     /// close was already queued.
     pub(crate) fn push_close(&self, frame: CloseFrame) -> bool {
+        // 1005, 1006, 1015 and unassigned numbers may not go on the wire.
+        let frame = match frame.code {
+            code if code.is_sendable() => frame,
+            CloseCode::NoStatus => CloseFrame::new(CloseCode::Normal, frame.reason),
+            _ => CloseFrame::new(CloseCode::InternalError, frame.reason),
+        };
         {
             let mut q = self.queue.lock();
             if q.closing {
@@ -163,8 +244,14 @@ impl Shared {
     }
 
     pub(crate) fn push_pong(&self, payload: Bytes) {
-        // Refused only once closing, when a pong no longer matters.
-        let _ = self.push(OutFrame::new(OpCode::Pong, payload), true);
+        {
+            let mut q = self.queue.lock();
+            if q.closing {
+                return;
+            }
+            q.pong = Some(OutFrame::new(OpCode::Pong, payload));
+        }
+        self.writer_wake.notify_one();
     }
 
     fn push_ping(&self) {
@@ -227,6 +314,16 @@ impl Sender {
         }
     }
 
+    /// Like [`Sender::send_frame`], but writes straight to the socket when
+    /// the queue is empty (used by the socket's own sends).
+    pub(crate) async fn send_frame_direct(&self, frame: OutFrame) -> Result<(), Error> {
+        match self.shared.send_direct(frame) {
+            Ok(()) => Ok(()),
+            Err((TrySendError::Closed, _)) => Err(Error::Closed),
+            Err((TrySendError::Full, frame)) => self.send_frame(frame).await,
+        }
+    }
+
     /// Queues an encoded frame without waiting.
     pub fn try_send_frame(&self, frame: OutFrame) -> Result<(), TrySendError> {
         self.shared.push(frame, false).map_err(|(e, _)| e)
@@ -265,10 +362,8 @@ pub(crate) struct WriterOptions {
 
 /// Drains the queue into the socket until the close handshake is done or the
 /// connection dies, then shuts the socket down and marks the connection dead.
-pub(crate) async fn run_writer<W>(shared: Arc<Shared>, mut io: W, opts: WriterOptions)
-where
-    W: AsyncWrite + Unpin,
-{
+pub(crate) async fn run_writer(shared: Arc<Shared>, io: BoxWrite, opts: WriterOptions) {
+    *shared.io.lock() = Some(io);
     let mut pending: VecDeque<OutFrame> = VecDeque::new();
     let keepalive = opts.keepalive;
     let mut tick = keepalive.map(|k| Instant::now() + k.interval);
@@ -280,18 +375,33 @@ where
     loop {
         {
             let mut q = shared.queue.lock();
-            std::mem::swap(&mut q.frames, &mut pending);
-            q.bytes = 0;
+            // A direct send holds the claim only for one non-blocking write
+            // and wakes us afterwards if frames are waiting.
+            if !q.writing && (!q.frames.is_empty() || q.pong.is_some()) {
+                std::mem::swap(&mut q.frames, &mut pending);
+                if let Some(pong) = q.pong.take() {
+                    pending.push_front(pong);
+                }
+                q.bytes = 0;
+                q.writing = true;
+            }
         }
         if !pending.is_empty() {
             shared.room.notify_waiters();
+            let Some(mut io) = shared.io.lock().take() else {
+                shared.kill();
+                return;
+            };
             let mut wrote_close = false;
             while !pending.is_empty() {
                 let take = pending.len().min(MAX_BATCH);
                 let batch = &pending.make_contiguous()[..take];
-                wrote_close |= batch.iter().any(|f| f.header.as_slice()[0] & 0x0F == OpCode::Close.as_u8());
+                wrote_close |= batch.iter().any(|f| f.opcode() == Some(OpCode::Close));
                 let bytes: usize = batch.iter().map(OutFrame::len).sum();
-                if write_or_abort(&shared, &mut io, batch, opts.close_timeout).await.is_err() {
+                if write_or_abort(&shared, &mut io, batch, opts.close_timeout)
+                    .await
+                    .is_err()
+                {
                     shared.kill();
                     return;
                 }
@@ -302,6 +412,8 @@ where
                     pending.clear();
                 }
             }
+            *shared.io.lock() = Some(io);
+            shared.queue.lock().writing = false;
             if pending.capacity() > 4 * MAX_BATCH {
                 pending = VecDeque::new();
             }
@@ -347,7 +459,10 @@ where
                 if shared.heard.swap(false, Ordering::AcqRel) {
                     silent_since = now;
                 } else if now.duration_since(silent_since) >= k.timeout {
-                    shared.push_close(CloseFrame::new(codes::KEEPALIVE_TIMEOUT, "keepalive timeout"));
+                    shared.push_close(CloseFrame::new(
+                        codes::KEEPALIVE_TIMEOUT,
+                        "keepalive timeout",
+                    ));
                 } else {
                     shared.push_ping();
                 }
@@ -355,15 +470,28 @@ where
             }
         }
     }
-    let _ = io.shutdown().await;
+    loop {
+        {
+            let mut q = shared.queue.lock();
+            if !q.writing {
+                q.writing = true;
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    let io = shared.io.lock().take();
+    if let Some(mut io) = io {
+        let _ = io.shutdown().await;
+    }
     shared.kill();
 }
 
 /// Writes a batch; if the connection is evicted meanwhile, gives the write
 /// `grace` more time to finish and then fails it.
-async fn write_or_abort<W: AsyncWrite + Unpin>(
+async fn write_or_abort(
     shared: &Shared,
-    io: &mut W,
+    io: &mut BoxWrite,
     batch: &[OutFrame],
     grace: Duration,
 ) -> std::io::Result<()> {

@@ -24,21 +24,26 @@ impl de::Error for PathError {
     }
 }
 
-/// Deserializes all parameters at once.
-pub(crate) struct ParamsDeserializer<'a>(pub(crate) &'a [(String, String)]);
+/// Deserializes all parameters at once; `kind` names them in errors
+/// ("path parameter", "query parameter").
+pub(crate) struct ParamsDeserializer<'a>(
+    pub(crate) &'a [(String, String)],
+    pub(crate) &'static str,
+);
 
 /// Deserializes one parameter's value, parsing it as the requested type.
 struct ValueDeserializer<'a> {
     name: &'a str,
     value: &'a str,
+    kind: &'static str,
 }
 
 impl ValueDeserializer<'_> {
     fn parse<T: std::str::FromStr>(&self, ty: &str) -> Result<T, PathError> {
         self.value.parse().map_err(|_| {
             PathError(format!(
-                "invalid path parameter `{}`: cannot parse {:?} as {ty}",
-                self.name, self.value
+                "invalid {} `{}`: cannot parse {:?} as {ty}",
+                self.kind, self.name, self.value
             ))
         })
     }
@@ -116,6 +121,7 @@ impl<'de> Deserializer<'de> for ParamsDeserializer<'de> {
         visitor.visit_map(Params {
             params: self.0,
             at: 0,
+            kind: self.1,
         })
     }
 
@@ -132,6 +138,7 @@ impl<'de> Deserializer<'de> for ParamsDeserializer<'de> {
         visitor.visit_seq(Params {
             params: self.0,
             at: 0,
+            kind: self.1,
         })
     }
 
@@ -185,7 +192,11 @@ struct SingleOrMany<'a>(&'a [(String, String)]);
 impl<'a> SingleOrMany<'a> {
     fn one(&self) -> Result<ValueDeserializer<'a>, PathError> {
         match self.0 {
-            [(name, value)] => Ok(ValueDeserializer { name, value }),
+            [(name, value)] => Ok(ValueDeserializer {
+                name,
+                value,
+                kind: "path parameter",
+            }),
             _ => Err(PathError(format!(
                 "the route has {} path parameters; extract them as a tuple or a struct",
                 self.0.len()
@@ -244,14 +255,14 @@ impl<'de> Deserializer<'de> for SingleOrMany<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PathError> {
-        ParamsDeserializer(self.0).deserialize_seq(visitor)
+        ParamsDeserializer(self.0, "path parameter").deserialize_seq(visitor)
     }
     fn deserialize_tuple<V: Visitor<'de>>(
         self,
         len: usize,
         visitor: V,
     ) -> Result<V::Value, PathError> {
-        ParamsDeserializer(self.0).deserialize_tuple(len, visitor)
+        ParamsDeserializer(self.0, "path parameter").deserialize_tuple(len, visitor)
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
@@ -259,10 +270,10 @@ impl<'de> Deserializer<'de> for SingleOrMany<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, PathError> {
-        ParamsDeserializer(self.0).deserialize_tuple_struct(name, len, visitor)
+        ParamsDeserializer(self.0, "path parameter").deserialize_tuple_struct(name, len, visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, PathError> {
-        ParamsDeserializer(self.0).deserialize_map(visitor)
+        ParamsDeserializer(self.0, "path parameter").deserialize_map(visitor)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -270,7 +281,7 @@ impl<'de> Deserializer<'de> for SingleOrMany<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, PathError> {
-        ParamsDeserializer(self.0).deserialize_struct(name, fields, visitor)
+        ParamsDeserializer(self.0, "path parameter").deserialize_struct(name, fields, visitor)
     }
 
     serde::forward_to_deserialize_any! { bytes byte_buf unit unit_struct identifier ignored_any }
@@ -279,6 +290,7 @@ impl<'de> Deserializer<'de> for SingleOrMany<'de> {
 struct Params<'a> {
     params: &'a [(String, String)],
     at: usize,
+    kind: &'static str,
 }
 
 impl<'de> MapAccess<'de> for Params<'de> {
@@ -299,7 +311,11 @@ impl<'de> MapAccess<'de> for Params<'de> {
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, PathError> {
         let (name, value) = &self.params[self.at];
         self.at += 1;
-        seed.deserialize(ValueDeserializer { name, value })
+        seed.deserialize(ValueDeserializer {
+            name,
+            value,
+            kind: self.kind,
+        })
     }
 }
 
@@ -313,8 +329,12 @@ impl<'de> SeqAccess<'de> for Params<'de> {
         match self.params.get(self.at) {
             Some((name, value)) => {
                 self.at += 1;
-                seed.deserialize(ValueDeserializer { name, value })
-                    .map(Some)
+                seed.deserialize(ValueDeserializer {
+                    name,
+                    value,
+                    kind: self.kind,
+                })
+                .map(Some)
             }
             None => Ok(None),
         }

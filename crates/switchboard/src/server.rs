@@ -258,7 +258,7 @@ impl ShutdownHandle {
     pub fn shutdown_with(&self, code: CloseCode, reason: &str) {
         let frame = CloseFrame::new(code, reason);
         self.0.shutdown.send_replace(Some(frame.clone()));
-        self.0.hub.close_all(frame);
+        self.0.hub.close_all(&frame);
     }
 
     /// Whether shutdown has started.

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchboard_ws::{CloseCode, CloseFrame, Decoder, OutFrame, Utf8Bytes};
+use switchboard_ws::{CloseCode, CloseFrame, Decoder, OpCode, OutFrame, Utf8Bytes};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::error::Error;
@@ -313,30 +313,32 @@ impl WebSocket {
 
     /// Sends a text message (waits while the outbound queue is full).
     pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.sender.send_text(text).await
+        let frame = OutFrame::new(OpCode::Text, text.into().into_bytes());
+        self.sender.send_frame_direct(frame).await
     }
 
     /// Sends a binary message.
     pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.sender.send_binary(data).await
+        let frame = OutFrame::new(OpCode::Binary, data.into());
+        self.sender.send_frame_direct(frame).await
     }
 
     /// Serialises `value` as JSON and sends it as a text message.
     pub async fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
-        self.sender.send_json(value).await
+        self.send_text(serde_json::to_string(value)?).await
     }
 
     /// Sends a message.
     pub async fn send(&self, message: Message) -> Result<(), Error> {
         match message {
-            Message::Text(text) => self.sender.send_text(text).await,
-            Message::Binary(data) => self.sender.send_binary(data).await,
+            Message::Text(text) => self.send_text(text).await,
+            Message::Binary(data) => self.send_binary(data).await,
         }
     }
 
     /// Sends an already encoded frame (shared with other connections, not copied).
     pub async fn send_frame(&self, frame: OutFrame) -> Result<(), Error> {
-        self.sender.send_frame(frame).await
+        self.sender.send_frame_direct(frame).await
     }
 
     /// Starts the close handshake with `code` and `reason`, and waits until

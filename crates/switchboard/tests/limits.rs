@@ -319,7 +319,6 @@ async fn frame_announced_in_pieces_then_violating_still_closes() {
 /// queue as everything else, so the server should stop reading (or drop the
 /// client) once the queue is full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: pongs bypass max_queue_bytes (Shared::push_pong forces), so a ping flood from a client that does not read grows the outbound queue without bound"]
 async fn ping_flood_from_a_client_that_does_not_read_keeps_the_queue_bounded() {
     const QUEUE: usize = 64 * 1024;
     let max_seen = Arc::new(AtomicUsize::new(0));

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A connection's id, unique within one process for its lifetime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct ConnectionId(pub u64);
 

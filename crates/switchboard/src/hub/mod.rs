@@ -76,7 +76,10 @@ pub struct ConnectionInfo {
 }
 
 fn as_unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
     s.serialize_f64(secs)
 }
 
@@ -124,7 +127,9 @@ pub struct Hub(Arc<Inner>);
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("connections", &self.connection_count()).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("connections", &self.connection_count())
+            .finish_non_exhaustive()
     }
 }
 
@@ -192,22 +197,39 @@ impl Hub {
         if let Some(user) = &info.user {
             insert_member(self.user_shard(user), user.clone(), id, sender.clone());
         }
+        let shared = Arc::clone(&sender.shared);
+        let hooks = self.hooks();
+        let seen = if hooks.is_empty() {
+            None
+        } else {
+            Some(info.clone())
+        };
         let entry = Entry {
-            sender: sender.clone(),
-            info: info.clone(),
+            sender,
+            info,
             rooms: HashSet::new(),
             state: http::Extensions::new(),
         };
+        // Insert before looking at `closing`: a shutdown that starts meanwhile
+        // either finds this entry or is seen here.
         self.conn_shard(id).lock().insert(id, entry);
-        if let Some(frame) = self.0.closing.lock().clone() {
-            sender.shared.push_close(frame);
+        let closing = self.0.closing.lock().clone();
+        if let Some(frame) = closing {
+            shared.push_close(frame);
         }
-        for hook in self.hooks() {
-            hook.on_connect(self, &info);
+        if let Some(info) = seen {
+            for hook in &hooks {
+                hook.on_connect(self, &info);
+            }
         }
     }
 
-    pub(crate) fn unregister(&self, id: ConnectionId, close: &CloseFrame, error: Option<&crate::Error>) {
+    pub(crate) fn unregister(
+        &self,
+        id: ConnectionId,
+        close: &CloseFrame,
+        error: Option<&crate::Error>,
+    ) {
         let Some(entry) = self.conn_shard(id).lock().remove(&id) else {
             return;
         };
@@ -231,7 +253,7 @@ impl Hub {
 
     /// Starts closing every connection with `frame`, and every connection
     /// registered from now on.
-    pub(crate) fn close_all(&self, frame: CloseFrame) {
+    pub(crate) fn close_all(&self, frame: &CloseFrame) {
         *self.0.closing.lock() = Some(frame.clone());
         for shard in self.0.conns.iter() {
             let senders: Vec<Sender> = shard.lock().values().map(|e| e.sender.clone()).collect();
@@ -264,7 +286,16 @@ impl Hub {
 
     /// Every live connection's info.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
-        self.0.conns.iter().flat_map(|s| s.lock().values().map(|e| e.info.clone()).collect::<Vec<_>>()).collect()
+        self.0
+            .conns
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .values()
+                    .map(|e| e.info.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// One connection's info.
@@ -274,7 +305,10 @@ impl Hub {
 
     /// A sender for one connection.
     pub fn sender(&self, id: ConnectionId) -> Option<Sender> {
-        self.conn_shard(id).lock().get(&id).map(|e| e.sender.clone())
+        self.conn_shard(id)
+            .lock()
+            .get(&id)
+            .map(|e| e.sender.clone())
     }
 
     /// Attaches typed state to a connection (replacing any of the same type).
@@ -290,7 +324,10 @@ impl Hub {
 
     /// A copy of a connection's typed state.
     pub fn state<T: Clone + Send + Sync + 'static>(&self, id: ConnectionId) -> Option<T> {
-        self.conn_shard(id).lock().get(&id).and_then(|e| e.state.get::<T>().cloned())
+        self.conn_shard(id)
+            .lock()
+            .get(&id)
+            .and_then(|e| e.state.get::<T>().cloned())
     }
 
     /// Adds a connection to a room; `false` if it was already a member or is gone.
@@ -332,18 +369,29 @@ impl Hub {
     /// The members of a room.
     pub fn room_members(&self, room: impl Into<Room>) -> Vec<ConnectionId> {
         let room = room.into();
-        self.room_shard(&room).lock().get(&room).map(|m| m.keys().copied().collect()).unwrap_or_default()
+        self.room_shard(&room)
+            .lock()
+            .get(&room)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// How many connections are in a room.
     pub fn room_size(&self, room: impl Into<Room>) -> usize {
         let room = room.into();
-        self.room_shard(&room).lock().get(&room).map_or(0, HashMap::len)
+        self.room_shard(&room)
+            .lock()
+            .get(&room)
+            .map_or(0, HashMap::len)
     }
 
     /// The rooms a connection is in.
     pub fn rooms_of(&self, id: ConnectionId) -> Vec<Room> {
-        self.conn_shard(id).lock().get(&id).map(|e| e.rooms.iter().cloned().collect()).unwrap_or_default()
+        self.conn_shard(id)
+            .lock()
+            .get(&id)
+            .map(|e| e.rooms.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Every room with at least one member, with its size.
@@ -351,14 +399,23 @@ impl Hub {
         self.0
             .rooms
             .iter()
-            .flat_map(|s| s.lock().iter().map(|(r, m)| (r.clone(), m.len())).collect::<Vec<_>>())
+            .flat_map(|s| {
+                s.lock()
+                    .iter()
+                    .map(|(r, m)| (r.clone(), m.len()))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
     /// The connections of a user.
     pub fn user_connections(&self, user: impl Into<UserId>) -> Vec<ConnectionId> {
         let user = user.into();
-        self.user_shard(&user).lock().get(&user).map(|m| m.keys().copied().collect()).unwrap_or_default()
+        self.user_shard(&user)
+            .lock()
+            .get(&user)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Sends to one connection. Returns 1 if it was queued, 0 otherwise.
@@ -370,14 +427,24 @@ impl Hub {
     }
 
     /// Sends to every connection of a user, except `except`. Returns how many were reached.
-    pub fn send_to_user(&self, user: impl Into<UserId>, message: &Outgoing, except: Option<ConnectionId>) -> usize {
+    pub fn send_to_user(
+        &self,
+        user: impl Into<UserId>,
+        message: &Outgoing,
+        except: Option<ConnectionId>,
+    ) -> usize {
         let user = user.into();
         let members = snapshot(self.user_shard(&user), &user);
         self.deliver(0, members, message, except)
     }
 
     /// Sends to the members of one room, except `except`.
-    pub fn send_to_room(&self, room: impl Into<Room>, message: &Outgoing, except: Option<ConnectionId>) -> usize {
+    pub fn send_to_room(
+        &self,
+        room: impl Into<Room>,
+        message: &Outgoing,
+        except: Option<ConnectionId>,
+    ) -> usize {
         let room = room.into();
         let members = snapshot(self.room_shard(&room), &room);
         self.deliver(0, members, message, except)
@@ -408,8 +475,11 @@ impl Hub {
     pub fn broadcast(&self, message: &Outgoing, except: Option<ConnectionId>) -> usize {
         let mut total = 0;
         for shard in self.0.conns.iter() {
-            let members: Vec<(ConnectionId, Sender)> =
-                shard.lock().iter().map(|(id, e)| (*id, e.sender.clone())).collect();
+            let members: Vec<(ConnectionId, Sender)> = shard
+                .lock()
+                .iter()
+                .map(|(id, e)| (*id, e.sender.clone()))
+                .collect();
             total += self.deliver(0, members, message, except);
         }
         total
@@ -464,7 +534,12 @@ impl Hub {
     }
 }
 
-fn insert_member<K: Hash + Eq>(shard: &Mutex<HashMap<K, Members>>, key: K, id: ConnectionId, sender: Sender) {
+fn insert_member<K: Hash + Eq>(
+    shard: &Mutex<HashMap<K, Members>>,
+    key: K,
+    id: ConnectionId,
+    sender: Sender,
+) {
     shard.lock().entry(key).or_default().insert(id, sender);
 }
 
@@ -478,7 +553,10 @@ fn remove_member<K: Hash + Eq>(shard: &Mutex<HashMap<K, Members>>, key: &K, id: 
     }
 }
 
-fn snapshot<K: Hash + Eq>(shard: &Mutex<HashMap<K, Members>>, key: &K) -> Vec<(ConnectionId, Sender)> {
+fn snapshot<K: Hash + Eq>(
+    shard: &Mutex<HashMap<K, Members>>,
+    key: &K,
+) -> Vec<(ConnectionId, Sender)> {
     shard
         .lock()
         .get(key)

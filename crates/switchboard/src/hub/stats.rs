@@ -67,7 +67,8 @@ impl Stats {
             s.drops.fetch_add(dropped as u64, Ordering::Relaxed);
         }
         if evicted > 0 {
-            s.slow_evictions.fetch_add(evicted as u64, Ordering::Relaxed);
+            s.slow_evictions
+                .fetch_add(evicted as u64, Ordering::Relaxed);
         }
     }
 
