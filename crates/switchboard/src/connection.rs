@@ -132,6 +132,7 @@ fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Upgrade, Rej
         client_addr: addr,
         params,
         route: route.pattern.clone(),
+        user: None,
     });
     Ok((info, index, accept_key, protocol))
 }

@@ -44,6 +44,7 @@
 //! - [`testing`]: the in-process test client.
 //! - [`ws`]: the codec (re-exported `switchboard-ws`).
 
+pub mod broker;
 pub mod codes;
 pub mod config;
 mod connection;
@@ -54,6 +55,7 @@ pub mod hub;
 pub mod outbound;
 mod path;
 pub mod request;
+pub mod security;
 pub mod server;
 pub mod socket;
 pub mod testing;

@@ -12,6 +12,9 @@ pub struct RequestInfo {
     pub(crate) client_addr: SocketAddr,
     pub(crate) params: Vec<(String, String)>,
     pub(crate) route: String,
+    /// The authenticated user, set by the security pipeline; the connection
+    /// is registered in the hub under it.
+    pub(crate) user: Option<crate::hub::UserId>,
 }
 
 impl RequestInfo {

@@ -188,7 +188,7 @@ impl WebSocketUpgrade {
             sender.clone(),
             ConnectionInfo {
                 id,
-                user: self.user.take(),
+                user: self.user.take().or_else(|| self.info.user.clone()),
                 client_addr: self.info.client_addr(),
                 path: self.info.path().to_owned(),
                 connected_at: std::time::SystemTime::now(),
