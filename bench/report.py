@@ -92,6 +92,13 @@ class Cell:
         vs = [v for v in self.vals(*path) if v is not None]
         return sum(vs) if vs else None
 
+    def util(self):
+        """Median share of a core used by the server and by the generator in the window."""
+        sv = self.m("server_cpu", "utilisation")
+        gv = self.m("generator_cpu", "utilisation")
+        f = lambda v: "—" if v is None else f"{v * 100:.0f}%"
+        return f"{f(sv)} / {f(gv)}"
+
     def script_cpu_us_per(self, *count_path):
         out = []
         for r in self.ok:
@@ -167,7 +174,11 @@ def main():
       "is an error. Throughput counts echoes received in the window (after a warm-up).")
     w("- Server CPU: utime + stime from `/proc/<pid>/stat`, sampled by the generator at the start "
       "and end of the measurement window (`--server-pid`); `bench/run` also reads it before and "
-      "after each whole run (the \"whole run\" column, which includes connection setup).")
+      "after each whole run (the \"whole run\" column, which includes connection setup). "
+      "\"server / generator CPU\" is the share of one core each used during the window: when "
+      "neither is near 100 %, the pair was held back by something else (other work on the shared "
+      "machine, or wake-up latency between the two processes) and the raw rates understate what "
+      "the server can do; the per-CPU figures are less affected.")
     w("- Idle: VmRSS growth of the server (`/proc/<pid>/status`) with 5,000 upgraded, silent "
       "connections, divided by 5,000 (user space only; kernel socket memory is separate).")
     w("- Connect storm: 32 concurrent churners loop TCP connect → upgrade → TCP RST; a handshake "
@@ -189,24 +200,24 @@ def main():
         w(f"### {title}")
         w("")
         if kind == "echo":
-            w("| Server | msg/s | p50 | p99 | p99.9 | server CPU µs/msg | msg per server CPU-s | whole run µs/msg | verified | mismatches | conn errors |")
-            w("|---|---|---|---|---|---|---|---|---|---|---|")
+            w("| Server | msg/s | p50 | p99 | p99.9 | server CPU µs/msg | msg per server CPU-s | whole run µs/msg | server / generator CPU | verified | mismatches | conn errors |")
+            w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         elif kind == "storm":
-            w("| Server | handshakes/s | p50 | p99 | server CPU µs/handshake | handshakes per server CPU-s | whole run µs/handshake | errors |")
-            w("|---|---|---|---|---|---|---|---|")
+            w("| Server | handshakes/s | p50 | p99 | server CPU µs/handshake | handshakes per server CPU-s | whole run µs/handshake | server / generator CPU | errors |")
+            w("|---|---|---|---|---|---|---|---|---|")
         elif kind == "idle":
             w("| Server | bytes/conn (VmRSS) | bytes/conn (RssAnon) | kernel slab bytes/conn (both ends) | established | closed by server |")
             w("|---|---|---|---|---|---|")
         elif kind == "fanout":
-            w("| Server | deliveries/s | deliveries per server CPU-s | p50 | p99 | last subscriber p50 | last subscriber p99 | published | missing | dup | out of order |")
-            w("|---|---|---|---|---|---|---|---|---|---|---|")
+            w("| Server | deliveries/s | deliveries per server CPU-s | p50 | p99 | last subscriber p50 | last subscriber p99 | server / generator CPU | published | missing | dup | out of order |")
+            w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         elif kind == "a2a":
-            w("| Server | deliveries/s | deliveries per server CPU-s | rounds/s | p50 | p99 | missing | dup | stalled |")
-            w("|---|---|---|---|---|---|---|---|---|")
+            w("| Server | deliveries/s | deliveries per server CPU-s | rounds/s | p50 | p99 | server / generator CPU | missing | dup | stalled |")
+            w("|---|---|---|---|---|---|---|---|---|---|")
         for sv in servers:
             cell = cells[(sv, sc)]
             label = SERVER_LABEL.get(sv, sv)
-            ncol = {"echo": 11, "storm": 8, "idle": 6, "fanout": 11, "a2a": 9}[kind]
+            ncol = {"echo": 12, "storm": 9, "idle": 6, "fanout": 12, "a2a": 10}[kind]
             if not cell.ok:
                 reason = cell.reason or "not run"
                 w(f"| {label} | {reason} |" + " |" * (ncol - 2))
@@ -218,6 +229,7 @@ def main():
                   f"| {fmt_num(cell.m('server_cpu_us_per_msg'), 2)} "
                   f"| {fmt_num(cell.m('msgs_per_server_cpu_sec'))}{fmt_range(cell.vals('msgs_per_server_cpu_sec'))} "
                   f"| {fmt_num(cell.script_cpu_us_per('verified'), 2)} "
+                  f"| {cell.util()} "
                   f"| {fmt_num(cell.total('verified'))} | {fmt_num(cell.total('mismatches'))} "
                   f"| {fmt_num(cell.total('connection_errors'))} |")
             elif kind == "storm":
@@ -226,6 +238,7 @@ def main():
                   f"| {fmt_num(cell.m('server_cpu_us_per_handshake'), 1)} "
                   f"| {fmt_num(cell.m('handshakes_per_server_cpu_sec'))}{fmt_range(cell.vals('handshakes_per_server_cpu_sec'))} "
                   f"| {fmt_num(cell.script_cpu_us_per('handshakes'), 1)} "
+                  f"| {cell.util()} "
                   f"| {fmt_num(cell.total('errors'))} |")
             elif kind == "idle":
                 w(f"| {label} | {fmt_num(cell.m('bytes_per_conn'))}{fmt_range(cell.vals('bytes_per_conn'))} "
@@ -238,6 +251,7 @@ def main():
                   f"| {fmt_us(cell.m('latency', 'p50_us'))} | {fmt_us(cell.m('latency', 'p99_us'))} "
                   f"| {fmt_us(cell.m('last_subscriber_latency', 'p50_us'))} "
                   f"| {fmt_us(cell.m('last_subscriber_latency', 'p99_us'))} "
+                  f"| {cell.util()} "
                   f"| {fmt_num(cell.total('published'))} | {fmt_num(cell.total('sequence', 'missing'))} "
                   f"| {fmt_num(cell.total('sequence', 'duplicated'))} "
                   f"| {fmt_num(cell.total('sequence', 'out_of_order'))} |")
@@ -247,6 +261,7 @@ def main():
                   f"| {fmt_num(cell.m('deliveries_per_server_cpu_sec'))}{fmt_range(cell.vals('deliveries_per_server_cpu_sec'))} "
                   f"| {fmt_num(cell.m('rounds_per_sec'), 1)} "
                   f"| {fmt_us(cell.m('latency', 'p50_us'))} | {fmt_us(cell.m('latency', 'p99_us'))} "
+                  f"| {cell.util()} "
                   f"| {fmt_num(cell.total('sequence', 'missing'))} | {fmt_num(cell.total('sequence', 'duplicated'))} "
                   f"| {'yes' if stalled else 'no'} |")
         w("")

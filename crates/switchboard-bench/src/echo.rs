@@ -14,6 +14,18 @@ use crate::stats::{CpuSampler, Latency, LatencySummary, ServerCpu, fmt_rate};
 use crate::target::Target;
 use crate::ws::{ConnectOptions, OP_BINARY, OP_CLOSE, OP_TEXT, WsConn, apply_mask, encode_frame};
 
+/// How a connection with several messages in flight sends new ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineMode {
+    /// Sliding window: every echo received is replaced at once (after each read, as many new
+    /// messages as echoes arrived go out in one write).
+    Window,
+    /// Batches: send `in_flight` messages in one write, wait for all their echoes, repeat
+    /// (the shape of HTTP pipelining benchmarks).
+    Batch,
+}
+
 /// Echo scenario settings.
 #[derive(Debug, Clone)]
 pub struct EchoConfig {
@@ -25,6 +37,8 @@ pub struct EchoConfig {
     pub size: usize,
     /// Messages outstanding per connection (pipelining depth).
     pub in_flight: usize,
+    /// How the pipeline is refilled.
+    pub pipeline: PipelineMode,
     /// Binary frames (else text).
     pub binary: bool,
     /// Measurement window.
@@ -54,6 +68,8 @@ pub struct EchoReport {
     pub size: usize,
     /// Pipelining depth.
     pub in_flight: usize,
+    /// Pipeline refill mode.
+    pub pipeline: PipelineMode,
     /// `"text"` or `"binary"`.
     pub mode: &'static str,
     /// Window length, seconds.
@@ -80,18 +96,21 @@ pub struct EchoReport {
     pub server_cpu_us_per_msg: Option<f64>,
     /// Messages per server CPU-second.
     pub msgs_per_server_cpu_sec: Option<f64>,
+    /// The generator's own CPU over the window (near 1.0: the generator was the limit).
+    pub generator_cpu: Option<ServerCpu>,
 }
 
 impl EchoReport {
     /// Human-readable summary.
     pub fn human(&self) -> String {
         let mut s = format!(
-            "echo {} — {} conns × {} B {}, {} in flight, {:.1} s\n  throughput: {} msg/s ({} echoes in window)\n  verified: {} echoes, {} mismatches, {} connection errors\n  latency: {}\n",
+            "echo {} — {} conns × {} B {}, {} in flight ({:?}), {:.1} s\n  throughput: {} msg/s ({} echoes in window)\n  verified: {} echoes, {} mismatches, {} connection errors\n  latency: {}\n",
             self.url,
             self.connected,
             self.size,
             self.mode,
             self.in_flight,
+            self.pipeline,
             self.duration_s,
             fmt_rate(self.msgs_per_sec),
             self.messages,
@@ -110,6 +129,12 @@ impl EchoReport {
                 cpu.cpu_seconds,
                 cpu.utilisation * 100.0,
                 fmt_rate(rate)
+            ));
+        }
+        if let Some(g) = self.generator_cpu {
+            s.push_str(&format!(
+                "  generator CPU: {:.0}% of a core\n",
+                g.utilisation * 100.0
             ));
         }
         for e in &self.errors {
@@ -136,6 +161,7 @@ struct Shared {
     budget: Option<AtomicU64>,
     size: usize,
     in_flight: usize,
+    batch: bool,
     opcode: u8,
 }
 
@@ -201,6 +227,7 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
         budget: cfg.max_messages.map(AtomicU64::new),
         size: cfg.size,
         in_flight: cfg.in_flight,
+        batch: cfg.pipeline == PipelineMode::Batch,
         opcode: if cfg.binary { OP_BINARY } else { OP_TEXT },
     });
     let mut handles = Vec::with_capacity(connected);
@@ -210,8 +237,10 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
     }
     tokio::time::sleep_until(start.into()).await;
     let sampler = CpuSampler::start(&cfg.server_pids);
+    let own = CpuSampler::start(&[std::process::id()]);
     tokio::time::sleep_until(end.into()).await;
     let server_cpu = sampler.and_then(|s| s.finish());
+    let generator_cpu = own.and_then(|s| s.finish());
 
     let mut total = ConnResult::default();
     let mut connection_errors = connect.failed;
@@ -247,6 +276,7 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
         connected,
         size: cfg.size,
         in_flight: cfg.in_flight,
+        pipeline: cfg.pipeline,
         mode: if cfg.binary { "binary" } else { "text" },
         duration_s: secs,
         messages: total.counted,
@@ -260,6 +290,7 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
         server_cpu,
         server_cpu_us_per_msg: per_msg,
         msgs_per_server_cpu_sec: per_cpu,
+        generator_cpu,
     })
 }
 
@@ -363,7 +394,11 @@ async fn echo_loop(
         }
         c.flush_pongs().await.map_err(|e| format!("write: {e}"))?;
         if sending && received > 0 {
-            to_send = sh.take(received);
+            if !sh.batch {
+                to_send = sh.take(received);
+            } else if inflight.is_empty() {
+                to_send = sh.take(sh.in_flight);
+            }
         }
     }
 }

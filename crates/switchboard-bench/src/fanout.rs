@@ -143,6 +143,8 @@ pub struct FanoutReport {
     pub server_cpu: Option<ServerCpu>,
     /// Deliveries per server CPU-second.
     pub deliveries_per_server_cpu_sec: Option<f64>,
+    /// The generator's own CPU over the window.
+    pub generator_cpu: Option<ServerCpu>,
 }
 
 impl FanoutReport {
@@ -196,6 +198,12 @@ impl FanoutReport {
                 cpu.cpu_seconds,
                 cpu.utilisation * 100.0,
                 fmt_rate(r)
+            ));
+        }
+        if let Some(g) = self.generator_cpu {
+            s.push_str(&format!(
+                "  generator CPU: {:.0}% of a core\n",
+                g.utilisation * 100.0
             ));
         }
         for e in &self.errors {
@@ -342,6 +350,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let end = start + cfg.duration;
     let _ = shared.window.set((start, end));
     let sampler = CpuSampler::start(&cfg.server_pids);
+    let own = CpuSampler::start(&[std::process::id()]);
 
     let mut published = 0u64;
     let mut publish_errors = 0u64;
@@ -428,6 +437,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     }
     let publish_end = Instant::now();
     let server_cpu = sampler.and_then(|s| s.finish());
+    let generator_cpu = own.and_then(|s| s.finish());
 
     // Drain: wait for the outstanding deliveries.
     let drain_deadline = Instant::now() + cfg.drain;
@@ -519,6 +529,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         errors,
         server_cpu,
         deliveries_per_server_cpu_sec: per_cpu,
+        generator_cpu,
     })
 }
 
@@ -662,6 +673,8 @@ pub struct AllToAllReport {
     pub server_cpu: Option<ServerCpu>,
     /// Deliveries per server CPU-second.
     pub deliveries_per_server_cpu_sec: Option<f64>,
+    /// The generator's own CPU over the window.
+    pub generator_cpu: Option<ServerCpu>,
 }
 
 impl AllToAllReport {
@@ -690,6 +703,12 @@ impl AllToAllReport {
                 cpu.cpu_seconds,
                 cpu.utilisation * 100.0,
                 fmt_rate(r)
+            ));
+        }
+        if let Some(g) = self.generator_cpu {
+            s.push_str(&format!(
+                "  generator CPU: {:.0}% of a core\n",
+                g.utilisation * 100.0
             ));
         }
         for e in &self.errors {
@@ -765,6 +784,7 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
     let end = warm_end + cfg.duration;
     let _ = shared.window.set((warm_end, end));
     let mut sampler = None;
+    let mut own = None;
     let mut window_start = None;
     let mut window_end = None;
     while round < max_rounds {
@@ -775,6 +795,7 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
         if window_start.is_none() && now >= warm_end {
             window_start = Some(now);
             sampler = CpuSampler::start(&cfg.server_pids);
+            own = CpuSampler::start(&[std::process::id()]);
         }
         shared.done.store(0, Ordering::Release);
         let _ = round_tx.send(round);
@@ -804,6 +825,7 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
         }
     }
     let server_cpu = sampler.and_then(|s| s.finish());
+    let generator_cpu = own.and_then(|s| s.finish());
     let _ = round_tx.send(STOP);
     let mut sequence = SeqTotals::default();
     let mut hist = Latency::new();
@@ -864,6 +886,7 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
         errors,
         server_cpu,
         deliveries_per_server_cpu_sec: per_cpu,
+        generator_cpu,
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use switchboard_bench::common::source_ips;
-use switchboard_bench::echo::{self, EchoConfig};
+use switchboard_bench::echo::{self, EchoConfig, PipelineMode};
 use switchboard_bench::fanout::{self, AllToAllConfig, FanoutConfig, Publisher};
 use switchboard_bench::idle::{self, IdleConfig};
 use switchboard_bench::payload::Format;
@@ -95,6 +95,10 @@ struct EchoArgs {
     /// Messages in flight per connection (pipelining depth; 1 = load_test).
     #[arg(long, default_value_t = 1)]
     in_flight: usize,
+    /// With --in-flight > 1: `window` replaces every echo at once (sliding window), `batch`
+    /// sends --in-flight messages in one write and waits for all of them.
+    #[arg(long, value_enum, default_value_t = PipelineMode::Window)]
+    pipeline: PipelineMode,
     /// Frame type.
     #[arg(long, value_enum, default_value_t = Mode::Binary)]
     mode: Mode,
@@ -288,6 +292,7 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 connections: a.connections,
                 size: a.size,
                 in_flight: a.in_flight,
+                pipeline: a.pipeline,
                 binary: matches!(a.mode, Mode::Binary),
                 duration: a.duration,
                 warmup: a.warmup,

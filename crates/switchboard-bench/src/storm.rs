@@ -79,6 +79,8 @@ pub struct StormReport {
     pub handshakes_per_server_cpu_sec: Option<f64>,
     /// Server CPU per handshake, microseconds.
     pub server_cpu_us_per_handshake: Option<f64>,
+    /// The generator's own CPU over the window.
+    pub generator_cpu: Option<ServerCpu>,
 }
 
 impl StormReport {
@@ -109,6 +111,12 @@ impl StormReport {
                 fmt_rate(r)
             ));
         }
+        if let Some(g) = self.generator_cpu {
+            s.push_str(&format!(
+                "  generator CPU: {:.0}% of a core\n",
+                g.utilisation * 100.0
+            ));
+        }
         for e in &self.first_errors {
             s.push_str(&format!("  error: {e}\n"));
         }
@@ -136,6 +144,7 @@ pub async fn run(cfg: StormConfig) -> anyhow::Result<StormReport> {
     let end = start + cfg.duration;
     let budget = Arc::new(AtomicU64::new(cfg.max_handshakes.unwrap_or(u64::MAX)));
     let sampler = CpuSampler::start(&cfg.server_pids);
+    let own = CpuSampler::start(&[std::process::id()]);
     let mut handles = Vec::new();
     for i in 0..cfg.concurrency {
         let opts = ConnectOptions {
@@ -174,6 +183,7 @@ pub async fn run(cfg: StormConfig) -> anyhow::Result<StormReport> {
         total.hist.merge(&r.hist);
     }
     let server_cpu = sampler.and_then(|s| s.finish());
+    let generator_cpu = own.and_then(|s| s.finish());
     let wall = start.elapsed().as_secs_f64().max(1e-9);
     let (per_cpu, us_per) = match server_cpu {
         Some(c) if total.ok > 0 && c.cpu_seconds > 0.0 => (
@@ -198,6 +208,7 @@ pub async fn run(cfg: StormConfig) -> anyhow::Result<StormReport> {
         server_cpu,
         handshakes_per_server_cpu_sec: per_cpu,
         server_cpu_us_per_handshake: us_per,
+        generator_cpu,
     })
 }
 

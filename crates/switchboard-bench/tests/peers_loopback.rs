@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_bench::echo::{self, EchoConfig};
+use switchboard_bench::echo::{self, EchoConfig, PipelineMode};
 use switchboard_bench::fanout::{self, AllToAllConfig, FanoutConfig, Publisher};
 use switchboard_bench::payload::Format;
 use switchboard_bench::peers;
@@ -42,6 +42,7 @@ fn echo_cfg(target: Target, size: usize, in_flight: usize, binary: bool) -> Echo
         connections: 8,
         size,
         in_flight,
+        pipeline: PipelineMode::Window,
         binary,
         duration: Duration::from_secs(1),
         warmup: Duration::from_millis(100),
@@ -78,6 +79,11 @@ async fn pipelined_text_and_large_echo_against_fastwebsockets_peer() {
         .await
         .unwrap();
     assert!(r.verified > 0 && r.mismatches == 0, "{r:?}");
+    let mut cfg = echo_cfg(url(addr, "/"), 100, 8, true);
+    cfg.pipeline = PipelineMode::Batch;
+    let r = echo::run(cfg).await.unwrap();
+    assert!(r.verified > 0 && r.mismatches == 0, "{r:?}");
+    assert_eq!(r.verified % 8, 0, "batches of 8: {r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
