@@ -203,3 +203,136 @@ async fn probe_reports_http_status() {
         .unwrap();
     assert_eq!(status, 404);
 }
+
+/// A minimal HTTP publish endpoint for the test: every POST body is JSON with a `data` string,
+/// which it forwards as a text message to a broadcast endpoint; answers 202 (alternating
+/// content-length and chunked responses to exercise the client). The bridge never reads its
+/// own copies of the broadcasts; for a short test they fit in the socket buffers.
+async fn http_bridge(broadcast: Target) -> SocketAddr {
+    use switchboard_bench::ws::{ConnectOptions, OP_TEXT, WsConn};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut ws = WsConn::connect(&broadcast, &ConnectOptions::default())
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut n_req = 0u64;
+        loop {
+            // Parse one request (head + content-length body) out of `buf`.
+            let parsed = {
+                let mut headers = [httparse::EMPTY_HEADER; 32];
+                let mut req = httparse::Request::new(&mut headers);
+                match req.parse(&buf) {
+                    Ok(httparse::Status::Complete(head)) => {
+                        let len: usize = req
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                            .unwrap_or(0);
+                        (buf.len() >= head + len).then_some((head, len))
+                    }
+                    _ => None,
+                }
+            };
+            if let Some((head, len)) = parsed {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&buf[head..head + len]).unwrap();
+                buf.drain(..head + len);
+                let data = body["data"].as_str().unwrap().to_owned();
+                ws.send(OP_TEXT, data.as_bytes()).await.unwrap();
+                n_req += 1;
+                let resp: &[u8] = if n_req % 2 == 0 {
+                    b"HTTP/1.1 202 Accepted\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"
+                } else {
+                    b"HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                };
+                s.write_all(resp).await.unwrap();
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_with_http_publisher_through_a_bridge() {
+    let addr = start_peer(peers::tungstenite::serve);
+    let target = url(addr, "/ws/broadcast");
+    let bridge = http_bridge(target.clone()).await;
+    let publish = parse_target(&format!("http://{bridge}/publish")).unwrap();
+    let r = fanout::run(FanoutConfig {
+        sub_targets: vec![target],
+        subscribers: 10,
+        subscribe_msg: None,
+        publisher: Publisher::Http {
+            target: publish,
+            body_template: r#"{"topic":"bench","data":"{payload}"}"#.to_owned(),
+            content_type: "application/json".to_owned(),
+            headers: vec!["X-Bench: 1".to_owned()],
+        },
+        size: 48,
+        format: Format::Text,
+        rate: 200.0,
+        window: 4,
+        msg_timeout: Duration::from_secs(1),
+        duration: Duration::from_millis(500),
+        settle: Duration::from_millis(100),
+        drain: Duration::from_secs(2),
+        max_messages: None,
+        server_pids: vec![],
+        connect_concurrency: 10,
+        scenario: "fanout",
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.publish_errors, 0, "{r:?}");
+    assert!(r.published >= 50, "{r:?}");
+    assert!(r.published <= 101, "rate 200/s for 0.5 s: {r:?}");
+    assert_eq!(r.complete_messages, r.published, "{r:?}");
+    assert_eq!(r.sequence.missing, 0, "{r:?}");
+    assert!(r.publish_latency.is_some_and(|l| l.count == r.published));
+}
+
+#[tokio::test]
+async fn cross_instance_counts_what_the_second_instance_never_gets() {
+    // Two unlinked peers: subscribers on the second never see the first's messages, and the
+    // accounting must say so rather than hide it.
+    let a = start_peer(peers::fastws::serve);
+    let b = start_peer(peers::fastws::serve);
+    let ta = url(a, "/ws/broadcast");
+    let r = fanout::run(FanoutConfig {
+        sub_targets: vec![ta.clone(), url(b, "/ws/broadcast")],
+        subscribers: 4,
+        subscribe_msg: None,
+        publisher: Publisher::Ws(ta),
+        size: 32,
+        format: Format::Text,
+        rate: 50.0,
+        window: 100,
+        msg_timeout: Duration::from_millis(200),
+        duration: Duration::from_millis(300),
+        settle: Duration::from_millis(50),
+        drain: Duration::from_millis(200),
+        max_messages: Some(10),
+        server_pids: vec![],
+        connect_concurrency: 4,
+        scenario: "cross-instance",
+    })
+    .await
+    .unwrap();
+    assert!(r.published > 0);
+    assert_eq!(r.per_url.len(), 2);
+    assert_eq!(r.per_url[1].deliveries, 0);
+    assert_eq!(r.sequence.missing, 2 * r.published, "{r:?}");
+    assert_eq!(r.complete_messages, 0);
+}
