@@ -1,1 +1,83 @@
 //! Brokers: how many instances act as one. The in-memory broker is the default.
+//!
+//! A [`Cluster`] sits on top of an instance's [`Hub`](crate::Hub): a publish
+//! to a [`Target`] (a room, a user, one connection, everyone) is delivered to
+//! local recipients through the hub at once, then handed to the [`Broker`]
+//! once, never once per recipient. The broker carries it to the other
+//! instances, each of which delivers it to its own connections.
+//!
+//! A broker listens only for what local connections need: the rooms with a
+//! local member and the users with a local connection ([`Topic`]s, tracked
+//! through hub hooks and read from [`LocalNode`]), plus messages for everyone
+//! and for this instance's connections.
+//!
+//! Backends: [`MemoryBroker`] (one process; also joins several in-process
+//! instances through a [`MemoryBus`], for tests) and the Redis broker in the
+//! `switchboard-redis` crate. Every backend passes the same test suite,
+//! [`suite`].
+//!
+//! # Layout
+//! - [`Cluster`]: publish, close, counts, start and shutdown (`cluster`).
+//! - [`Broker`]: what a backend implements (this file).
+//! - [`Target`], [`Payload`], [`Body`], [`Envelope`], [`Topic`]: the messages (`envelope`).
+//! - [`InstanceId`], [`ConnectionAddr`]: names across instances (`instance`).
+//! - [`LocalNode`], [`TopicWatch`]: what a backend sees of its instance (`node`).
+//! - [`MemoryBroker`], [`MemoryBus`]: the in-process backend (`memory`).
+//! - [`BrokerError`], [`PublishError`]: failures (`error`).
+//! - [`suite`]: the shared broker test suite.
+
+mod cluster;
+mod envelope;
+mod error;
+mod instance;
+mod memory;
+mod node;
+pub mod suite;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use cluster::Cluster;
+pub use envelope::{Body, Envelope, Payload, Published, Target, Topic};
+pub use error::{BrokerError, PublishError};
+pub use instance::{ConnectionAddr, InstanceId, MAX_INSTANCE_ID_LEN};
+pub use memory::{MemoryBroker, MemoryBus};
+pub use node::{LocalNode, TopicWatch};
+
+use crate::hub::Room;
+
+/// A boxed future, as broker methods return (they are called through `dyn Broker`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A backend that carries messages between instances.
+///
+/// The [`Cluster`] does local delivery, the skipping of an instance's own
+/// messages ([`LocalNode::deliver`]) and interest tracking; a backend only
+/// moves envelopes and keeps its subscriptions in line with
+/// [`LocalNode::topics`].
+pub trait Broker: Send + Sync + fmt::Debug + 'static {
+    /// Starts carrying messages for `node`: connect, subscribe to the
+    /// topics it needs (and to messages for everyone and for its own
+    /// connections), and from then on hand what arrives from other instances
+    /// to [`LocalNode::deliver`] and follow topic changes
+    /// ([`LocalNode::watch`]).
+    fn start(&self, node: LocalNode) -> BoxFuture<'_, Result<(), BrokerError>>;
+
+    /// Sends one envelope to the other instances: one backend operation
+    /// whatever the number of recipients. `Ok` only once the backend has
+    /// accepted it.
+    fn publish<'a>(&'a self, envelope: &'a Envelope) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Waits until subscriptions cover the node's topics as of this call.
+    fn sync(&self) -> BoxFuture<'_, Result<(), BrokerError>>;
+
+    /// Live connections on the *other* instances, as last reported.
+    fn remote_connection_count(&self) -> BoxFuture<'_, Result<usize, BrokerError>>;
+
+    /// Members of `room` on the *other* instances, as last reported.
+    fn remote_room_size<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<usize, BrokerError>>;
+
+    /// Stops: unsubscribes, withdraws this instance's counts, ends tasks.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}

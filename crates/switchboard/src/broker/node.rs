@@ -1,0 +1,259 @@
+//! What a broker sees of its own instance: the hub to deliver into, the
+//! topics local connections need, and notice when those change.
+//!
+//! Interest is tracked with [`HubHooks`]: every join, leave, connect and
+//! disconnect marks its room or user as *changed* in each watcher's set
+//! (a set, so a room that churns a thousand times between two looks is one
+//! entry). A watcher then asks the hub whether the topic is still needed.
+//! Asking the hub rather than counting events keeps the answer right
+//! whatever order hooks and reads interleave in.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+use switchboard_ws::CloseFrame;
+use tokio::sync::Notify;
+
+use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
+
+use super::{Body, Envelope, InstanceId, Target, Topic};
+
+/// This instance, as its broker sees it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LocalNode {
+    instance: InstanceId,
+    hub: Hub,
+    interest: Arc<Interest>,
+}
+
+impl LocalNode {
+    /// A node for `hub`, tracking interest through hooks added to it.
+    pub(crate) fn new(instance: InstanceId, hub: Hub) -> Self {
+        let interest = Arc::new(Interest::default());
+        hub.add_hooks(InterestHooks(Arc::clone(&interest)));
+        Self {
+            instance,
+            hub,
+            interest,
+        }
+    }
+
+    /// This instance's id.
+    pub fn instance(&self) -> &InstanceId {
+        &self.instance
+    }
+
+    /// This instance's hub.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Delivers an envelope that came from another instance to local
+    /// connections; returns how many it reached. An envelope whose origin is
+    /// this instance is ignored (it was delivered locally when published),
+    /// so a broker that echoes a publisher's own messages back never causes
+    /// a double delivery.
+    pub fn deliver(&self, envelope: &Envelope) -> usize {
+        if envelope.origin.as_ref() == Some(&self.instance) {
+            return 0;
+        }
+        self.apply(envelope)
+    }
+
+    /// Applies an envelope to local connections, whatever its origin.
+    pub(crate) fn apply(&self, envelope: &Envelope) -> usize {
+        let except = envelope
+            .except
+            .as_ref()
+            .filter(|addr| addr.instance == self.instance)
+            .map(|addr| addr.id);
+        match &envelope.body {
+            Body::Message(payload) => {
+                let message = payload.to_outgoing();
+                match &envelope.target {
+                    Target::Room(room) => self.hub.send_to_room(room.clone(), &message, except),
+                    Target::User(user) => self.hub.send_to_user(user.clone(), &message, except),
+                    Target::Connection(addr) => match self.local_id(addr.id, &addr.instance) {
+                        Some(id) if Some(id) != except => self.hub.send_to(id, &message),
+                        _ => 0,
+                    },
+                    Target::All => self.hub.broadcast(&message, except),
+                }
+            }
+            Body::Close(frame) => {
+                let ids = match &envelope.target {
+                    Target::Room(room) => self.hub.room_members(room.clone()),
+                    Target::User(user) => self.hub.user_connections(user.clone()),
+                    Target::Connection(addr) => {
+                        self.local_id(addr.id, &addr.instance).into_iter().collect()
+                    }
+                    Target::All => self.hub.connections().iter().map(|c| c.id).collect(),
+                };
+                self.close_all(ids, except, frame)
+            }
+        }
+    }
+
+    fn local_id(&self, id: ConnectionId, instance: &InstanceId) -> Option<ConnectionId> {
+        (*instance == self.instance).then_some(id)
+    }
+
+    fn close_all(
+        &self,
+        ids: Vec<ConnectionId>,
+        except: Option<ConnectionId>,
+        frame: &CloseFrame,
+    ) -> usize {
+        ids.into_iter()
+            .filter(|id| Some(*id) != except)
+            .filter(|id| self.hub.close(*id, frame.code, &frame.reason))
+            .count()
+    }
+
+    /// Every topic local connections need now: rooms with a local member and
+    /// users with a local connection. A broker subscribes to all of them
+    /// after (re)connecting.
+    pub fn topics(&self) -> Vec<Topic> {
+        let mut topics: Vec<Topic> = self
+            .hub
+            .rooms()
+            .into_iter()
+            .map(|(room, _)| Topic::Room(room))
+            .collect();
+        let users: HashSet<UserId> = self
+            .hub
+            .connections()
+            .into_iter()
+            .filter_map(|c| c.user)
+            .collect();
+        topics.extend(users.into_iter().map(Topic::User));
+        topics
+    }
+
+    /// Whether a local connection needs `topic` now.
+    pub fn needs(&self, topic: &Topic) -> bool {
+        match topic {
+            Topic::Room(room) => self.hub.room_size(room.clone()) > 0,
+            Topic::User(user) => !self.hub.user_connections(user.clone()).is_empty(),
+        }
+    }
+
+    /// A new watcher of topic changes. Each watcher sees every change once,
+    /// independently of the others.
+    pub fn watch(&self) -> TopicWatch {
+        let shared = Arc::new(WatchShared::default());
+        self.interest.watchers.write().push(Arc::downgrade(&shared));
+        TopicWatch(shared)
+    }
+
+    /// Marks a topic as changed for every watcher (for changes the hub does
+    /// not report through hooks, such as [`Hub::identify`]).
+    pub(crate) fn touch(&self, topic: &Topic) {
+        self.interest.mark(topic);
+    }
+
+    /// Stops tracking: hooks do nothing from now on.
+    pub(crate) fn stop(&self) {
+        self.interest.stopped.store(true, Ordering::Release);
+    }
+}
+
+/// Topics that changed since the last look, for one watcher.
+///
+/// Bounded by the number of distinct rooms and users that changed between
+/// two calls to [`TopicWatch::take`]; a watcher that takes regularly keeps it
+/// small.
+#[derive(Debug)]
+pub struct TopicWatch(Arc<WatchShared>);
+
+impl TopicWatch {
+    /// Waits until some topic has changed since the last [`TopicWatch::take`].
+    /// Cancel-safe.
+    pub async fn changed(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.0.dirty.lock().is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The topics changed since the last call; check each with
+    /// [`LocalNode::needs`].
+    pub fn take(&self) -> Vec<Topic> {
+        self.0.dirty.lock().drain().collect()
+    }
+
+    /// Forgets pending changes (before a full resubscribe, which covers them).
+    pub fn clear(&self) {
+        self.0.dirty.lock().clear();
+    }
+}
+
+#[derive(Debug, Default)]
+struct WatchShared {
+    dirty: Mutex<HashSet<Topic>>,
+    notify: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Interest {
+    watchers: RwLock<Vec<Weak<WatchShared>>>,
+    stopped: AtomicBool,
+}
+
+impl Interest {
+    fn mark(&self, topic: &Topic) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let mut gone = false;
+        for watcher in self.watchers.read().iter() {
+            let Some(watcher) = watcher.upgrade() else {
+                gone = true;
+                continue;
+            };
+            let first = {
+                let mut dirty = watcher.dirty.lock();
+                let first = dirty.is_empty();
+                dirty.insert(topic.clone());
+                first
+            };
+            if first {
+                watcher.notify.notify_one();
+            }
+        }
+        if gone {
+            self.watchers.write().retain(|w| w.strong_count() > 0);
+        }
+    }
+}
+
+struct InterestHooks(Arc<Interest>);
+
+impl HubHooks for InterestHooks {
+    fn on_connect(&self, _hub: &Hub, info: &ConnectionInfo) {
+        if let Some(user) = &info.user {
+            self.0.mark(&Topic::User(user.clone()));
+        }
+    }
+
+    fn on_disconnect(&self, _hub: &Hub, info: &ConnectionInfo, _close: &CloseFrame) {
+        if let Some(user) = &info.user {
+            self.0.mark(&Topic::User(user.clone()));
+        }
+    }
+
+    fn on_join(&self, _hub: &Hub, _id: ConnectionId, room: &Room) {
+        self.0.mark(&Topic::Room(room.clone()));
+    }
+
+    fn on_leave(&self, _hub: &Hub, _id: ConnectionId, room: &Room) {
+        self.0.mark(&Topic::Room(room.clone()));
+    }
+}
