@@ -13,6 +13,7 @@
 //! | 1012 | `CloseCode::Restart` | shutdown announced as a restart |
 //! | 4001 | [`KEEPALIVE_TIMEOUT`] | nothing received within the keepalive timeout |
 //! | 4002 | [`SLOW_CONSUMER`] | the outbound queue overflowed |
+//! | 4003 | [`TOKEN_EXPIRED`] | the credentials the client authenticated with expired (and were not refreshed) |
 
 use switchboard_ws::CloseCode;
 
@@ -21,3 +22,8 @@ pub const KEEPALIVE_TIMEOUT: CloseCode = CloseCode::Application(4001);
 
 /// 4002: the client read too slowly and its outbound queue overflowed.
 pub const SLOW_CONSUMER: CloseCode = CloseCode::Application(4002);
+
+/// 4003: the credentials the connection authenticated with expired (a JWT's
+/// `exp`, plus the leeway) and were not refreshed
+/// ([`crate::security::refresh`]). Reconnect with a fresh token.
+pub const TOKEN_EXPIRED: CloseCode = CloseCode::Application(4003);

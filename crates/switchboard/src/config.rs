@@ -5,6 +5,8 @@ use std::time::Duration;
 pub use switchboard_ws::Limits;
 pub use switchboard_ws::handshake::HandshakeLimits;
 
+use crate::security::{Counters, RateLimit, Runtime, Security, ServerState, TrustedProxies};
+
 /// Settings for the whole server. Every field has a default chosen for a
 /// public-facing gateway; change them with the `with_*` methods.
 #[derive(Debug, Clone)]
@@ -28,6 +30,23 @@ pub struct ServerConfig {
     /// Set `TCP_NODELAY` on accepted sockets. Default true: Nagle's algorithm
     /// and delayed ACKs can hold small frames back for tens of milliseconds.
     pub nodelay: bool,
+    /// Security for routes whose [`RouteConfig::security`] is `None`.
+    /// Default [`Security::new`]: same-origin browsers and non-browser
+    /// clients, no authentication.
+    pub security: Security,
+    /// Proxies whose `X-Forwarded-For` (or `Forwarded`) gives the client
+    /// address. Default none: the peer address is the client's.
+    pub trusted_proxies: TrustedProxies,
+    /// New connections per client address across all routes (on top of
+    /// each route's own limit). Default none.
+    pub rate_limit: Option<RateLimit>,
+    /// Connections open at once per client address across all routes;
+    /// past it, 503 with `Retry-After`. Default none.
+    pub max_connections_per_ip: Option<usize>,
+    /// Connections open at once per authenticated user across all routes;
+    /// past it, 503 with `Retry-After`. Default none.
+    pub max_connections_per_user: Option<usize>,
+    pub(crate) security_state: Runtime<ServerState>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +59,12 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             nodelay: true,
+            security: Security::default(),
+            trusted_proxies: TrustedProxies::default(),
+            rate_limit: None,
+            max_connections_per_ip: None,
+            max_connections_per_user: None,
+            security_state: Runtime::default(),
         }
     }
 }
@@ -75,6 +100,31 @@ impl ServerConfig {
         self.shutdown_timeout = timeout;
         self
     }
+    /// Sets [`ServerConfig::security`], the default for routes without their own.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+    /// Sets [`ServerConfig::trusted_proxies`].
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+    /// Sets [`ServerConfig::rate_limit`].
+    pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+    /// Sets [`ServerConfig::max_connections_per_ip`].
+    pub fn with_max_connections_per_ip(mut self, n: usize) -> Self {
+        self.max_connections_per_ip = Some(n);
+        self
+    }
+    /// Sets [`ServerConfig::max_connections_per_user`].
+    pub fn with_max_connections_per_user(mut self, n: usize) -> Self {
+        self.max_connections_per_user = Some(n);
+        self
+    }
 }
 
 /// Settings for the connections of one route.
@@ -83,6 +133,11 @@ impl ServerConfig {
 pub struct RouteConfig {
     /// Inbound frame, message and fragment limits (defaults 1 MiB, 1 MiB, 128).
     pub limits: Limits,
+    /// Who may connect: origins, rate limit, caps, authentication, guards.
+    /// Default `None`: the server's [`ServerConfig::security`] (so a route
+    /// given its own settings for something else keeps the server's rules).
+    pub security: Option<Security>,
+    pub(crate) security_state: Runtime<Counters>,
     /// Bytes that may wait in a connection's outbound queue. Default 1 MiB.
     /// The socket's own `send` waits for room; other senders (the hub) get
     /// [`crate::TrySendError::Full`] and evict the connection.
@@ -100,6 +155,8 @@ impl Default for RouteConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            security: None,
+            security_state: Runtime::default(),
             max_queue_bytes: 1 << 20,
             protocols: Vec::new(),
             require_protocol: false,
@@ -136,6 +193,11 @@ impl RouteConfig {
     /// Sets or disables the keepalive.
     pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
         self.keepalive = keepalive;
+        self
+    }
+    /// Gives the route its own security, instead of the server's.
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = Some(security);
         self
     }
 }

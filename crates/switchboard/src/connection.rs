@@ -16,6 +16,7 @@ use crate::error::Rejection;
 use crate::extract::RequestContext;
 use crate::handler::Outcome;
 use crate::request::RequestInfo;
+use crate::security;
 use crate::server::AppInner;
 use crate::socket::{Ended, Reader};
 use crate::transport::Transport;
@@ -59,12 +60,20 @@ pub(crate) async fn serve(app: Arc<AppInner>, mut io: Transport, addr: SocketAdd
         Ok(Ok(head)) => head,
     };
     let leftover = buf.split_off(head_len);
-    match upgrade(&app, &buf, addr) {
-        Ok((info, route, accept_key, protocol)) => {
-            run_handler(&app, io, leftover, info, route, accept_key, protocol).await;
-        }
-        Err(rejection) => respond(io, &rejection).await,
-    }
+    let (mut info, route, accept_key, protocol) = match upgrade(&app, &buf, addr) {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return respond(io, &rejection).await,
+    };
+    // Origin, rate limits, caps, authentication, guards. The admission
+    // holds this connection's places under the caps until it ends.
+    let route_config = &app.routes[route].config;
+    let admission = match security::admit(config, route_config, &app.hub, &mut info).await {
+        Ok(admission) => admission,
+        Err(rejection) => return respond(io, &rejection).await,
+    };
+    let info = Arc::new(info);
+    run_handler(&app, io, leftover, info, route, accept_key, protocol).await;
+    drop(admission);
 }
 
 enum HeadError {
@@ -94,7 +103,7 @@ async fn read_head(
     }
 }
 
-type Upgrade = (Arc<RequestInfo>, usize, String, Option<String>);
+type Upgrade = (RequestInfo, usize, String, Option<String>);
 
 /// Parses, routes and validates the request; everything that may refuse it
 /// before the handler runs.
@@ -126,14 +135,16 @@ fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Upgrade, Rej
             format!("No supported subprotocol offered; this endpoint speaks: {supported}"),
         ));
     }
-    let info = Arc::new(RequestInfo {
+    let info = RequestInfo {
         uri: parts.uri,
         headers: parts.headers,
         client_addr: addr,
         params,
         route: route.pattern.clone(),
         user: None,
-    });
+        client_ip: addr.ip(),
+        identity: None,
+    };
     Ok((info, index, accept_key, protocol))
 }
 

@@ -40,6 +40,10 @@ pub enum Error {
     /// A socket error.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
+    /// A setting is invalid (a key that does not parse, a network that is
+    /// not CIDR); fix the configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl Error {

@@ -118,3 +118,21 @@ impl FromRequest for Headers {
         Ok(Headers(cx.info.headers().clone()))
     }
 }
+
+/// The authenticated identity; anonymous clients are refused with
+/// `401 Authentication required` (take `Option<Identity>` to accept them).
+impl FromRequest for crate::security::Identity {
+    async fn from_request(cx: &mut RequestContext) -> Result<Self, Rejection> {
+        cx.info
+            .identity()
+            .cloned()
+            .ok_or_else(crate::security::authentication_required)
+    }
+}
+
+/// The authenticated identity, or `None` for an anonymous client.
+impl FromRequest for Option<crate::security::Identity> {
+    async fn from_request(cx: &mut RequestContext) -> Result<Self, Rejection> {
+        Ok(cx.info.identity().cloned())
+    }
+}

@@ -40,6 +40,7 @@
 //! - [`upgrade`]: the pending upgrade; [`socket`]: the accepted socket.
 //! - [`outbound`]: the bounded outbound queue, [`Sender`] and the writer task.
 //! - [`hub`]: the registry of connections, users and rooms, and fan-out.
+//! - [`security`]: origin checks, rate limits, caps, authentication, guards.
 //! - [`config`]: settings and their defaults; [`codes`]: our close codes.
 //! - [`testing`]: the in-process test client.
 //! - [`ws`]: the codec (re-exported `switchboard-ws`).
@@ -72,6 +73,7 @@ pub use handler::{Handler, IntoHandlerResult};
 pub use hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Outgoing, Room, UserId};
 pub use outbound::{Sender, TrySendError};
 pub use request::RequestInfo;
+pub use security::{Identity, Security};
 pub use server::{App, Server, ShutdownHandle, Switchboard};
 pub use socket::{Message, WebSocket};
 pub use switchboard_ws::{CloseCode, CloseFrame, OutFrame, Utf8Bytes};

@@ -1,11 +1,12 @@
 //! What a handler can know about the request that opened its connection.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, Uri};
 
+use crate::security::Identity;
+
 /// The upgrade request, shared by the handler and its socket.
-#[derive(Debug)]
 pub struct RequestInfo {
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
@@ -15,6 +16,45 @@ pub struct RequestInfo {
     /// The authenticated user, set by the security pipeline; the connection
     /// is registered in the hub under it.
     pub(crate) user: Option<crate::hub::UserId>,
+    /// The client address: the peer's, or the one a trusted proxy forwarded.
+    pub(crate) client_ip: IpAddr,
+    /// What authentication produced, if the client authenticated.
+    pub(crate) identity: Option<Identity>,
+}
+
+/// Headers whose values are credentials: shown as `[redacted]`.
+const SECRET_HEADERS: [http::HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::COOKIE,
+    http::header::SEC_WEBSOCKET_PROTOCOL,
+];
+
+/// Never shows the query string (it may carry a token) nor credential headers.
+impl std::fmt::Debug for RequestInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = if SECRET_HEADERS.contains(name) {
+                    "[redacted]"
+                } else {
+                    value.to_str().unwrap_or("[binary]")
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        f.debug_struct("RequestInfo")
+            .field("path", &self.uri.path())
+            .field("query", &self.uri.query().map(|_| "[redacted]"))
+            .field("headers", &headers)
+            .field("client_addr", &self.client_addr)
+            .field("client_ip", &self.client_ip)
+            .field("route", &self.route)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RequestInfo {
@@ -71,6 +111,23 @@ impl RequestInfo {
     /// The peer's socket address (a proxy's, when there is one in front).
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// The client's address: the peer's, or, when the peer is a trusted
+    /// proxy ([`crate::ServerConfig::trusted_proxies`]), the one it forwarded.
+    /// Rate limits and per-address caps count by it.
+    pub fn client_ip(&self) -> IpAddr {
+        self.client_ip
+    }
+
+    /// The authenticated identity, if the client authenticated.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// The user the connection is registered under in the hub, if any.
+    pub fn user(&self) -> Option<&crate::hub::UserId> {
+        self.user.as_ref()
     }
 
     /// The path parameters, percent-decoded, in pattern order.

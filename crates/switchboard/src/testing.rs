@@ -153,6 +153,21 @@ impl TestRequest {
         self.header("authorization", &format!("Bearer {token}"))
     }
 
+    /// Adds a cookie to the `Cookie` header (call again for more).
+    ///
+    /// # Panics
+    /// If the name or value is not valid in a header.
+    pub fn cookie(mut self, name: &str, value: &str) -> Self {
+        let pair = format!("{name}={value}");
+        let cookie = match self.headers.get(http::header::COOKIE) {
+            Some(existing) => format!("{}; {pair}", existing.to_str().expect("valid cookie")),
+            None => pair,
+        };
+        let value = HeaderValue::from_str(&cookie).expect("valid cookie");
+        self.headers.insert(http::header::COOKIE, value);
+        self
+    }
+
     /// Offers a subprotocol (call again to offer more, in order of preference).
     pub fn protocol(mut self, protocol: &str) -> Self {
         self.protocols.push(protocol.to_owned());

@@ -353,7 +353,8 @@ async fn request_data_reaches_the_handler() {
         .query("q", "a b&c")
         .header("x-custom", "yes")
         .header("cookie", "session=abc123; theme=dark")
-        .origin("https://example.com")
+        // Same-origin: the in-memory client sends `Host: switchboard.test`.
+        .origin("http://switchboard.test")
         .client_addr(addr)
         .connect()
         .await
@@ -373,7 +374,7 @@ async fn request_data_reaches_the_handler() {
     assert_eq!(got["session"], "abc123");
     assert_eq!(got["theme"], "dark");
     assert_eq!(got["no_cookie"], serde_json::Value::Null);
-    assert_eq!(got["origin"], "https://example.com");
+    assert_eq!(got["origin"], "http://switchboard.test");
     assert_eq!(got["addr"], "203.0.113.9:51234");
     assert_eq!(got["addr_from_request"], "203.0.113.9:51234");
 }

@@ -1,0 +1,123 @@
+//! Who is connected: what authentication produces and handlers read.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use crate::hub::UserId;
+
+/// An authenticated client: its user id, the claims it presented, its
+/// permissions, whether it is an administrator, and when its credentials
+/// expire. Cheap to clone.
+///
+/// Handlers take it as an argument (`identity: Identity` refuses anonymous
+/// clients with 401; `Option<Identity>` accepts them) or read it from
+/// [`crate::RequestInfo::identity`]. The hub registers the connection under
+/// [`Identity::user_id`].
+#[derive(Clone, PartialEq)]
+pub struct Identity(Arc<Inner>);
+
+#[derive(Clone, PartialEq)]
+struct Inner {
+    user: UserId,
+    claims: Map<String, Value>,
+    permissions: BTreeSet<String>,
+    admin: bool,
+    expires_at: Option<SystemTime>,
+}
+
+impl Identity {
+    /// An identity for `user`, with no claims, no permissions, not an
+    /// administrator, never expiring.
+    pub fn new(user: impl Into<UserId>) -> Self {
+        Self(Arc::new(Inner {
+            user: user.into(),
+            claims: Map::new(),
+            permissions: BTreeSet::new(),
+            admin: false,
+            expires_at: None,
+        }))
+    }
+
+    /// Sets the claims (for a JWT, its payload).
+    pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
+        Arc::make_mut(&mut self.0).claims = claims;
+        self
+    }
+
+    /// Adds permissions.
+    pub fn with_permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Arc::make_mut(&mut self.0)
+            .permissions
+            .extend(permissions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Marks the identity as an administrator (or not).
+    pub fn with_admin(mut self, admin: bool) -> Self {
+        Arc::make_mut(&mut self.0).admin = admin;
+        self
+    }
+
+    /// Sets when the credentials stop being valid: the connection is then
+    /// closed with [`crate::codes::TOKEN_EXPIRED`] (4003) unless
+    /// [`crate::security::refresh`] pushes the time back.
+    pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
+        Arc::make_mut(&mut self.0).expires_at = Some(expires_at);
+        self
+    }
+
+    /// The user id.
+    pub fn user_id(&self) -> &UserId {
+        &self.0.user
+    }
+
+    /// Every claim.
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.0.claims
+    }
+
+    /// One claim.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.0.claims.get(name)
+    }
+
+    /// The permissions, sorted.
+    pub fn permissions(&self) -> impl Iterator<Item = &str> {
+        self.0.permissions.iter().map(String::as_str)
+    }
+
+    /// Whether the identity holds `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.0.permissions.contains(permission)
+    }
+
+    /// Whether the identity is an administrator.
+    pub fn is_admin(&self) -> bool {
+        self.0.admin
+    }
+
+    /// When the credentials expire, if they do.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+}
+
+/// Claims may hold personal data: only their names are shown.
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("user", &self.0.user)
+            .field("claims", &self.0.claims.keys().collect::<Vec<_>>())
+            .field("permissions", &self.0.permissions)
+            .field("admin", &self.0.admin)
+            .field("expires_at", &self.0.expires_at)
+            .finish()
+    }
+}
