@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use switchboard::{Limits, RouteConfig, ServerConfig};
+use switchboard::{DeflateConfig, Limits, RouteConfig, ServerConfig};
 
 /// Switchboard: a real-time WebSocket gateway.
 #[derive(Debug, Parser)]
@@ -31,6 +31,9 @@ pub(crate) struct ServeArgs {
     /// Most frames one inbound message may be split into.
     #[arg(long, default_value_t = 128)]
     pub(crate) max_fragments: usize,
+    /// Turn permessage-deflate off (it is on when the client offers it).
+    #[arg(long)]
+    pub(crate) no_compression: bool,
     /// Most connections open at once.
     #[arg(long, default_value_t = 100_000)]
     pub(crate) max_connections: usize,
@@ -50,11 +53,14 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let route = RouteConfig::default().with_limits(
-        Limits::default()
-            .with_max_message_size(args.max_message_size)
-            .with_max_fragments(args.max_fragments),
-    );
+    let compression = (!args.no_compression).then(DeflateConfig::default);
+    let route = RouteConfig::default()
+        .with_compression(compression)
+        .with_limits(
+            Limits::default()
+                .with_max_message_size(args.max_message_size)
+                .with_max_fragments(args.max_fragments),
+        );
     let config = ServerConfig::default()
         .with_max_connections(args.max_connections)
         .with_route_defaults(route)

@@ -4,6 +4,7 @@
 use bytes::{Buf, BytesMut};
 
 use crate::close::CloseFrame;
+use crate::deflate::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::FrameHeader;
 use crate::mask::apply_mask;
@@ -73,10 +74,24 @@ impl Limits {
 #[derive(Debug)]
 struct Partial {
     text: bool,
+    /// RSV1 was set on the first frame: the fragments are deflated.
+    compressed: bool,
+    /// The message so far (uncompressed messages).
     buf: BytesMut,
+    /// The message so far, inflated (compressed messages).
+    inflated: Vec<u8>,
     fragments: usize,
-    /// Bytes of `buf` already known to be valid UTF-8 (text only).
+    /// Bytes of the message already known to be valid UTF-8 (text only).
     utf8_checked: usize,
+}
+
+/// permessage-deflate state for incoming messages.
+#[derive(Debug)]
+struct Inflate {
+    inflater: Option<Inflater>,
+    /// The client resets its context per message, so ours is dropped after
+    /// each one: an idle connection holds no decompressor.
+    no_context_takeover: bool,
 }
 
 /// The message decoder: feed it the bytes read from the socket, take messages out.
@@ -85,6 +100,7 @@ pub struct Decoder {
     role: Role,
     limits: Limits,
     partial: Option<Partial>,
+    deflate: Option<Inflate>,
 }
 
 impl Decoder {
@@ -94,7 +110,20 @@ impl Decoder {
             role,
             limits,
             partial: None,
+            deflate: None,
         }
+    }
+
+    /// Accepts compressed messages (RSV1), as negotiated by permessage-deflate.
+    /// With `no_context_takeover` the decompressor is dropped after every
+    /// message. The message limit applies to the *inflated* size, checked
+    /// while inflating.
+    pub fn with_deflate(mut self, no_context_takeover: bool) -> Self {
+        self.deflate = Some(Inflate {
+            inflater: None,
+            no_context_takeover,
+        });
+        self
     }
 
     /// The limits in force.
@@ -142,7 +171,9 @@ impl Decoder {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if header.rsv1 {
+        if header.rsv1
+            && (self.deflate.is_none() || !matches!(header.opcode, OpCode::Text | OpCode::Binary))
+        {
             return Err(ProtocolError::ReservedBits);
         }
         if header.opcode.is_control() {
@@ -165,8 +196,14 @@ impl Decoder {
                         max: self.limits.max_fragments,
                     });
                 }
+                if partial.compressed {
+                    // Compressed sizes say nothing of inflated ones; the
+                    // message limit is enforced while inflating.
+                    return Ok(());
+                }
                 partial.buf.len() as u64
             }
+            (None, _) if header.rsv1 => return Ok(()),
             (None, _) => 0,
         };
         let len = buffered + header.payload_len;
@@ -189,6 +226,22 @@ impl Decoder {
             OpCode::Ping => Message::Ping(payload.freeze()),
             OpCode::Pong => Message::Pong(payload.freeze()),
             OpCode::Close => Message::Close(CloseFrame::parse(&payload)?),
+            OpCode::Text | OpCode::Binary if header.rsv1 => {
+                let mut partial = Partial {
+                    text: header.opcode == OpCode::Text,
+                    compressed: true,
+                    buf: BytesMut::new(),
+                    inflated: Vec::new(),
+                    fragments: 1,
+                    utf8_checked: 0,
+                };
+                self.inflate_into(&mut partial, &payload, header.fin)?;
+                if !header.fin {
+                    self.partial = Some(partial);
+                    return Ok(None);
+                }
+                partial.into_message()
+            }
             OpCode::Text | OpCode::Binary if header.fin => {
                 let bytes = payload.freeze();
                 if header.opcode == OpCode::Text {
@@ -201,7 +254,9 @@ impl Decoder {
             OpCode::Text | OpCode::Binary => {
                 let mut partial = Partial {
                     text: header.opcode == OpCode::Text,
+                    compressed: false,
                     buf: payload,
+                    inflated: Vec::new(),
                     fragments: 1,
                     utf8_checked: 0,
                 };
@@ -210,31 +265,80 @@ impl Decoder {
                 return Ok(None);
             }
             OpCode::Continuation => {
-                let Some(partial) = self.partial.as_mut() else {
+                let Some(mut partial) = self.partial.take() else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
-                partial.buf.extend_from_slice(&payload);
                 partial.fragments += 1;
-                partial.check_utf8(header.fin)?;
+                if partial.compressed {
+                    self.inflate_into(&mut partial, &payload, header.fin)?;
+                } else {
+                    partial.buf.extend_from_slice(&payload);
+                    partial.check_utf8(header.fin)?;
+                }
                 if !header.fin {
+                    self.partial = Some(partial);
                     return Ok(None);
                 }
-                let Some(done) = self.partial.take() else {
-                    return Err(ProtocolError::UnexpectedContinuation);
-                };
-                let bytes = done.buf.freeze();
-                if done.text {
-                    Message::Text(Utf8Bytes::from_validated(bytes))
-                } else {
-                    Message::Binary(bytes)
-                }
+                partial.into_message()
             }
         };
         Ok(Some(message))
     }
 }
 
+impl Decoder {
+    /// Inflates one frame of a compressed message into `partial`, ending the
+    /// message (and, without context takeover, dropping the decompressor) at FIN.
+    fn inflate_into(
+        &mut self,
+        partial: &mut Partial,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), ProtocolError> {
+        let limit = self.limits.max_message_size;
+        let Some(state) = self.deflate.as_mut() else {
+            return Err(ProtocolError::ReservedBits);
+        };
+        let inflater = state.inflater.get_or_insert_with(Inflater::new);
+        let result = inflater
+            .inflate(payload, &mut partial.inflated, limit)
+            .and_then(|()| {
+                if fin {
+                    inflater.finish(&mut partial.inflated, limit)
+                } else {
+                    Ok(())
+                }
+            });
+        if result.is_err() || (fin && state.no_context_takeover) {
+            state.inflater = None;
+        }
+        result?;
+        partial.check_utf8(fin)
+    }
+}
+
 impl Partial {
+    fn data(&self) -> &[u8] {
+        if self.compressed {
+            &self.inflated
+        } else {
+            &self.buf
+        }
+    }
+
+    fn into_message(self) -> Message {
+        let bytes = if self.compressed {
+            bytes::Bytes::from(self.inflated)
+        } else {
+            self.buf.freeze()
+        };
+        if self.text {
+            Message::Text(Utf8Bytes::from_validated(bytes))
+        } else {
+            Message::Binary(bytes)
+        }
+    }
+
     /// Validates the bytes added since the last check. A code point cut at the
     /// end of a fragment waits for the next one; anything else invalid fails
     /// at once, on the fragment where it appears.
@@ -242,9 +346,11 @@ impl Partial {
         if !self.text {
             return Ok(());
         }
-        match simdutf8::compat::from_utf8(&self.buf[self.utf8_checked..]) {
+        let data = self.data();
+        let len = data.len();
+        match simdutf8::compat::from_utf8(&data[self.utf8_checked..]) {
             Ok(_) => {
-                self.utf8_checked = self.buf.len();
+                self.utf8_checked = len;
                 Ok(())
             }
             Err(e) if e.error_len().is_none() && !fin => {

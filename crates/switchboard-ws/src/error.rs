@@ -50,6 +50,9 @@ pub enum ProtocolError {
     /// A close frame with a code that may not be sent on the wire.
     #[error("invalid close code {0}")]
     InvalidCloseCode(u16),
+    /// A compressed message that does not inflate (permessage-deflate).
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// Text (or a close reason) that is not valid UTF-8.
     #[error("invalid UTF-8 in text")]
     InvalidUtf8,
@@ -82,7 +85,7 @@ impl ProtocolError {
     /// size limits, 1008 for the fragment limit, 1002 for everything else.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            Self::InvalidUtf8 => CloseCode::InvalidPayload,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::InvalidPayload,
             Self::FrameTooLarge { .. } | Self::MessageTooLarge { .. } => CloseCode::TooBig,
             Self::TooManyFragments { .. } => CloseCode::Policy,
             _ => CloseCode::Protocol,

@@ -12,10 +12,12 @@
 //! - [`close`]: [`CloseCode`] and [`CloseFrame`].
 //! - [`handshake`]: the opening handshake, server and client side.
 //! - [`mask`]: word-wide masking.
+//! - [`deflate`]: permessage-deflate (RFC 7692).
 //! - [`error`]: the crate's one error type.
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

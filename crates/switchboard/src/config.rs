@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 pub use switchboard_ws::Limits;
+pub use switchboard_ws::deflate::DeflateConfig;
 pub use switchboard_ws::handshake::HandshakeLimits;
 
 use crate::security::{Counters, RateLimit, Runtime, Security, ServerState, TrustedProxies};
@@ -149,6 +150,8 @@ pub struct RouteConfig {
     pub require_protocol: bool,
     /// Ping the client when it has been silent, and close it when it stays silent.
     pub keepalive: Option<Keepalive>,
+    /// permessage-deflate, when the client offers it. Default off (`None`).
+    pub compression: Option<DeflateConfig>,
 }
 
 impl Default for RouteConfig {
@@ -161,6 +164,7 @@ impl Default for RouteConfig {
             protocols: Vec::new(),
             require_protocol: false,
             keepalive: Some(Keepalive::default()),
+            compression: None,
         }
     }
 }
@@ -190,6 +194,12 @@ impl RouteConfig {
         self.require_protocol = true;
         self
     }
+    /// Enables permessage-deflate with `config` (or disables it with `None`).
+    pub fn with_compression(mut self, config: Option<DeflateConfig>) -> Self {
+        self.compression = config;
+        self
+    }
+
     /// Sets or disables the keepalive.
     pub fn with_keepalive(mut self, keepalive: Option<Keepalive>) -> Self {
         self.keepalive = keepalive;

@@ -66,7 +66,7 @@ pub mod upgrade;
 pub use switchboard_ws as ws;
 
 pub use broker::{Cluster, ConnectionAddr, InstanceId, Payload, Target};
-pub use config::{Keepalive, Limits, RouteConfig, ServerConfig};
+pub use config::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
 pub use error::{Error, Rejection};
 pub use extract::{ClientAddr, FromRequest, Headers, Path, Query, RequestContext};
 pub use handler::{Handler, IntoHandlerResult};

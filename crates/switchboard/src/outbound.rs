@@ -24,6 +24,10 @@ use crate::config::Keepalive;
 use crate::error::Error;
 use crate::hub::Stats;
 use crate::transport::BoxWrite;
+use switchboard_ws::deflate::{Compressor, DeflateParams, compress_message};
+
+/// Most pongs owed at once; see `Queue::pongs`.
+const MAX_OWED_PONGS: usize = 16;
 
 /// Most frames the writer gathers into one vectored write.
 const MAX_BATCH: usize = 64;
@@ -47,9 +51,10 @@ struct Queue {
     closing: bool,
     /// Someone (the writer task, or a direct send) owns the socket's write half.
     writing: bool,
-    /// The pong owed for the latest ping. Only one is kept (RFC 6455 §5.5.3
-    /// allows answering just the latest), so a ping flood cannot grow the queue.
-    pong: Option<OutFrame>,
+    /// Pongs owed, at most [`MAX_OWED_PONGS`]: past that the latest ping's
+    /// pong replaces the last one (RFC 6455 §5.5.3 allows answering just the
+    /// latest), so a ping flood cannot grow the queue.
+    pongs: VecDeque<OutFrame>,
 }
 
 /// State shared by the socket, its senders and its writer task.
@@ -79,6 +84,8 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     /// The socket's write half, taken by whoever holds the `writing` claim.
     io: Mutex<Option<BoxWrite>>,
+    /// permessage-deflate, when negotiated.
+    pub(crate) deflate: Option<DeflateParams>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -92,7 +99,12 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(max_bytes: usize, id: u64, stats: Arc<Stats>) -> Arc<Self> {
+    pub(crate) fn new(
+        max_bytes: usize,
+        id: u64,
+        stats: Arc<Stats>,
+        deflate: Option<DeflateParams>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             max_bytes,
@@ -108,6 +120,7 @@ impl Shared {
             stats,
             id,
             io: Mutex::new(None),
+            deflate,
         })
     }
 
@@ -143,6 +156,30 @@ impl Shared {
         Ok(())
     }
 
+    /// Frames a data message for this connection, compressing it when
+    /// deflate was negotiated without server context takeover (with context
+    /// takeover the writer compresses, in queue order).
+    pub(crate) fn encode(&self, opcode: OpCode, payload: Bytes) -> OutFrame {
+        match &self.deflate {
+            Some(params)
+                if params.server_no_context_takeover && params.compresses(payload.len()) =>
+            {
+                match compress_message(&payload, params) {
+                    Some(packed) => OutFrame::with_rsv1(opcode, packed, true),
+                    None => OutFrame::new(opcode, payload),
+                }
+            }
+            _ => OutFrame::new(opcode, payload),
+        }
+    }
+
+    /// Whether the writer must compress (context takeover): then frames
+    /// may not bypass it.
+    fn writer_compresses(&self) -> bool {
+        self.deflate
+            .is_some_and(|p| !p.server_no_context_takeover && p.server_window_bits.is_some())
+    }
+
     /// Writes `frame` straight to the socket when nothing is queued and no
     /// one else is writing: the common request/response case then needs no
     /// hop to the writer task. One non-blocking attempt; whatever does not
@@ -154,7 +191,8 @@ impl Shared {
             if q.closing {
                 return Err((TrySendError::Closed, frame));
             }
-            if q.writing || !q.frames.is_empty() || q.pong.is_some() {
+            if q.writing || !q.frames.is_empty() || !q.pongs.is_empty() || self.writer_compresses()
+            {
                 drop(q);
                 return self.push(frame, false);
             }
@@ -249,7 +287,11 @@ impl Shared {
             if q.closing {
                 return;
             }
-            q.pong = Some(OutFrame::new(OpCode::Pong, payload));
+            let pong = OutFrame::new(OpCode::Pong, payload);
+            if q.pongs.len() >= MAX_OWED_PONGS {
+                q.pongs.pop_back();
+            }
+            q.pongs.push_back(pong);
         }
         self.writer_wake.notify_one();
     }
@@ -281,14 +323,14 @@ pub struct Sender {
 impl Sender {
     /// Queues a text message, waiting for room in the queue.
     pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        self.send_frame(OutFrame::new(OpCode::Text, text.into().into_bytes()))
-            .await
+        let frame = self.shared.encode(OpCode::Text, text.into().into_bytes());
+        self.send_frame(frame).await
     }
 
     /// Queues a binary message, waiting for room in the queue.
     pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        self.send_frame(OutFrame::new(OpCode::Binary, data.into()))
-            .await
+        let frame = self.shared.encode(OpCode::Binary, data.into());
+        self.send_frame(frame).await
     }
 
     /// Serialises `value` and queues it as a text message.
@@ -372,14 +414,22 @@ pub(crate) async fn run_writer(shared: Arc<Shared>, io: BoxWrite, opts: WriterOp
     // One timer for the connection's life, moved rather than recreated: a
     // new timer per message would hit the runtime's timer wheel every time.
     let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    // With server context takeover the writer owns the connection's
+    // compressor and compresses in queue order.
+    let mut compressor = match shared.deflate {
+        Some(p) if shared.writer_compresses() => p
+            .server_window_bits
+            .map(|bits| (p, Compressor::new(p.level, bits))),
+        _ => None,
+    };
     loop {
         {
             let mut q = shared.queue.lock();
             // A direct send holds the claim only for one non-blocking write
             // and wakes us afterwards if frames are waiting.
-            if !q.writing && (!q.frames.is_empty() || q.pong.is_some()) {
+            if !q.writing && (!q.frames.is_empty() || !q.pongs.is_empty()) {
                 std::mem::swap(&mut q.frames, &mut pending);
-                if let Some(pong) = q.pong.take() {
+                while let Some(pong) = q.pongs.pop_back() {
                     pending.push_front(pong);
                 }
                 q.bytes = 0;
@@ -388,6 +438,23 @@ pub(crate) async fn run_writer(shared: Arc<Shared>, io: BoxWrite, opts: WriterOp
         }
         if !pending.is_empty() {
             shared.room.notify_waiters();
+            if let Some((params, compressor)) = compressor.as_mut() {
+                for frame in pending.iter_mut() {
+                    let data = matches!(frame.opcode(), Some(OpCode::Text | OpCode::Binary));
+                    if data
+                        && !frame.header.as_slice().is_empty()
+                        && frame.header.as_slice()[0] & 0x40 == 0
+                        && params.compresses(frame.payload.len())
+                    {
+                        let packed = compressor.compress(&frame.payload, false);
+                        *frame = OutFrame::with_rsv1(
+                            frame.opcode().unwrap_or(OpCode::Binary),
+                            packed,
+                            true,
+                        );
+                    }
+                }
+            }
             let Some(mut io) = shared.io.lock().take() else {
                 shared.kill();
                 return;

@@ -313,13 +313,16 @@ impl WebSocket {
 
     /// Sends a text message (waits while the outbound queue is full).
     pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        let frame = OutFrame::new(OpCode::Text, text.into().into_bytes());
+        let frame = self
+            .sender
+            .shared
+            .encode(OpCode::Text, text.into().into_bytes());
         self.sender.send_frame_direct(frame).await
     }
 
     /// Sends a binary message.
     pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        let frame = OutFrame::new(OpCode::Binary, data.into());
+        let frame = self.sender.shared.encode(OpCode::Binary, data.into());
         self.sender.send_frame_direct(frame).await
     }
 

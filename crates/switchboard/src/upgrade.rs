@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use http::StatusCode;
 use parking_lot::Mutex;
+use switchboard_ws::deflate::{DeflateParams, negotiate};
 use switchboard_ws::{Decoder, Role, handshake};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
@@ -161,14 +162,22 @@ impl WebSocketUpgrade {
         let Some((mut io, leftover)) = self.io.take() else {
             return Err(Error::Closed);
         };
-        let response =
-            handshake::switching_protocols(&self.accept_key, self.protocol.as_deref(), None);
+        let route = &self.cx.route;
+        let deflate = route
+            .compression
+            .as_ref()
+            .and_then(|config| negotiate(self.info.headers(), config));
+        let extensions = deflate.as_ref().map(DeflateParams::response_header);
+        let response = handshake::switching_protocols(
+            &self.accept_key,
+            self.protocol.as_deref(),
+            extensions.as_deref(),
+        );
         io.write_all(&response).await?;
         let (read, write) = io.split();
-        let route = &self.cx.route;
         let hub = &self.cx.hub;
         let id = hub.next_id();
-        let shared = Shared::new(route.max_queue_bytes, id.0, hub.stats_handle());
+        let shared = Shared::new(route.max_queue_bytes, id.0, hub.stats_handle(), deflate);
         let writer = tokio::spawn(run_writer(
             Arc::clone(&shared),
             write,
@@ -194,7 +203,11 @@ impl WebSocketUpgrade {
                 connected_at: std::time::SystemTime::now(),
             },
         );
-        let reader = Reader::new(read, leftover, Decoder::new(Role::Server, route.limits));
+        let mut decoder = Decoder::new(Role::Server, route.limits);
+        if let Some(params) = &deflate {
+            decoder = decoder.with_deflate(params.client_no_context_takeover);
+        }
+        let reader = Reader::new(read, leftover, decoder);
         Ok(WebSocket::new(
             reader,
             sender,

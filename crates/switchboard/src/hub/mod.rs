@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -28,23 +29,53 @@ pub use id::{ConnectionId, Room, UserId};
 pub use stats::{Stats, StatsSnapshot};
 
 use crate::codes;
-use crate::outbound::{Sender, TrySendError};
+use crate::outbound::{Sender, Shared, TrySendError};
+use switchboard_ws::deflate::compress_message;
 
 const SHARDS: usize = 32;
 
 /// A message encoded once for any number of recipients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing(OutFrame);
+///
+/// The plain frame is built once; the compressed frame (for recipients
+/// that negotiated permessage-deflate without server context takeover) is
+/// built the first time such a recipient needs it, and shared from then on.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    frame: OutFrame,
+    compressed: Arc<OnceLock<Compressed>>,
+}
+
+/// A compressed frame and the parameters it was compressed with.
+#[derive(Debug)]
+struct Compressed {
+    key: (u32, u8),
+    frame: Option<OutFrame>,
+}
+
+impl PartialEq for Outgoing {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame
+    }
+}
+
+impl Eq for Outgoing {}
 
 impl Outgoing {
+    fn new(frame: OutFrame) -> Self {
+        Self {
+            frame,
+            compressed: Arc::new(OnceLock::new()),
+        }
+    }
+
     /// A text message.
     pub fn text(text: impl Into<Utf8Bytes>) -> Self {
-        Self(OutFrame::new(OpCode::Text, text.into().into_bytes()))
+        Self::new(OutFrame::new(OpCode::Text, text.into().into_bytes()))
     }
 
     /// A binary message.
     pub fn binary(data: impl Into<Bytes>) -> Self {
-        Self(OutFrame::new(OpCode::Binary, data.into()))
+        Self::new(OutFrame::new(OpCode::Binary, data.into()))
     }
 
     /// `value` serialised as JSON text.
@@ -52,9 +83,34 @@ impl Outgoing {
         Ok(Self::text(serde_json::to_string(value)?))
     }
 
-    /// The encoded frame.
+    /// The encoded (uncompressed) frame.
     pub fn frame(&self) -> &OutFrame {
-        &self.0
+        &self.frame
+    }
+
+    /// The frame for one recipient: the shared compressed frame when its
+    /// compression parameters allow sharing, else the plain frame (the
+    /// recipient's writer compresses it if it keeps a context of its own).
+    pub(crate) fn for_connection(&self, shared: &Shared) -> OutFrame {
+        let Some(params) = shared.deflate else {
+            return self.frame.clone();
+        };
+        let (Some(opcode), Some(bits)) = (self.frame.opcode(), params.server_window_bits) else {
+            return self.frame.clone();
+        };
+        if !params.server_no_context_takeover || !params.compresses(self.frame.payload.len()) {
+            return self.frame.clone();
+        }
+        let key = (params.level, bits);
+        let cached = self.compressed.get_or_init(|| Compressed {
+            key,
+            frame: compress_message(&self.frame.payload, &params)
+                .map(|packed| OutFrame::with_rsv1(opcode, packed, true)),
+        });
+        match &cached.frame {
+            Some(frame) if cached.key == key => frame.clone(),
+            _ => shared.encode(opcode, self.frame.payload.clone()),
+        }
     }
 }
 
@@ -230,15 +286,22 @@ impl Hub {
         close: &CloseFrame,
         error: Option<&crate::Error>,
     ) {
-        let Some(entry) = self.conn_shard(id).lock().remove(&id) else {
-            return;
+        // Lock order everywhere: connection shard, then room or user shard.
+        // Holding the connection shard while the memberships go means no
+        // join or identify can slip in between and leave one behind.
+        let entry = {
+            let mut conns = self.conn_shard(id).lock();
+            let Some(entry) = conns.remove(&id) else {
+                return;
+            };
+            for room in &entry.rooms {
+                remove_member(self.room_shard(room), room, id);
+            }
+            if let Some(user) = &entry.info.user {
+                remove_member(self.user_shard(user), user, id);
+            }
+            entry
         };
-        for room in &entry.rooms {
-            remove_member(self.room_shard(room), room, id);
-        }
-        if let Some(user) = &entry.info.user {
-            remove_member(self.user_shard(user), user, id);
-        }
         let hooks = self.hooks();
         for hook in &hooks {
             if let Some(error) = error {
@@ -265,17 +328,14 @@ impl Hub {
 
     /// Attaches a user to a connection (after authentication).
     pub fn identify(&self, id: ConnectionId, user: UserId) -> bool {
-        let sender = {
-            let mut shard = self.conn_shard(id).lock();
-            let Some(entry) = shard.get_mut(&id) else {
-                return false;
-            };
-            if let Some(old) = entry.info.user.replace(user.clone()) {
-                remove_member(self.user_shard(&old), &old, id);
-            }
-            entry.sender.clone()
+        let mut conns = self.conn_shard(id).lock();
+        let Some(entry) = conns.get_mut(&id) else {
+            return false;
         };
-        insert_member(self.user_shard(&user), user, id, sender);
+        if let Some(old) = entry.info.user.replace(user.clone()) {
+            remove_member(self.user_shard(&old), &old, id);
+        }
+        insert_member(self.user_shard(&user), user, id, entry.sender.clone());
         true
     }
 
@@ -333,17 +393,21 @@ impl Hub {
     /// Adds a connection to a room; `false` if it was already a member or is gone.
     pub fn join(&self, id: ConnectionId, room: impl Into<Room>) -> bool {
         let room = room.into();
-        let sender = {
-            let mut shard = self.conn_shard(id).lock();
-            let Some(entry) = shard.get_mut(&id) else {
+        {
+            let mut conns = self.conn_shard(id).lock();
+            let Some(entry) = conns.get_mut(&id) else {
                 return false;
             };
             if !entry.rooms.insert(room.clone()) {
                 return false;
             }
-            entry.sender.clone()
-        };
-        insert_member(self.room_shard(&room), room.clone(), id, sender);
+            insert_member(
+                self.room_shard(&room),
+                room.clone(),
+                id,
+                entry.sender.clone(),
+            );
+        }
         for hook in self.hooks() {
             hook.on_join(self, id, &room);
         }
@@ -353,17 +417,20 @@ impl Hub {
     /// Removes a connection from a room; `false` if it was not a member.
     pub fn leave(&self, id: ConnectionId, room: impl Into<Room>) -> bool {
         let room = room.into();
-        let was_member = match self.conn_shard(id).lock().get_mut(&id) {
-            Some(entry) => entry.rooms.remove(&room),
-            None => false,
-        };
-        if was_member {
-            remove_member(self.room_shard(&room), &room, id);
-            for hook in self.hooks() {
-                hook.on_leave(self, id, &room);
+        {
+            let mut conns = self.conn_shard(id).lock();
+            let Some(entry) = conns.get_mut(&id) else {
+                return false;
+            };
+            if !entry.rooms.remove(&room) {
+                return false;
             }
+            remove_member(self.room_shard(&room), &room, id);
         }
-        was_member
+        for hook in self.hooks() {
+            hook.on_leave(self, id, &room);
+        }
+        true
     }
 
     /// The members of a room.
@@ -519,7 +586,7 @@ impl Hub {
             if Some(id) == except {
                 continue;
             }
-            match sender.try_send_frame(message.0.clone()) {
+            match sender.try_send_frame(message.for_connection(&sender.shared)) {
                 Ok(()) => delivered += 1,
                 Err(TrySendError::Full) => {
                     sender.evict(codes::SLOW_CONSUMER, "slow consumer");
