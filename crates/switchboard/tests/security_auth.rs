@@ -490,3 +490,38 @@ async fn query_tokens_never_reach_the_logs() {
         assert!(!logs.contains(secret), "{secret:?} was logged:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn request_debug_output_redacts_credentials() {
+    let handler = |ws: WebSocketUpgrade| async move {
+        let ws = ws.accept().await?;
+        ws.send_text(format!("{:?}", ws.request())).await?;
+        Ok::<(), Error>(())
+    };
+    let route = RouteConfig::default().with_protocols(["switchboard"]);
+    let app = Switchboard::new().route_with("/ws", route, handler);
+    let mut ws = TestClient::new(app)
+        .request("/ws")
+        .query("token", "query-secret")
+        .bearer("header-secret")
+        .cookie("sb", "cookie-secret")
+        .protocol("switchboard")
+        .protocol("bearer.protocol-secret")
+        .header("x-trace", "visible")
+        .connect()
+        .await
+        .unwrap();
+    let debug = ws.recv_text().await.unwrap().to_string();
+    assert!(
+        debug.contains("[redacted]") && debug.contains("visible"),
+        "{debug}"
+    );
+    for secret in [
+        "query-secret",
+        "header-secret",
+        "cookie-secret",
+        "protocol-secret",
+    ] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+}

@@ -14,10 +14,19 @@ use crate::request::RequestInfo;
 /// [`crate::security::TokenSource`]s found, and the whole request (for
 /// schemes that need more, such as a client certificate header set by a
 /// proxy).
-#[derive(Debug)]
 pub struct AuthRequest<'a> {
     pub(crate) token: Option<&'a str>,
     pub(crate) info: &'a RequestInfo,
+}
+
+/// Shows whether there is a token, never the token.
+impl std::fmt::Debug for AuthRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("token", &self.token.map(|_| "[redacted]"))
+            .field("request", self.info)
+            .finish()
+    }
 }
 
 impl AuthRequest<'_> {
