@@ -83,9 +83,18 @@ pub fn parse_request(
     head: &[u8],
     limits: &HandshakeLimits,
 ) -> Result<http::request::Parts, HandshakeError> {
+    parse_request_shared(&bytes::Bytes::copy_from_slice(head), limits)
+}
+
+/// Like [`parse_request`], but the header values are slices of `head`, not
+/// copies: one allocation for the whole head instead of one per header.
+pub fn parse_request_shared(
+    head: &bytes::Bytes,
+    limits: &HandshakeLimits,
+) -> Result<http::request::Parts, HandshakeError> {
     let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
     let mut request = httparse::Request::new(&mut headers);
-    match request.parse(head) {
+    match request.parse(&head[..]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HandshakeError::Malformed),
         Err(httparse::Error::TooManyHeaders) => return Err(HandshakeError::TooManyHeaders),
@@ -105,7 +114,8 @@ pub fn parse_request(
     for h in request.headers.iter() {
         let name =
             HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HandshakeError::Malformed)?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| HandshakeError::Malformed)?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value))
+            .map_err(|_| HandshakeError::Malformed)?;
         map.append(name, value);
     }
     let (mut parts, ()) = http::Request::new(()).into_parts();

@@ -26,7 +26,7 @@ use crate::upgrade::{Slot, SlotState, SocketContext, WebSocketUpgrade};
 /// response is not lost to a TCP reset over unread request bytes.
 const LINGER_BYTES: usize = 64 * 1024;
 
-pub(crate) async fn serve(app: Arc<AppInner>, mut io: Transport, addr: SocketAddr) {
+pub(crate) async fn serve(app: Arc<AppInner>, io: Transport, addr: SocketAddr) {
     let _guard = app.track();
     let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
         let rejection = Rejection::new(
@@ -37,6 +37,39 @@ pub(crate) async fn serve(app: Arc<AppInner>, mut io: Transport, addr: SocketAdd
         respond(io, &rejection).await;
         return;
     };
+    // The handshake runs in its own allocation, freed when it is done:
+    // otherwise its state would size this future for the connection's life.
+    let Some(admitted) = Box::pin(handshake(&app, io, addr)).await else {
+        return;
+    };
+    let Admitted {
+        io,
+        leftover,
+        info,
+        route,
+        accept_key,
+        protocol,
+        admission,
+    } = admitted;
+    run_handler(&app, io, leftover, info, route, accept_key, protocol).await;
+    drop(admission);
+}
+
+/// A request that passed every check before the handler.
+struct Admitted {
+    io: Transport,
+    leftover: BytesMut,
+    info: Arc<RequestInfo>,
+    route: usize,
+    accept_key: String,
+    protocol: Option<String>,
+    /// Holds this connection's places under the caps until it ends.
+    admission: security::Admission,
+}
+
+/// Reads the head under the deadline, routes and validates it, and runs the
+/// security pipeline; answers the client itself when any of it refuses.
+async fn handshake(app: &Arc<AppInner>, mut io: Transport, addr: SocketAddr) -> Option<Admitted> {
     let config = &app.config;
     let head = tokio::time::timeout(
         config.handshake_timeout,
@@ -45,35 +78,51 @@ pub(crate) async fn serve(app: Arc<AppInner>, mut io: Transport, addr: SocketAdd
     .await;
     let (mut buf, head_len) = match head {
         Err(_elapsed) => {
-            respond(
-                io,
-                &Rejection::new(StatusCode::REQUEST_TIMEOUT, "Handshake timed out"),
-            )
-            .await;
-            return;
+            let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, "Handshake timed out");
+            respond(io, &rejection).await;
+            return None;
         }
-        Ok(Err(HeadError::Io)) => return,
+        Ok(Err(HeadError::Io)) => return None,
         Ok(Err(HeadError::Reject(rejection))) => {
             respond(io, &rejection).await;
-            return;
+            return None;
         }
         Ok(Ok(head)) => head,
     };
     let leftover = buf.split_off(head_len);
-    let (mut info, route, accept_key, protocol) = match upgrade(&app, &buf, addr) {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return respond(io, &rejection).await,
+    let parsed = upgrade(app, &buf, addr);
+    // Do not keep an empty leftover's share of the head's allocation alive.
+    drop(buf);
+    let leftover = if leftover.is_empty() {
+        BytesMut::new()
+    } else {
+        leftover
     };
-    // Origin, rate limits, caps, authentication, guards. The admission
-    // holds this connection's places under the caps until it ends.
+    let (mut info, route, accept_key, protocol) = match parsed {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            respond(io, &rejection).await;
+            return None;
+        }
+    };
+    // Origin, rate limits, caps, authentication, guards.
     let route_config = &app.routes[route].config;
     let admission = match security::admit(config, route_config, &app.hub, &mut info).await {
         Ok(admission) => admission,
-        Err(rejection) => return respond(io, &rejection).await,
+        Err(rejection) => {
+            respond(io, &rejection).await;
+            return None;
+        }
     };
-    let info = Arc::new(info);
-    run_handler(&app, io, leftover, info, route, accept_key, protocol).await;
-    drop(admission);
+    Some(Admitted {
+        io,
+        leftover,
+        info: Arc::new(info),
+        route,
+        accept_key,
+        protocol,
+        admission,
+    })
 }
 
 enum HeadError {
@@ -108,7 +157,8 @@ type Upgrade = (RequestInfo, usize, String, Option<String>);
 /// Parses, routes and validates the request; everything that may refuse it
 /// before the handler runs.
 fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Upgrade, Rejection> {
-    let parts = handshake::parse_request(head, &app.config.handshake_limits)?;
+    let head = bytes::Bytes::copy_from_slice(head);
+    let parts = handshake::parse_request_shared(&head, &app.config.handshake_limits)?;
     let matched = app
         .router
         .at(parts.uri.path())
@@ -188,7 +238,20 @@ async fn run_handler(
             "internal error",
         )))
     });
-    match slot.take() {
+    // The close runs in its own allocation: its state is only needed at the
+    // end, and would otherwise size this future for the connection's life.
+    Box::pin(finish(app, route, slot.take(), outcome)).await;
+}
+
+/// Answers a handler that never accepted, or runs the close of one that did,
+/// and removes the connection from the hub.
+async fn finish(
+    app: &Arc<AppInner>,
+    route: &crate::server::Route,
+    state: SlotState,
+    outcome: Outcome,
+) {
+    match state {
         SlotState::Held => {}
         SlotState::Unaccepted { io, rejection } => {
             let rejection = rejection.unwrap_or_else(|| match outcome {
@@ -255,7 +318,13 @@ async fn run_handler(
 
 /// Writes an HTTP error response and closes, reading and discarding a little
 /// of what the client still sends so the response is not lost to a reset.
-async fn respond(mut io: Transport, rejection: &Rejection) {
+async fn respond(io: Transport, rejection: &Rejection) {
+    // Boxed: refusals are rare, and their state should not size every
+    // connection's future.
+    Box::pin(respond_now(io, rejection)).await;
+}
+
+async fn respond_now(mut io: Transport, rejection: &Rejection) {
     tracing::debug!(status = %rejection.status, reason = %rejection.reason, "handshake refused");
     let response =
         handshake::error_response(rejection.status, &rejection.reason, &rejection.headers);
@@ -268,7 +337,9 @@ async fn respond(mut io: Transport, rejection: &Rejection) {
 
 pub(crate) async fn discard<R: AsyncRead + Unpin + ?Sized>(io: &mut R, within: Duration) {
     let _ = tokio::time::timeout(within, async {
-        let mut sink = [0u8; 1024];
+        // On the heap: this runs once per connection, at its end, and an
+        // array here would be part of every connection's future while idle.
+        let mut sink = vec![0u8; 1024];
         let mut total = 0;
         while total < LINGER_BYTES {
             match io.read(&mut sink).await {
