@@ -168,6 +168,12 @@ impl TestRequest {
         self
     }
 
+    /// Offers permessage-deflate, as browsers do
+    /// (`permessage-deflate; client_max_window_bits`).
+    pub fn deflate(self) -> Self {
+        self.header("sec-websocket-extensions", "permessage-deflate; client_max_window_bits")
+    }
+
     /// Offers a subprotocol (call again to offer more, in order of preference).
     pub fn protocol(mut self, protocol: &str) -> Self {
         self.protocols.push(protocol.to_owned());
@@ -258,15 +264,25 @@ impl TestRequest {
             .get(http::header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let extensions = parts
+            .headers
+            .get(http::header::SEC_WEBSOCKET_EXTENSIONS)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut decoder = Decoder::new(
+            Role::Client,
+            Limits::default()
+                .with_max_message_size(64 << 20)
+                .with_max_fragments(100_000),
+        );
+        if let Some(ext) = extensions.as_deref().filter(|e| e.starts_with("permessage-deflate")) {
+            decoder = decoder.with_deflate(ext.contains("server_no_context_takeover"));
+        }
         Ok(TestSocket {
             io,
             buf: leftover,
-            decoder: Decoder::new(
-                Role::Client,
-                Limits::default()
-                    .with_max_message_size(64 << 20)
-                    .with_max_fragments(100_000),
-            ),
+            decoder,
+            extensions,
             timeout,
             protocol,
             headers: parts.headers,
@@ -297,6 +313,7 @@ async fn read_response_head(io: &mut Box<dyn Io>) -> Result<(BytesMut, usize), T
 
 /// The client end of a test connection.
 pub struct TestSocket {
+    extensions: Option<String>,
     io: Box<dyn Io>,
     buf: BytesMut,
     decoder: Decoder,
@@ -345,6 +362,39 @@ impl TestSocket {
     /// Sends a text message.
     pub async fn send_text(&mut self, text: &str) -> Result<(), TestError> {
         self.send_frame(OpCode::Text, text.as_bytes()).await
+    }
+
+    /// The `Sec-WebSocket-Extensions` the server answered with.
+    pub fn extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
+    }
+
+    /// Sends a text message compressed with permessage-deflate (RSV1 set),
+    /// without context takeover. Works only when deflate was negotiated;
+    /// otherwise the server must refuse it with 1002.
+    pub async fn send_compressed_text(&mut self, text: &str) -> Result<(), TestError> {
+        let packed = switchboard_ws::deflate::Compressor::new(6, 15).compress(text.as_bytes(), true);
+        self.send_compressed_raw(OpCode::Text, &packed).await
+    }
+
+    /// Sends `packed` as the payload of one compressed frame (RSV1 set), as is:
+    /// for tests of corrupt or hostile compressed data.
+    pub async fn send_compressed_raw(&mut self, opcode: OpCode, packed: &[u8]) -> Result<(), TestError> {
+        let mask = self.next_mask();
+        let header = switchboard_ws::FrameHeader {
+            fin: true,
+            rsv1: true,
+            opcode,
+            mask: Some(mask),
+            payload_len: packed.len() as u64,
+        }
+        .encode();
+        let mut frame = header.as_slice().to_vec();
+        let start = frame.len();
+        frame.extend_from_slice(packed);
+        switchboard_ws::mask::apply_mask(&mut frame[start..], mask);
+        self.io.write_all(&frame).await?;
+        Ok(())
     }
 
     /// Sends a binary message.
