@@ -521,20 +521,20 @@ pub(crate) async fn run_writer(shared: Arc<Shared>, io: BoxWrite, opts: WriterOp
         if close_deadline.is_some_and(|d| now >= d) {
             break;
         }
-        if let (Some(k), Some(at)) = (keepalive, tick) {
-            if now >= at {
-                if shared.heard.swap(false, Ordering::AcqRel) {
-                    silent_since = now;
-                } else if now.duration_since(silent_since) >= k.timeout {
-                    shared.push_close(CloseFrame::new(
-                        codes::KEEPALIVE_TIMEOUT,
-                        "keepalive timeout",
-                    ));
-                } else {
-                    shared.push_ping();
-                }
-                tick = Some(now + k.interval);
+        if let (Some(k), Some(at)) = (keepalive, tick)
+            && now >= at
+        {
+            if shared.heard.swap(false, Ordering::AcqRel) {
+                silent_since = now;
+            } else if now.duration_since(silent_since) >= k.timeout {
+                shared.push_close(CloseFrame::new(
+                    codes::KEEPALIVE_TIMEOUT,
+                    "keepalive timeout",
+                ));
+            } else {
+                shared.push_ping();
             }
+            tick = Some(now + k.interval);
         }
     }
     loop {

@@ -33,7 +33,7 @@ pub(crate) enum SlotState {
     /// The socket was accepted; its reader came back when the socket was dropped.
     Accepted {
         id: ConnectionId,
-        reader: Option<Reader>,
+        reader: Option<Box<Reader>>,
         shared: Arc<Shared>,
         writer: JoinHandle<()>,
     },
@@ -46,7 +46,7 @@ pub(crate) struct Slot(Mutex<SlotState>);
 impl Slot {
     pub(crate) fn return_reader(&self, returned: Reader) {
         if let SlotState::Accepted { reader, .. } = &mut *self.0.lock() {
-            *reader = Some(returned);
+            *reader = Some(Box::new(returned));
         }
     }
 
