@@ -157,13 +157,13 @@ impl Cluster {
     pub async fn send(&self, mut envelope: Envelope) -> Result<Published, PublishError> {
         envelope.origin = Some(self.instance().clone());
         let local = self.0.node.apply(&envelope);
-        if let Target::Connection(addr) = &envelope.target {
-            if addr.instance == *self.instance() {
-                return Ok(Published {
-                    local,
-                    forwarded: false,
-                });
-            }
+        if let Target::Connection(addr) = &envelope.target
+            && addr.instance == *self.instance()
+        {
+            return Ok(Published {
+                local,
+                forwarded: false,
+            });
         }
         match self.0.broker.publish(&envelope).await {
             Ok(()) => Ok(Published {

@@ -1,0 +1,47 @@
+//! The Redis broker for Switchboard: many instances act as one.
+//!
+//! ```no_run
+//! use switchboard::broker::{Cluster, Payload, Target};
+//! use switchboard::{Hub, Switchboard};
+//! use switchboard_redis::{RedisBroker, RedisConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::new();
+//! let broker = RedisBroker::new(RedisConfig::new("redis://127.0.0.1:6379"))?;
+//! let cluster = Cluster::new(hub.clone(), broker);
+//! cluster.start().await?;
+//! let server = Switchboard::new().with_hub(hub) /* .route(...) */.bind("0.0.0.0:8080").await?;
+//! // Anywhere, on any instance:
+//! cluster.publish(Target::room("lobby"), Payload::text("hello")).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Delivery is at most once: Redis pub/sub keeps nothing, so what is
+//! published while an instance is disconnected from Redis does not reach
+//! that instance's connections. Publishing never reports success for a
+//! message Redis did not take. `docs/scaling.md` has the details, the wire
+//! format and the cluster-count method.
+//!
+//! # Layout
+//! - [`RedisBroker`]: the handle, shared state and publishing (`broker`).
+//! - `subscriber`: the pub/sub connection and its subscriptions.
+//! - `writer`: the publisher connection and the count heartbeat.
+//! - `counts`: cluster-wide connection counts and room sizes.
+//! - [`wire`]: channel names and the JSON envelope, version 1.
+//! - [`RedisConfig`]: settings; [`RedisStats`]: counters; [`Error`].
+
+mod backoff;
+mod broker;
+mod config;
+mod counts;
+mod error;
+mod stats;
+mod subscriber;
+pub mod wire;
+mod writer;
+
+pub use broker::RedisBroker;
+pub use config::RedisConfig;
+pub use error::Error;
+pub use stats::RedisStats;

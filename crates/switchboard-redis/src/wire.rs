@@ -1,0 +1,386 @@
+//! The wire format, version 1: channel names and the JSON envelope.
+//!
+//! Any process can publish to a Switchboard cluster by writing to Redis
+//! directly (`docs/scaling.md` has the full description and a Python worker).
+//!
+//! # Channels
+//!
+//! | channel | who gets it |
+//! |---|---|
+//! | `<prefix>:v1:room:<room>` | every member of the room, on every instance |
+//! | `<prefix>:v1:user:<user>` | every connection of the user, on every instance |
+//! | `<prefix>:v1:all` | every connection on every instance |
+//! | `<prefix>:v1:instance:<instance id>` | one connection (`conn`) of that instance |
+//!
+//! The prefix defaults to `sb`. Room and user names are used as they are
+//! (any bytes but must be UTF-8; `:` is fine, as the name is everything after
+//! `room:`).
+//!
+//! # Envelope
+//!
+//! One JSON object per message:
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `v` | integer, required | `1`. Other versions are dropped (and counted) |
+//! | `kind` | `"text"`, `"binary"` or `"close"`, required | what to do |
+//! | `data` | string | `text`: the message; `binary`: the bytes in standard base64 (padded). Absent means empty |
+//! | `code`, `reason` | integer, string | `close`: the close code (1000, 1001, 3000-4999...) and reason (at most 123 bytes) |
+//! | `conn` | integer | on an instance channel: the connection id (required there) |
+//! | `except` | string `"<instance>/<conn>"` | leave this connection out |
+//! | `origin` | string | the publishing instance; that instance ignores the message. Omit it when publishing from outside |
+//!
+//! Unknown fields are ignored, so fields can be added within version 1. An
+//! incompatible change gets version 2 and new channel names (`sb:v2:...`).
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use switchboard::broker::{Body, ConnectionAddr, Envelope, InstanceId, Payload, Target, Topic};
+use switchboard::{CloseCode, CloseFrame, ConnectionId, Room, UserId, Utf8Bytes};
+
+use crate::Error;
+
+/// The envelope version this build writes and reads.
+pub const WIRE_VERSION: u64 = 1;
+
+/// A channel of the wire format, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Channel {
+    /// `<prefix>:v1:room:<room>`.
+    Room(Room),
+    /// `<prefix>:v1:user:<user>`.
+    User(UserId),
+    /// `<prefix>:v1:all`.
+    All,
+    /// `<prefix>:v1:instance:<id>`.
+    Instance(InstanceId),
+}
+
+/// Channel and key names for one prefix.
+#[derive(Debug, Clone)]
+pub struct Names {
+    /// `<prefix>:v1:`.
+    base: String,
+}
+
+impl Names {
+    /// Names under `prefix` (1-32 characters from `A-Z a-z 0-9 - _ .`).
+    pub fn new(prefix: &str) -> Result<Self, Error> {
+        crate::config::validate_prefix(prefix)?;
+        Ok(Self {
+            base: format!("{prefix}:v1:"),
+        })
+    }
+
+    /// The channel of a room.
+    pub fn room(&self, room: &Room) -> String {
+        format!("{}room:{room}", self.base)
+    }
+
+    /// The channel of a user.
+    pub fn user(&self, user: &UserId) -> String {
+        format!("{}user:{user}", self.base)
+    }
+
+    /// The channel for every connection.
+    pub fn all(&self) -> String {
+        format!("{}all", self.base)
+    }
+
+    /// The channel of one instance (its connections, and commands for them).
+    pub fn instance(&self, id: &InstanceId) -> String {
+        format!("{}instance:{id}", self.base)
+    }
+
+    /// The channel a message for `target` is published on.
+    pub fn for_target(&self, target: &Target) -> Result<String, Error> {
+        Ok(match target {
+            Target::Room(room) => self.room(room),
+            Target::User(user) => self.user(user),
+            Target::Connection(addr) => self.instance(&addr.instance),
+            Target::All => self.all(),
+            other => return Err(Error::InvalidChannel(format!("no channel for {other:?}"))),
+        })
+    }
+
+    /// The channel an instance subscribes to for a topic.
+    pub fn for_topic(&self, topic: &Topic) -> String {
+        match topic {
+            Topic::Room(room) => self.room(room),
+            Topic::User(user) => self.user(user),
+        }
+    }
+
+    /// Parses a channel name of this prefix.
+    pub fn parse(&self, channel: &[u8]) -> Result<Channel, Error> {
+        let invalid = || Error::InvalidChannel(String::from_utf8_lossy(channel).into_owned());
+        let name = std::str::from_utf8(channel).map_err(|_| invalid())?;
+        let rest = name.strip_prefix(&self.base).ok_or_else(invalid)?;
+        if rest == "all" {
+            return Ok(Channel::All);
+        }
+        let (kind, value) = rest.split_once(':').ok_or_else(invalid)?;
+        match kind {
+            "room" => Ok(Channel::Room(Room::from(value))),
+            "user" => Ok(Channel::User(UserId::from(value))),
+            "instance" => InstanceId::new(value)
+                .map(Channel::Instance)
+                .map_err(|_| invalid()),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// The set of instances that report counts.
+    pub(crate) fn instances_key(&self) -> String {
+        format!("{}instances", self.base)
+    }
+
+    /// One instance's counts: a hash with `conns` and `room:<name>` fields.
+    pub(crate) fn counts_key(&self, id: &InstanceId) -> String {
+        format!("{}counts:{id}", self.base)
+    }
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    v: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a str>,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conn: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    except: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireIn<'a> {
+    v: u64,
+    #[serde(default, borrow)]
+    origin: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    code: Option<u16>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    conn: Option<u64>,
+    #[serde(default, borrow)]
+    except: Option<Cow<'a, str>>,
+}
+
+/// Encodes an envelope (once per publish, whatever the number of recipients).
+pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, Error> {
+    let mut out = WireOut {
+        v: WIRE_VERSION,
+        origin: envelope.origin.as_ref().map(InstanceId::as_str),
+        kind: "text",
+        data: None,
+        code: None,
+        reason: None,
+        conn: match &envelope.target {
+            Target::Connection(addr) => Some(addr.id.0),
+            _ => None,
+        },
+        except: envelope.except.as_ref().map(ToString::to_string),
+    };
+    match &envelope.body {
+        Body::Message(Payload::Text(text)) => {
+            out.data = (!text.is_empty()).then(|| Cow::Borrowed(text.as_str()));
+        }
+        Body::Message(Payload::Binary(data)) => {
+            out.kind = "binary";
+            out.data = (!data.is_empty()).then(|| Cow::Owned(BASE64.encode(data)));
+        }
+        Body::Close(frame) => {
+            out.kind = "close";
+            out.code = Some(frame.code.as_u16());
+            out.reason = Some(&frame.reason);
+        }
+        other => return Err(Error::InvalidEnvelope(format!("cannot encode {other:?}"))),
+    }
+    serde_json::to_vec(&out).map_err(|e| Error::InvalidEnvelope(e.to_string()))
+}
+
+/// Decodes a message that arrived on `channel`.
+pub fn decode(channel: Channel, payload: &[u8]) -> Result<Envelope, Error> {
+    let wire: WireIn<'_> =
+        serde_json::from_slice(payload).map_err(|e| Error::InvalidEnvelope(e.to_string()))?;
+    if wire.v != WIRE_VERSION {
+        return Err(Error::UnsupportedVersion(wire.v));
+    }
+    let bad = |why: &str| Error::InvalidEnvelope(why.to_owned());
+    let body = match &*wire.kind {
+        "text" => Body::Message(Payload::Text(Utf8Bytes::from(
+            wire.data.unwrap_or_default(),
+        ))),
+        "binary" => {
+            let data = match wire.data {
+                Some(b64) => BASE64
+                    .decode(b64.as_bytes())
+                    .map_err(|e| Error::InvalidEnvelope(format!("binary data: {e}")))?,
+                None => Vec::new(),
+            };
+            Body::Message(Payload::Binary(data.into()))
+        }
+        "close" => {
+            let code = CloseCode::from(wire.code.ok_or_else(|| bad("close without a code"))?);
+            if !code.is_sendable() {
+                return Err(bad("close code cannot be sent"));
+            }
+            Body::Close(CloseFrame::new(code, wire.reason.unwrap_or_default()))
+        }
+        _ => return Err(bad("kind must be text, binary or close")),
+    };
+    let target = match channel {
+        Channel::Room(room) => Target::Room(room),
+        Channel::User(user) => Target::User(user),
+        Channel::All => Target::All,
+        Channel::Instance(instance) => {
+            let id = wire
+                .conn
+                .ok_or_else(|| bad("instance channel without conn"))?;
+            Target::Connection(ConnectionAddr::new(instance, ConnectionId(id)))
+        }
+    };
+    let origin = match wire.origin {
+        Some(origin) => Some(InstanceId::new(origin).map_err(|_| bad("invalid origin"))?),
+        None => None,
+    };
+    let except = match wire.except {
+        Some(except) => Some(
+            except
+                .parse::<ConnectionAddr>()
+                .map_err(|_| bad("except must be \"<instance>/<conn>\""))?,
+        ),
+        None => None,
+    };
+    let mut envelope = Envelope::new(target, body).with_except(except);
+    envelope.origin = origin;
+    Ok(envelope)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names::new("sb").unwrap()
+    }
+
+    #[test]
+    fn channel_names_follow_the_documented_format() {
+        let n = names();
+        assert_eq!(n.room(&"lobby".into()), "sb:v1:room:lobby");
+        assert_eq!(n.user(&"alice".into()), "sb:v1:user:alice");
+        assert_eq!(n.all(), "sb:v1:all");
+        let id = InstanceId::new("node-1").unwrap();
+        assert_eq!(n.instance(&id), "sb:v1:instance:node-1");
+        assert_eq!(
+            n.parse(b"sb:v1:room:a:b").unwrap(),
+            Channel::Room("a:b".into())
+        );
+        assert_eq!(n.parse(b"sb:v1:all").unwrap(), Channel::All);
+        assert_eq!(
+            n.parse(b"sb:v1:instance:node-1").unwrap(),
+            Channel::Instance(id)
+        );
+        for bad in [
+            &b"other:v1:all"[..],
+            b"sb:v2:all",
+            b"sb:v1:nope:x",
+            b"sb:v1:instance:a b",
+        ] {
+            assert!(n.parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Names::new("a:b").is_err());
+    }
+
+    #[test]
+    fn envelopes_round_trip() {
+        let origin = InstanceId::new("node-1").unwrap();
+        let except = ConnectionAddr::new(InstanceId::new("node-2").unwrap(), ConnectionId(9));
+        let cases = [
+            (
+                Channel::Room("r".into()),
+                Target::room("r"),
+                Body::Message(Payload::text("hé \"x\"")),
+            ),
+            (
+                Channel::User("u".into()),
+                Target::user("u"),
+                Body::Message(Payload::binary(vec![0u8, 255, 7])),
+            ),
+            (Channel::All, Target::All, Body::Message(Payload::text(""))),
+            (
+                Channel::Instance(origin.clone()),
+                Target::Connection(ConnectionAddr::new(origin.clone(), ConnectionId(5))),
+                Body::close(CloseCode::Application(4000), "bye"),
+            ),
+        ];
+        for (channel, target, body) in cases {
+            let envelope = Envelope::new(target, body)
+                .with_origin(origin.clone())
+                .with_except(Some(except.clone()));
+            let bytes = encode(&envelope).unwrap();
+            assert_eq!(decode(channel, &bytes).unwrap(), envelope);
+        }
+    }
+
+    #[test]
+    fn a_hand_written_envelope_decodes() {
+        let e = decode(
+            Channel::Room("lobby".into()),
+            br#"{"v":1,"kind":"text","data":"hi"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.origin, None);
+        assert_eq!(e.body, Body::Message(Payload::text("hi")));
+        let e = decode(
+            Channel::All,
+            br#"{"v":1,"kind":"binary","data":"AAEC","future":true}"#,
+        )
+        .unwrap();
+        assert_eq!(e.body, Body::Message(Payload::binary(vec![0u8, 1, 2])));
+    }
+
+    #[test]
+    fn bad_envelopes_are_refused_with_a_reason() {
+        let room = || Channel::Room("r".into());
+        assert!(matches!(
+            decode(room(), br#"{"v":2,"kind":"text"}"#),
+            Err(Error::UnsupportedVersion(2))
+        ));
+        for bad in [
+            &br#"not json"#[..],
+            br#"{"kind":"text"}"#,
+            br#"{"v":1,"kind":"shout"}"#,
+            br#"{"v":1,"kind":"binary","data":"!!"}"#,
+            br#"{"v":1,"kind":"close"}"#,
+            br#"{"v":1,"kind":"close","code":1006}"#,
+            br#"{"v":1,"kind":"text","except":"nope"}"#,
+            br#"{"v":1,"kind":"text","origin":"a b"}"#,
+        ] {
+            assert!(
+                decode(room(), bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let instance = Channel::Instance(InstanceId::new("n").unwrap());
+        assert!(decode(instance, br#"{"v":1,"kind":"text"}"#).is_err());
+    }
+}
