@@ -91,6 +91,16 @@ async fn handshake(app: &Arc<AppInner>, mut io: Transport, addr: SocketAddr) -> 
     };
     let leftover = buf.split_off(head_len);
     let parsed = upgrade(app, &buf, addr);
+    if let (Some(fallback), Err(rejection)) = (&app.fallback, &parsed)
+        && rejection.status == StatusCode::NOT_FOUND
+    {
+        // Not a WebSocket route: the application's HTTP service answers,
+        // reading the request from the bytes we already took off the socket.
+        buf.unsplit(leftover);
+        let io = Rewind::new(buf.freeze(), io);
+        tokio::spawn((fallback.0)(Box::new(io), addr));
+        return None;
+    }
     // Do not keep an empty leftover's share of the head's allocation alive.
     drop(buf);
     let leftover = if leftover.is_empty() {
@@ -356,5 +366,57 @@ impl Reader {
     /// is not lost to a reset over unread bytes.
     pub(crate) async fn discard_until_eof(&mut self, within: Duration) {
         discard(self.io_mut(), within).await;
+    }
+}
+
+/// A stream that first replays bytes already read from it.
+struct Rewind {
+    prefix: bytes::Bytes,
+    inner: Transport,
+}
+
+impl Rewind {
+    fn new(prefix: bytes::Bytes, inner: Transport) -> Self {
+        Self { prefix, inner }
+    }
+}
+
+impl tokio::io::AsyncRead for Rewind {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(n);
+            buf.put_slice(&chunk);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -74,7 +74,7 @@ pub use hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Outgoing, Room, UserI
 pub use outbound::{Sender, TrySendError};
 pub use request::RequestInfo;
 pub use security::{Identity, Security};
-pub use server::{App, Server, ShutdownHandle, Switchboard};
+pub use server::{App, HttpFallback, Server, ShutdownHandle, Switchboard};
 pub use socket::{Message, WebSocket};
 pub use switchboard_ws::{CloseCode, CloseFrame, OutFrame, Utf8Bytes};
 pub use testing::{TestClient, TestError, TestSocket};

@@ -53,7 +53,36 @@ pub struct Switchboard {
     routes: Vec<(String, Option<RouteConfig>, Arc<dyn ErasedHandler>)>,
     config: ServerConfig,
     hub: Option<Hub>,
+    fallback: Option<Fallback>,
 }
+
+/// The HTTP fallback, with a `Debug` that says only that it is there.
+#[derive(Clone)]
+pub(crate) struct Fallback(pub(crate) HttpFallback);
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpFallback")
+    }
+}
+
+/// Serves a connection whose first request is not for a WebSocket route:
+/// the stream replays the request bytes already read. Build it from any
+/// HTTP server, for example hyper serving an axum `Router`:
+///
+/// ```ignore
+/// let fallback: HttpFallback = Arc::new(move |io, _addr| {
+///     let service = TowerToHyperService::new(router.clone());
+///     Box::pin(async move {
+///         let _ = http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
+///     })
+/// });
+/// ```
+pub type HttpFallback = Arc<
+    dyn Fn(Box<dyn Io>, SocketAddr) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for dyn ErasedHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,6 +142,14 @@ impl Switchboard {
         self
     }
 
+    /// Serves plain HTTP requests for paths that are not WebSocket routes
+    /// (an HTTP API, health checks, a page) on the same port, through
+    /// `fallback`. Without one, such requests get 404.
+    pub fn with_http_fallback(mut self, fallback: HttpFallback) -> Self {
+        self.fallback = Some(Fallback(fallback));
+        self
+    }
+
     /// Replaces the server settings.
     pub fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -144,6 +181,7 @@ impl Switchboard {
             shutdown,
             tracker: Tracker::default(),
             hub: self.hub.unwrap_or_default(),
+            fallback: self.fallback,
         }))
     }
 
@@ -190,6 +228,7 @@ pub(crate) struct AppInner {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) tracker: Tracker,
     pub(crate) hub: Hub,
+    pub(crate) fallback: Option<Fallback>,
 }
 
 impl AppInner {
