@@ -34,6 +34,11 @@ use switchboard_ws::deflate::compress_message;
 
 const SHARDS: usize = 32;
 
+/// Rooms up to this size are served while holding their shard lock (a few
+/// microseconds); larger ones are copied out first so that joins and leaves
+/// on the shard never wait for a long fan-out.
+const LOCKED_FANOUT_MAX: usize = 1024;
+
 /// A message encoded once for any number of recipients.
 ///
 /// The plain frame is built once; the compressed frame (for recipients
@@ -488,7 +493,7 @@ impl Hub {
     /// Sends to one connection. Returns 1 if it was queued, 0 otherwise.
     pub fn send_to(&self, id: ConnectionId, message: &Outgoing) -> usize {
         match self.sender(id) {
-            Some(sender) => self.deliver(id.0, [(id, sender)], message, None),
+            Some(sender) => self.deliver(id.0, [(id, &sender)], message, None),
             None => 0,
         }
     }
@@ -502,7 +507,7 @@ impl Hub {
     ) -> usize {
         let user = user.into();
         let members = snapshot(self.user_shard(&user), &user);
-        self.deliver(0, members, message, except)
+        self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except)
     }
 
     /// Sends to the members of one room, except `except`.
@@ -513,8 +518,19 @@ impl Hub {
         except: Option<ConnectionId>,
     ) -> usize {
         let room = room.into();
-        let members = snapshot(self.room_shard(&room), &room);
-        self.deliver(0, members, message, except)
+        let shard = self.room_shard(&room).lock();
+        let Some(members) = shard.get(&room) else {
+            return 0;
+        };
+        if members.len() <= LOCKED_FANOUT_MAX {
+            // Queueing never waits, so a room of this size is served under
+            // its shard lock: no copy of the member list per message.
+            return self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except);
+        }
+        let members: Vec<(ConnectionId, Sender)> =
+            members.iter().map(|(id, s)| (*id, s.clone())).collect();
+        drop(shard);
+        self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except)
     }
 
     /// Sends to the members of several rooms; a connection in more than one
@@ -535,7 +551,7 @@ impl Hub {
                 }
             }
         }
-        self.deliver(0, members, message, except)
+        self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except)
     }
 
     /// Sends to every connection, except `except`.
@@ -547,7 +563,7 @@ impl Hub {
                 .iter()
                 .map(|(id, e)| (*id, e.sender.clone()))
                 .collect();
-            total += self.deliver(0, members, message, except);
+            total += self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except);
         }
         total
     }
@@ -574,10 +590,10 @@ impl Hub {
     }
 
     /// Queues `message` for each recipient without waiting on any of them.
-    fn deliver(
+    fn deliver<'a>(
         &self,
         stripe: u64,
-        recipients: impl IntoIterator<Item = (ConnectionId, Sender)>,
+        recipients: impl IntoIterator<Item = (ConnectionId, &'a Sender)>,
         message: &Outgoing,
         except: Option<ConnectionId>,
     ) -> usize {
