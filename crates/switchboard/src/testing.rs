@@ -171,7 +171,10 @@ impl TestRequest {
     /// Offers permessage-deflate, as browsers do
     /// (`permessage-deflate; client_max_window_bits`).
     pub fn deflate(self) -> Self {
-        self.header("sec-websocket-extensions", "permessage-deflate; client_max_window_bits")
+        self.header(
+            "sec-websocket-extensions",
+            "permessage-deflate; client_max_window_bits",
+        )
     }
 
     /// Offers a subprotocol (call again to offer more, in order of preference).
@@ -275,7 +278,10 @@ impl TestRequest {
                 .with_max_message_size(64 << 20)
                 .with_max_fragments(100_000),
         );
-        if let Some(ext) = extensions.as_deref().filter(|e| e.starts_with("permessage-deflate")) {
+        if let Some(ext) = extensions
+            .as_deref()
+            .filter(|e| e.starts_with("permessage-deflate"))
+        {
             decoder = decoder.with_deflate(ext.contains("server_no_context_takeover"));
         }
         Ok(TestSocket {
@@ -373,13 +379,18 @@ impl TestSocket {
     /// without context takeover. Works only when deflate was negotiated;
     /// otherwise the server must refuse it with 1002.
     pub async fn send_compressed_text(&mut self, text: &str) -> Result<(), TestError> {
-        let packed = switchboard_ws::deflate::Compressor::new(6, 15).compress(text.as_bytes(), true);
+        let packed =
+            switchboard_ws::deflate::Compressor::new(6, 15).compress(text.as_bytes(), true);
         self.send_compressed_raw(OpCode::Text, &packed).await
     }
 
     /// Sends `packed` as the payload of one compressed frame (RSV1 set), as is:
     /// for tests of corrupt or hostile compressed data.
-    pub async fn send_compressed_raw(&mut self, opcode: OpCode, packed: &[u8]) -> Result<(), TestError> {
+    pub async fn send_compressed_raw(
+        &mut self,
+        opcode: OpCode,
+        packed: &[u8],
+    ) -> Result<(), TestError> {
         let mask = self.next_mask();
         let header = switchboard_ws::FrameHeader {
             fin: true,
