@@ -1,0 +1,97 @@
+/**
+ * Decoding of server messages: one JSON object per text frame. The decoder
+ * checks what the client relies on (the envelope and the required payload
+ * fields of each type) and ignores unknown fields, as the protocol asks.
+ */
+
+import { MESSAGE_DIRECTIONS, type MessageType, type ServerMessage } from "./protocol.js";
+
+export type Decoded =
+  | { readonly ok: true; readonly message: ServerMessage }
+  | { readonly ok: false; readonly reason: string };
+
+type Obj = Readonly<Record<string, unknown>>;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+const str = (v: unknown): boolean => typeof v === "string";
+const num = (v: unknown): boolean => typeof v === "number" && Number.isFinite(v);
+const bool = (v: unknown): boolean => typeof v === "boolean";
+const strOrNull = (v: unknown): boolean => v === null || typeof v === "string";
+const numOrNull = (v: unknown): boolean => v === null || num(v);
+const strList = (v: unknown): boolean => Array.isArray(v) && v.every(str);
+const optStr = (v: unknown): boolean => v === undefined || str(v);
+
+/** Required payload fields per server message type, with their checks. */
+const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: unknown) => boolean>>>>> = {
+  CONNECT_ACK: {
+    connection_id: str,
+    requires_auth: bool,
+    authenticated: bool,
+    user_id: strOrNull,
+    heartbeat_interval: num,
+    server_version: str,
+    protocol_version: num,
+  },
+  DISCONNECT: { code: (v) => v === undefined || num(v), reason: optStr },
+  AUTHENTICATE_SUCCESS: { user_id: str, expires_at: numOrNull, permissions: strList },
+  AUTHENTICATE_FAILURE: { reason: str, attempts_left: num },
+  SUBSCRIBE_SUCCESS: { channel: str },
+  SUBSCRIBE_FAILURE: { channel: str, code: str, reason: str },
+  UNSUBSCRIBE_ACK: { subscriptions: strList },
+  EVENT: { event: str, channel: optStr },
+  DATA: { resource: str, channel: optStr },
+  NOTIFICATION: {
+    title: str,
+    message: str,
+    level: (v) => v === "info" || v === "success" || v === "warning" || v === "error",
+    actions: (v) =>
+      Array.isArray(v) && v.every((a) => isObject(a) && str(a["label"]) && str(a["action"])),
+    channel: optStr,
+  },
+  ACTION_RESULT: { action: str },
+  ERROR: { code: str, message: str },
+};
+
+/** Decodes one text frame from the server. */
+export function decodeServerMessage(text: string): Decoded {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, reason: "not JSON" };
+  }
+  if (!isObject(value)) return { ok: false, reason: "not a JSON object" };
+  const type = value["type"];
+  if (typeof type !== "string" || !Object.hasOwn(MESSAGE_DIRECTIONS, type)) {
+    return { ok: false, reason: `unknown message type ${JSON.stringify(type)}` };
+  }
+  const messageType = type as MessageType;
+  if (MESSAGE_DIRECTIONS[messageType] === "client→server") {
+    return { ok: false, reason: `${messageType} is not sent by servers` };
+  }
+  const id = value["id"];
+  if (typeof id !== "string") return { ok: false, reason: `${messageType} without a string id` };
+  const correlation = value["correlation_id"];
+  if (correlation !== undefined && !strOrNull(correlation)) {
+    return { ok: false, reason: `${messageType}: correlation_id is not a string` };
+  }
+  const timestamp = value["timestamp"];
+  if (timestamp !== undefined && !num(timestamp)) {
+    return { ok: false, reason: `${messageType}: timestamp is not a number` };
+  }
+  const rawPayload = value["payload"] ?? {};
+  if (!isObject(rawPayload)) return { ok: false, reason: `${messageType}: payload is not an object` };
+  const schema = SCHEMAS[messageType];
+  if (schema !== undefined) {
+    for (const [field, check] of Object.entries(schema)) {
+      if (!check(rawPayload[field])) {
+        return { ok: false, reason: `${messageType}: payload field ${field} is missing or invalid` };
+      }
+    }
+  }
+  // Checked above field by field; the cast names the result.
+  return { ok: true, message: { ...value, payload: rawPayload } as unknown as ServerMessage };
+}

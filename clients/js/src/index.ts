@@ -1,0 +1,98 @@
+/**
+ * `@switchboard/client`: the TypeScript client of the Switchboard protocol
+ * (docs/protocol.md) for browsers and Node 20+.
+ *
+ * ```ts
+ * import { SwitchboardClient } from "@switchboard/client";
+ * const client = new SwitchboardClient({ url: "wss://example.com/ws", token: () => fetchToken() });
+ * await client.connect();
+ * await client.subscribe("public:news", (message) => console.log(message.payload));
+ * const result = await client.request("chat.send", { text: "hi" });
+ * ```
+ */
+
+export { SwitchboardClient } from "./client.js";
+export type {
+  AuthenticatedEvent,
+  ChannelHandler,
+  ClientEvents,
+  ClientOptions,
+  ConnectingEvent,
+  DisconnectedEvent,
+  LifecycleEvents,
+  ReconnectingEvent,
+  ReconnectOptions,
+  RequestOptions,
+  Session,
+  SessionExpiringEvent,
+  StateChangeEvent,
+  SubscribedEvent,
+  TokenContext,
+  TokenProvider,
+  TokenReason,
+} from "./options.js";
+export {
+  AuthenticationError,
+  ConnectionClosedError,
+  MalformedMessageError,
+  NotConnectedError,
+  QueueFullError,
+  ServerError,
+  SubscribeError,
+  SwitchboardError,
+  TimeoutError,
+  TokenProviderError,
+} from "./errors.js";
+export {
+  CLIENT_MESSAGE_TYPES,
+  CLOSE_CODE_ADVICE,
+  CLOSE_CODES,
+  CloseCode,
+  CONNECTION_STATES,
+  ConnectionState,
+  ERROR_CODES,
+  ErrorCode,
+  isValidChannel,
+  MAX_SUBSCRIPTIONS,
+  MESSAGE_DIRECTIONS,
+  MESSAGE_TYPES,
+  MessageType,
+  PROTOCOL_VERSION,
+  reconnectAdvice,
+  SERVER_MESSAGE_TYPES,
+  SESSION_EXPIRING_EVENT,
+  SUBPROTOCOL,
+} from "./protocol.js";
+export type {
+  ActionPayload,
+  ActionResultPayload,
+  AuthenticateFailurePayload,
+  AuthenticatePayload,
+  AuthenticateSuccessPayload,
+  ChannelMessage,
+  ClientMessageType,
+  ConnectAckPayload,
+  ConnectPayload,
+  DataPayload,
+  Direction,
+  DisconnectPayload,
+  EmptyPayload,
+  ErrorPayload,
+  EventPayload,
+  JsonValue,
+  Message,
+  NotificationLevel,
+  NotificationPayload,
+  PayloadMap,
+  ReconnectAdvice,
+  ServerMessage,
+  ServerMessageType,
+  SubscribeFailurePayload,
+  SubscribePayload,
+  SubscribeSuccessPayload,
+  UnsubscribeAckPayload,
+  UnsubscribePayload,
+} from "./protocol.js";
+export { backoffCap, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+export type { Timers } from "./env.js";
+export type { CloseEventLike, MessageEventLike, WebSocketConstructor, WebSocketLike } from "./socket.js";

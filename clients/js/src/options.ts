@@ -1,0 +1,211 @@
+/** The client's options and events. */
+
+import type { Timers } from "./env.js";
+import type {
+  AuthenticationError,
+  SubscribeError,
+  SwitchboardError,
+} from "./errors.js";
+import type {
+  ChannelMessage,
+  ConnectAckPayload,
+  ConnectionState,
+  Message,
+  ServerMessage,
+  ServerMessageType,
+} from "./protocol.js";
+import type { WebSocketConstructor } from "./socket.js";
+
+/** Why the client asks for a token. */
+export type TokenReason =
+  /** The first connection after `connect()`. */
+  | "connect"
+  /** A new connection after one was lost. */
+  | "reconnect"
+  /** A new connection after the server closed with 4003 (token expired). */
+  | "expired"
+  /** Refreshing the session before `expires_at` (or on `switchboard.session_expiring`). */
+  | "refresh"
+  /** Retrying after `AUTHENTICATE_FAILURE` while the server still allows attempts. */
+  | "retry";
+
+export interface TokenContext {
+  readonly reason: TokenReason;
+}
+
+/**
+ * Fetches a token. Called on every connection (first and reconnects), before
+ * the session expires, and after a refusal while attempts are left. Throwing
+ * (or rejecting) fails the attempt: the client drops the connection and
+ * retries with backoff.
+ */
+export type TokenProvider = (context: TokenContext) => string | Promise<string>;
+
+export interface ReconnectOptions {
+  /** Reconnect at all. Default true. */
+  readonly enabled?: boolean | undefined;
+  /** Cap of the first retry's delay, ms. Default 500. */
+  readonly initialDelay?: number | undefined;
+  /** Largest delay, ms. Default 20 000. */
+  readonly maxDelay?: number | undefined;
+  /** Growth of the cap per attempt. Default 2. */
+  readonly factor?: number | undefined;
+  /**
+   * Consecutive failed attempts after which the client gives up (state
+   * `error`). Counted from the last successful connection. Default: no limit.
+   */
+  readonly maxAttempts?: number | undefined;
+  /** Random source in [0, 1) for the jitter (tests pin it). Default `Math.random`. */
+  readonly random?: (() => number) | undefined;
+}
+
+export interface ClientOptions {
+  /** `ws://host/ws` or `wss://host/ws`. */
+  readonly url: string;
+  /**
+   * The WebSocket constructor. Default: the global `WebSocket` (browsers,
+   * Node 22+, Node 20 with `--experimental-websocket`). Inject `ws`'s class
+   * (or a fake) elsewhere.
+   */
+  readonly WebSocket?: WebSocketConstructor | undefined;
+  /** A token, or a callback that fetches one (see `TokenProvider`). */
+  readonly token?: string | TokenProvider | undefined;
+  /** Subprotocols offered in the handshake. Default `["switchboard.v1"]`. */
+  readonly protocols?: readonly string[] | undefined;
+  /** Reconnect policy; `false` turns reconnecting off. */
+  readonly reconnect?: ReconnectOptions | boolean | undefined;
+  /** Default timeout of `request`, `subscribe`, `unsubscribe` and `ping`, ms. Default 10 000. */
+  readonly requestTimeout?: number | undefined;
+  /** Time for the socket to open and CONNECT_ACK to arrive, ms. Default 10 000. */
+  readonly connectTimeout?: number | undefined;
+  /**
+   * Most requests and subscribes held while not connected; beyond it they
+   * reject with `QueueFullError`. Default 100.
+   */
+  readonly queueLimit?: number | undefined;
+  /**
+   * Send our own PING this often while connected (ms), and drop the
+   * connection when its PONG takes longer than `pongTimeout`. Default 0 (off:
+   * the server's heartbeat is watched instead).
+   */
+  readonly pingInterval?: number | undefined;
+  /** How long to wait for a PONG, ms. Default 10 000. */
+  readonly pongTimeout?: number | undefined;
+  /**
+   * Drop the connection when nothing arrives for CONNECT_ACK's
+   * `heartbeat_interval` plus `pongTimeout` (the server PINGs every interval).
+   * Default true.
+   */
+  readonly watchServerHeartbeat?: boolean | undefined;
+  /**
+   * Refresh the session this long before `expires_at` (at most half the
+   * session's lifetime before), ms. Default 60 000. Needs a `TokenProvider`.
+   */
+  readonly refreshMargin?: number | undefined;
+  /**
+   * Largest message this client sends, in UTF-8 bytes; bigger requests are
+   * rejected before sending (the server would close with 1009, a terminal
+   * code). Default 65 536, the server's default.
+   */
+  readonly maxMessageSize?: number | undefined;
+  /** Timers and clock (tests use a fake). Default: the host's. */
+  readonly timers?: Timers | undefined;
+}
+
+export interface RequestOptions {
+  /** ms; default the client's `requestTimeout`. */
+  readonly timeout?: number | undefined;
+}
+
+/** A channel's handler: receives EVENT, DATA and NOTIFICATION published to it. */
+export type ChannelHandler = (message: ChannelMessage) => void;
+
+/** What the server granted on authentication. */
+export interface Session {
+  readonly userId: string | null;
+  /** Seconds since the Unix epoch; null when it does not expire or is unknown. */
+  readonly expiresAt: number | null;
+  readonly permissions: readonly string[];
+}
+
+export interface StateChangeEvent {
+  readonly from: ConnectionState;
+  readonly to: ConnectionState;
+}
+
+export interface ConnectingEvent {
+  /** 0 for the first connection after `connect()`, then the reconnect attempt. */
+  readonly attempt: number;
+  readonly url: string;
+}
+
+export interface AuthenticatedEvent extends Session {
+  /** True when an authenticated session was refreshed with a new token. */
+  readonly refreshed: boolean;
+}
+
+export interface DisconnectedEvent {
+  /**
+   * The close code. 1006 also when the client dropped a connection itself
+   * (connect or heartbeat timeout, token provider failure).
+   */
+  readonly code: number;
+  readonly reason: string;
+  readonly wasClean: boolean;
+  /** Whether a reconnect is scheduled (a `reconnecting` event follows). */
+  readonly willReconnect: boolean;
+}
+
+export interface ReconnectingEvent {
+  /** 1 for the first retry. */
+  readonly attempt: number;
+  /** ms until the attempt. */
+  readonly delay: number;
+}
+
+export interface SessionExpiringEvent {
+  /** Seconds since the Unix epoch. */
+  readonly expiresAt: number;
+}
+
+export interface SubscribedEvent {
+  readonly channel: string;
+  /** True when restored after a reconnect. */
+  readonly resubscribed: boolean;
+}
+
+/** The client's lifecycle events. */
+export interface LifecycleEvents {
+  /** Every state change. */
+  state: StateChangeEvent;
+  /** A connection attempt starts. */
+  connecting: ConnectingEvent;
+  /** CONNECT_ACK arrived. */
+  connected: ConnectAckPayload;
+  /** AUTHENTICATE_SUCCESS arrived (also on a refresh), or CONNECT_ACK said authenticated. */
+  authenticated: AuthenticatedEvent;
+  /** AUTHENTICATE_FAILURE arrived (first connection, retry or refresh). */
+  auth_failed: AuthenticationError;
+  /** The connection closed. */
+  disconnected: DisconnectedEvent;
+  /** A reconnect is scheduled. */
+  reconnecting: ReconnectingEvent;
+  /** The server warned that the session expires soon (`switchboard.session_expiring`). */
+  session_expiring: SessionExpiringEvent;
+  /** The server confirmed a subscription (also after a reconnect). */
+  subscribed: SubscribedEvent;
+  /** A subscription was dropped by `unsubscribe()`. */
+  unsubscribed: { readonly channel: string };
+  /** A resubscription after a reconnect was refused (no promise is waiting for it). */
+  subscription_failed: SubscribeError;
+  /**
+   * Something went wrong: a malformed message, an ERROR answering nothing
+   * pending, a token provider failure, or the reason the client stopped.
+   */
+  error: SwitchboardError;
+  /** Every message from the server. */
+  message: ServerMessage;
+}
+
+/** Every event `on`/`off` accept: lifecycle events, and each server message type. */
+export type ClientEvents = LifecycleEvents & { [T in ServerMessageType]: Message<T> };

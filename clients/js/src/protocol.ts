@@ -1,0 +1,397 @@
+/**
+ * The Switchboard protocol, version 1, as written in `docs/protocol.md`:
+ * message types, payloads, error codes, close codes and connection states.
+ *
+ * These lists are the TypeScript side of the contract. `test/protocol-doc.test.ts`
+ * parses the tables of `docs/protocol.md` and fails when either side drifts.
+ */
+
+/** The `protocol_version` this client speaks (CONNECT_ACK carries the server's). */
+export const PROTOCOL_VERSION = 1;
+
+/** The subprotocol offered in the WebSocket handshake; the server selects it. */
+export const SUBPROTOCOL = "switchboard.v1";
+
+// ---------------------------------------------------------------------------
+// Message types
+// ---------------------------------------------------------------------------
+
+/** Every message type of the protocol (the "Message types" table). */
+export const MessageType = {
+  Connect: "CONNECT",
+  ConnectAck: "CONNECT_ACK",
+  Disconnect: "DISCONNECT",
+  Authenticate: "AUTHENTICATE",
+  AuthenticateSuccess: "AUTHENTICATE_SUCCESS",
+  AuthenticateFailure: "AUTHENTICATE_FAILURE",
+  Subscribe: "SUBSCRIBE",
+  SubscribeSuccess: "SUBSCRIBE_SUCCESS",
+  SubscribeFailure: "SUBSCRIBE_FAILURE",
+  Unsubscribe: "UNSUBSCRIBE",
+  UnsubscribeAck: "UNSUBSCRIBE_ACK",
+  Event: "EVENT",
+  Data: "DATA",
+  Notification: "NOTIFICATION",
+  Action: "ACTION",
+  ActionResult: "ACTION_RESULT",
+  Ping: "PING",
+  Pong: "PONG",
+  Error: "ERROR",
+} as const;
+
+/** One of the protocol's message types, e.g. `"SUBSCRIBE"`. */
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** Who sends a message type (the table's "direction" column). */
+export type Direction = "client→server" | "server→client" | "both";
+
+/** The direction of every message type, in the table's order. */
+export const MESSAGE_DIRECTIONS: Readonly<Record<MessageType, Direction>> = {
+  CONNECT: "client→server",
+  CONNECT_ACK: "server→client",
+  DISCONNECT: "both",
+  AUTHENTICATE: "client→server",
+  AUTHENTICATE_SUCCESS: "server→client",
+  AUTHENTICATE_FAILURE: "server→client",
+  SUBSCRIBE: "client→server",
+  SUBSCRIBE_SUCCESS: "server→client",
+  SUBSCRIBE_FAILURE: "server→client",
+  UNSUBSCRIBE: "client→server",
+  UNSUBSCRIBE_ACK: "server→client",
+  EVENT: "server→client",
+  DATA: "server→client",
+  NOTIFICATION: "server→client",
+  ACTION: "client→server",
+  ACTION_RESULT: "server→client",
+  PING: "both",
+  PONG: "both",
+  ERROR: "server→client",
+};
+
+/** All message types, in the order of the protocol's table. */
+export const MESSAGE_TYPES: readonly MessageType[] = Object.values(MessageType);
+
+/** Message types a server may send (direction server→client or both). */
+export type ServerMessageType =
+  | "CONNECT_ACK"
+  | "DISCONNECT"
+  | "AUTHENTICATE_SUCCESS"
+  | "AUTHENTICATE_FAILURE"
+  | "SUBSCRIBE_SUCCESS"
+  | "SUBSCRIBE_FAILURE"
+  | "UNSUBSCRIBE_ACK"
+  | "EVENT"
+  | "DATA"
+  | "NOTIFICATION"
+  | "ACTION_RESULT"
+  | "PING"
+  | "PONG"
+  | "ERROR";
+
+/** Message types a client may send (direction client→server or both). */
+export type ClientMessageType =
+  | "CONNECT"
+  | "DISCONNECT"
+  | "AUTHENTICATE"
+  | "SUBSCRIBE"
+  | "UNSUBSCRIBE"
+  | "ACTION"
+  | "PING"
+  | "PONG";
+
+/** The server→client (and both-way) message types, as a list. */
+export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = MESSAGE_TYPES.filter(
+  (t): t is ServerMessageType => MESSAGE_DIRECTIONS[t] !== "client→server",
+);
+
+/** The client→server (and both-way) message types, as a list. */
+export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = MESSAGE_TYPES.filter(
+  (t): t is ClientMessageType => MESSAGE_DIRECTIONS[t] !== "server→client",
+);
+
+// ---------------------------------------------------------------------------
+// Payloads
+// ---------------------------------------------------------------------------
+
+/** A JSON value, as carried in `data` fields. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
+
+export interface ConnectPayload {
+  readonly client?: { readonly name?: string; readonly version?: string };
+}
+
+export interface ConnectAckPayload {
+  readonly connection_id: string;
+  readonly requires_auth: boolean;
+  readonly authenticated: boolean;
+  readonly user_id: string | null;
+  /** Seconds between the server's PINGs. */
+  readonly heartbeat_interval: number;
+  readonly server_version: string;
+  readonly protocol_version: number;
+}
+
+export interface DisconnectPayload {
+  readonly code?: number;
+  readonly reason?: string;
+}
+
+export interface AuthenticatePayload {
+  readonly auth: { readonly token: string };
+}
+
+export interface AuthenticateSuccessPayload {
+  readonly user_id: string;
+  /** Seconds since the Unix epoch, or null when the session does not expire. */
+  readonly expires_at: number | null;
+  readonly permissions: readonly string[];
+}
+
+export interface AuthenticateFailurePayload {
+  readonly reason: string;
+  readonly attempts_left: number;
+}
+
+export interface SubscribePayload {
+  readonly subscriptions: readonly string[];
+}
+
+export interface SubscribeSuccessPayload {
+  readonly channel: string;
+}
+
+export interface SubscribeFailurePayload {
+  readonly channel: string;
+  readonly code: ErrorCode | (string & {});
+  readonly reason: string;
+}
+
+export interface UnsubscribePayload {
+  readonly subscriptions: readonly string[];
+}
+
+export interface UnsubscribeAckPayload {
+  readonly subscriptions: readonly string[];
+}
+
+export interface EventPayload {
+  readonly event: string;
+  readonly data: unknown;
+  readonly channel?: string;
+}
+
+export interface DataPayload {
+  readonly resource: string;
+  readonly data: unknown;
+  readonly channel?: string;
+}
+
+export type NotificationLevel = "info" | "success" | "warning" | "error";
+
+export interface NotificationPayload {
+  readonly title: string;
+  readonly message: string;
+  readonly level: NotificationLevel;
+  readonly actions: readonly { readonly label: string; readonly action: string }[];
+  readonly channel?: string;
+}
+
+export interface ActionPayload {
+  readonly action: string;
+  readonly data?: unknown;
+}
+
+export interface ActionResultPayload {
+  readonly action: string;
+  readonly data: unknown;
+}
+
+// PING and PONG carry an empty object.
+export type EmptyPayload = Readonly<Record<string, never>>;
+
+export interface ErrorPayload {
+  readonly code: ErrorCode | (string & {});
+  readonly message: string;
+}
+
+/** The payload of each message type. */
+export interface PayloadMap {
+  CONNECT: ConnectPayload;
+  CONNECT_ACK: ConnectAckPayload;
+  DISCONNECT: DisconnectPayload;
+  AUTHENTICATE: AuthenticatePayload;
+  AUTHENTICATE_SUCCESS: AuthenticateSuccessPayload;
+  AUTHENTICATE_FAILURE: AuthenticateFailurePayload;
+  SUBSCRIBE: SubscribePayload;
+  SUBSCRIBE_SUCCESS: SubscribeSuccessPayload;
+  SUBSCRIBE_FAILURE: SubscribeFailurePayload;
+  UNSUBSCRIBE: UnsubscribePayload;
+  UNSUBSCRIBE_ACK: UnsubscribeAckPayload;
+  EVENT: EventPayload;
+  DATA: DataPayload;
+  NOTIFICATION: NotificationPayload;
+  ACTION: ActionPayload;
+  ACTION_RESULT: ActionResultPayload;
+  PING: EmptyPayload;
+  PONG: EmptyPayload;
+  ERROR: ErrorPayload;
+}
+
+/** The envelope of one message of type `T`. */
+export interface Message<T extends MessageType = MessageType> {
+  readonly type: T;
+  /** Set by the server on everything it sends; by this client on everything it sends. */
+  readonly id: string;
+  /** Seconds since the Unix epoch (set by the server). */
+  readonly timestamp?: number;
+  readonly payload: PayloadMap[T];
+  /** On a reply: the `id` of the message it answers. */
+  readonly correlation_id?: string | null;
+}
+
+/** Any message the server may send, discriminated on `type`. */
+export type ServerMessage = { [T in ServerMessageType]: Message<T> }[ServerMessageType];
+
+/** Messages a channel's handlers receive. */
+export type ChannelMessage = Message<"EVENT"> | Message<"DATA"> | Message<"NOTIFICATION">;
+
+/** The event the server sends about 30 s before a session expires. */
+export const SESSION_EXPIRING_EVENT = "switchboard.session_expiring";
+
+// ---------------------------------------------------------------------------
+// Error codes
+// ---------------------------------------------------------------------------
+
+/** The `code` of ERROR and SUBSCRIBE_FAILURE messages (the "Errors" table). */
+export const ErrorCode = {
+  InvalidJson: "invalid_json",
+  UnknownType: "unknown_type",
+  InvalidMessage: "invalid_message",
+  NotAuthenticated: "not_authenticated",
+  AuthFailed: "auth_failed",
+  Forbidden: "forbidden",
+  InvalidChannel: "invalid_channel",
+  TooManySubscriptions: "too_many_subscriptions",
+  UnknownAction: "unknown_action",
+  ActionFailed: "action_failed",
+  Internal: "internal",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** All error codes, in the order of the protocol's table. */
+export const ERROR_CODES: readonly ErrorCode[] = Object.values(ErrorCode);
+
+// ---------------------------------------------------------------------------
+// Close codes
+// ---------------------------------------------------------------------------
+
+/** WebSocket close codes the protocol gives a meaning to (the "Close codes" table). */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  ProtocolError: 1002,
+  UnsupportedData: 1003,
+  Abnormal: 1006,
+  InvalidPayload: 1007,
+  PolicyViolation: 1008,
+  MessageTooBig: 1009,
+  InternalError: 1011,
+  ServiceRestart: 1012,
+  TryAgainLater: 1013,
+  KeepaliveTimeout: 4001,
+  SlowConsumer: 4002,
+  TokenExpired: 4003,
+  AuthenticationFailed: 4004,
+  AuthenticationTimeout: 4005,
+  HeartbeatTimeout: 4006,
+  TooManyErrors: 4007,
+} as const;
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/**
+ * What a client should do after a close code (the table's "should the client
+ * reconnect?" column): `"no"`, `"yes"`, or `"after_new_token"` (reconnect,
+ * fetching a fresh token first).
+ */
+export type ReconnectAdvice = "no" | "yes" | "after_new_token";
+
+export const CLOSE_CODE_ADVICE: Readonly<Record<CloseCode, ReconnectAdvice>> = {
+  1000: "no",
+  1001: "yes",
+  1002: "no",
+  1003: "no",
+  1006: "yes",
+  1007: "no",
+  1008: "no",
+  1009: "no",
+  1011: "yes",
+  1012: "yes",
+  1013: "yes",
+  4001: "yes",
+  4002: "yes",
+  4003: "after_new_token",
+  4004: "no",
+  4005: "no",
+  4006: "yes",
+  4007: "no",
+};
+
+/** All close codes of the table, in its order. */
+export const CLOSE_CODES: readonly CloseCode[] = Object.values(CloseCode);
+
+/**
+ * The advice for any close code. Codes outside the table (1005 "no status",
+ * 1015 TLS failure, application codes) are treated as transient: reconnect.
+ */
+export function reconnectAdvice(code: number): ReconnectAdvice {
+  return (CLOSE_CODE_ADVICE as Readonly<Record<number, ReconnectAdvice>>)[code] ?? "yes";
+}
+
+// ---------------------------------------------------------------------------
+// Connection states
+// ---------------------------------------------------------------------------
+
+/**
+ * The connection states of the protocol ("Connection states"), mirrored by the
+ * client: `initializing` → `connecting` → `connected` → (`authenticating` →
+ * `authenticated`) → `disconnecting` → `disconnected`; `error` when the client
+ * stopped because of a failure (a terminal close code, authentication refused,
+ * or reconnect attempts exhausted).
+ */
+export const ConnectionState = {
+  Initializing: "initializing",
+  Connecting: "connecting",
+  Connected: "connected",
+  Authenticating: "authenticating",
+  Authenticated: "authenticated",
+  Disconnecting: "disconnecting",
+  Disconnected: "disconnected",
+  Error: "error",
+} as const;
+
+export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+
+/** All connection states, in the document's order. */
+export const CONNECTION_STATES: readonly ConnectionState[] = Object.values(ConnectionState);
+
+// ---------------------------------------------------------------------------
+// Channels
+// ---------------------------------------------------------------------------
+
+/** Largest number of channels one connection may subscribe to. */
+export const MAX_SUBSCRIPTIONS = 128;
+
+const CHANNEL_NAME = /^[A-Za-z0-9:_\-.@/=]{1,255}$/;
+
+/** Whether `name` is a valid channel name (1–255 of `A–Z a–z 0–9 : _ - . @ / =`). */
+export function isValidChannel(name: string): boolean {
+  return CHANNEL_NAME.test(name);
+}
