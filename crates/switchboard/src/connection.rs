@@ -117,7 +117,7 @@ async fn handshake(app: &Arc<AppInner>, mut io: Transport, addr: SocketAddr) -> 
     };
     // Origin, rate limits, caps, authentication, guards.
     let route_config = &app.routes[route].config;
-    let admission = match security::admit(config, route_config, &app.hub, &mut info).await {
+    let admission = match security::admit(config, route_config, &mut info).await {
         Ok(admission) => admission,
         Err(rejection) => {
             respond(io, &rejection).await;

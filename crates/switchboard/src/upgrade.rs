@@ -207,6 +207,9 @@ impl WebSocketUpgrade {
         if let Some(params) = &deflate {
             decoder = decoder.with_deflate(params.client_no_context_takeover);
         }
+        if let Some(at) = self.info.identity().and_then(|i| i.expires_at()) {
+            crate::security::arm(hub, id, at);
+        }
         let reader = Reader::new(read, leftover, decoder);
         Ok(WebSocket::new(
             reader,

@@ -473,7 +473,7 @@ async fn evicted_client_that_resumes_reading_in_time_sees_4002() {
             assert!(sent < 100_000, "never evicted");
             hub.send_to_room("feed", &numbered(sent, 1024), None);
             sent += 1;
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }

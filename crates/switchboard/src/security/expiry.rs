@@ -5,20 +5,16 @@
 //! connection with [`codes::TOKEN_EXPIRED`] (4003) when the time passes.
 //! [`refresh`] moves the time; the task ends when the connection does.
 //!
-//! The connection's id exists only once the handler accepts, so the session
-//! waits in a pending table until the hub reports the registration. The
-//! hub registers the connection under the request's [`UserId`], which the
-//! pipeline allocates afresh for each expiring connection: that allocation's
-//! address names the connection until its id is known.
+//! The session is armed when the handler accepts the connection and the
+//! hub gives it an id ([`arm`], called from the upgrade).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::sharded::Sharded;
 use crate::codes;
-use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, UserId};
+use crate::hub::{ConnectionId, Hub};
 
 /// One connection's credential expiry; the watcher task stops when the
 /// last handle (the connection's, the hub's) is dropped.
@@ -31,72 +27,12 @@ struct Session {
 #[derive(Debug, Clone)]
 struct SessionHandle(Arc<Session>);
 
-/// Sessions of connections still in their handshake or handler, before
-/// `accept` registers them.
-#[derive(Debug)]
-pub(crate) struct Sessions {
-    pending: Sharded<usize, (UserId, Arc<Session>)>,
-}
-
-impl Sessions {
-    /// A table for `hub`, hooked into its registrations.
-    pub(crate) fn install(hub: &Hub) -> Arc<Self> {
-        let sessions = Arc::new(Self {
-            pending: Sharded::new(),
-        });
-        hub.add_hooks(AttachOnConnect(Arc::clone(&sessions)));
-        sessions
-    }
-
-    /// Starts tracking a connection that will register as `user` (a fresh
-    /// allocation) with credentials expiring at `expires_at`.
-    pub(crate) fn track(self: &Arc<Self>, user: &UserId, expires_at: SystemTime) -> PendingSession {
-        let key = address(user);
-        let (tx, _) = watch::channel(Some(expires_at));
-        let session = Arc::new(Session { expires_at: tx });
-        self.pending
-            .lock(&key)
-            .insert(key, (user.clone(), Arc::clone(&session)));
-        PendingSession {
-            sessions: Arc::clone(self),
-            key,
-            _session: session,
-        }
-    }
-}
-
-fn address(user: &UserId) -> usize {
-    user.as_str().as_ptr() as usize
-}
-
-/// Held by the connection for its whole life: keeps the session alive and
-/// clears the pending entry if the handler never accepted.
-#[derive(Debug)]
-pub(crate) struct PendingSession {
-    sessions: Arc<Sessions>,
-    key: usize,
-    _session: Arc<Session>,
-}
-
-impl Drop for PendingSession {
-    fn drop(&mut self) {
-        self.sessions.pending.lock(&self.key).remove(&self.key);
-    }
-}
-
-struct AttachOnConnect(Arc<Sessions>);
-
-impl HubHooks for AttachOnConnect {
-    fn on_connect(&self, hub: &Hub, info: &ConnectionInfo) {
-        let Some(user) = &info.user else { return };
-        let key = address(user);
-        // The pending entry holds its UserId, so no other allocation can
-        // have this address while it is there.
-        let Some((_, session)) = self.0.pending.lock(&key).remove(&key) else {
-            return;
-        };
-        attach(hub, info.id, session);
-    }
+/// Arms the expiry of a connection just accepted with credentials that
+/// expire at `at`: it is closed with [`codes::TOKEN_EXPIRED`] then, unless
+/// [`refresh`] moves the time.
+pub(crate) fn arm(hub: &Hub, id: ConnectionId, at: SystemTime) {
+    let (tx, _) = watch::channel(Some(at));
+    attach(hub, id, Arc::new(Session { expires_at: tx }));
 }
 
 fn attach(hub: &Hub, id: ConnectionId, session: Arc<Session>) -> bool {

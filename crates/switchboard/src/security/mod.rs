@@ -76,12 +76,12 @@ pub use token::TokenSource;
 use auth::ErasedAuthenticator;
 use caps::{CapGuard, Caps};
 use client_ip::IpKey;
-use expiry::{PendingSession, Sessions};
+pub(crate) use expiry::arm;
 use rate_limit::RateLimiter;
 
 use crate::config::{RouteConfig, ServerConfig};
 use crate::error::Rejection;
-use crate::hub::{Hub, UserId};
+use crate::hub::UserId;
 use crate::request::RequestInfo;
 
 /// Who may connect to a route. Build it with the methods; every field has a
@@ -277,20 +277,18 @@ impl Counters {
     }
 }
 
-/// The server's counters, and its pending token-expiry sessions.
+/// The server's counters.
 #[derive(Debug)]
 pub(crate) struct ServerState {
     counters: Counters,
-    sessions: OnceLock<Arc<Sessions>>,
 }
 
 /// What a connection holds for its whole life once admitted: its places
-/// under the caps, and its expiry session.
+/// under the caps.
 #[derive(Debug, Default)]
 pub(crate) struct Admission {
     ip: Vec<CapGuard<IpKey>>,
     user: Vec<CapGuard<UserId>>,
-    session: Option<PendingSession>,
 }
 
 /// Runs the pipeline for a request to `route`. On success the request
@@ -299,7 +297,6 @@ pub(crate) struct Admission {
 pub(crate) async fn admit(
     server: &ServerConfig,
     route: &RouteConfig,
-    hub: &Hub,
     info: &mut RequestInfo,
 ) -> Result<Admission, Rejection> {
     let security = route.security.as_ref().unwrap_or(&server.security);
@@ -309,7 +306,6 @@ pub(crate) async fn admit(
             server.max_connections_per_ip,
             server.max_connections_per_user,
         ),
-        sessions: OnceLock::new(),
     });
     let local = route.security_state.get_or_init(|| {
         Counters::new(
@@ -363,18 +359,9 @@ pub(crate) async fn admit(
                 .ok_or_else(|| at_capacity("Too many connections for this user"))?;
             admission.user.push(guard);
         }
-        let user = match identity.expires_at() {
-            Some(at) => {
-                // A fresh allocation: it names this connection to the
-                // expiry table until the hub gives it an id.
-                let user = UserId::from(identity.user_id().as_str());
-                let sessions = global.sessions.get_or_init(|| Sessions::install(hub));
-                admission.session = Some(sessions.track(&user, at));
-                user
-            }
-            None => identity.user_id().clone(),
-        };
-        info.user = Some(user);
+        // The expiry (if any) is armed when the connection is accepted and
+        // has an id: see `upgrade.rs` and `expiry::arm`.
+        info.user = Some(identity.user_id().clone());
         info.identity = Some(identity);
     }
     Ok(admission)
