@@ -235,14 +235,16 @@ export class SwitchboardClient {
    * close code, authentication refused, attempts exhausted, `disconnect()`).
    */
   connect(): Promise<void> {
+    // A socket still closing after disconnect(): finish with it first.
+    if (!this.#active && this.#conn !== null) {
+      this.#closed(this.#conn, CloseCode.Normal, "client disconnect", false);
+    }
     const promise = new Promise<void>((resolve, reject) => {
       this.#readyWaiters.add({ resolve, reject, timer: null });
     });
     if (this.ready) {
       this.#settleReady(null);
     } else if (!this.#active) {
-      // A socket still closing after disconnect(): finish with it first.
-      if (this.#conn !== null) this.#closed(this.#conn, CloseCode.Normal, "client disconnect", false);
       this.#active = true;
       this.#attempt = 0;
       this.#nextTokenReason = "connect";
@@ -264,10 +266,11 @@ export class SwitchboardClient {
       const error = new NotConnectedError("disconnect() was called");
       this.#failPending(error);
       this.#settleReady(error);
-      if (this.#state !== "initializing") this.#setState("disconnected");
+      this.#setState("disconnected");
       return Promise.resolve();
     }
     const done = new Promise<void>((resolve) => this.#disconnectWaiters.add(resolve));
+    conn.ready = false;
     this.#setState("disconnecting");
     if (conn.socket.readyState === OPEN) this.#send(conn, "DISCONNECT", { code, reason });
     conn.override = { reconnect: false };

@@ -39,6 +39,7 @@ export class FakeClock implements Timers {
   /** Moves time forward by `ms`, running due timers in order (and microtasks between them). */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;
+    await flush();
     for (;;) {
       let next: Entry | undefined;
       for (const entry of this.#entries.values()) {
