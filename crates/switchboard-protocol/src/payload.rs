@@ -1,0 +1,455 @@
+//! The payload of each message type, and [`Message`], the typed pair of
+//! `type` and `payload`.
+//!
+//! Optional fields are left out when serialised if empty; on input,
+//! missing optional fields take their defaults and unknown fields are
+//! ignored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::codes::ErrorCode;
+use crate::kind::MessageType;
+
+/// A message: its type and its payload. Serialised adjacently tagged, as
+/// `{"type": "...", "payload": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Message {
+    /// `CONNECT`
+    Connect(Connect),
+    /// `CONNECT_ACK`
+    ConnectAck(ConnectAck),
+    /// `DISCONNECT`
+    Disconnect(Disconnect),
+    /// `AUTHENTICATE`
+    Authenticate(Authenticate),
+    /// `AUTHENTICATE_SUCCESS`
+    AuthenticateSuccess(AuthenticateSuccess),
+    /// `AUTHENTICATE_FAILURE`
+    AuthenticateFailure(AuthenticateFailure),
+    /// `SUBSCRIBE`
+    Subscribe(Subscribe),
+    /// `SUBSCRIBE_SUCCESS`
+    SubscribeSuccess(SubscribeSuccess),
+    /// `SUBSCRIBE_FAILURE`
+    SubscribeFailure(SubscribeFailure),
+    /// `UNSUBSCRIBE`
+    Unsubscribe(Unsubscribe),
+    /// `UNSUBSCRIBE_ACK`
+    UnsubscribeAck(UnsubscribeAck),
+    /// `EVENT`
+    Event(Event),
+    /// `DATA`
+    Data(Data),
+    /// `NOTIFICATION`
+    Notification(Notification),
+    /// `ACTION`
+    Action(Action),
+    /// `ACTION_RESULT`
+    ActionResult(ActionResult),
+    /// `PING`
+    Ping(Ping),
+    /// `PONG`
+    Pong(Pong),
+    /// `ERROR`
+    Error(ErrorMessage),
+}
+
+impl Message {
+    /// The message's type.
+    pub const fn kind(&self) -> MessageType {
+        match self {
+            Self::Connect(_) => MessageType::Connect,
+            Self::ConnectAck(_) => MessageType::ConnectAck,
+            Self::Disconnect(_) => MessageType::Disconnect,
+            Self::Authenticate(_) => MessageType::Authenticate,
+            Self::AuthenticateSuccess(_) => MessageType::AuthenticateSuccess,
+            Self::AuthenticateFailure(_) => MessageType::AuthenticateFailure,
+            Self::Subscribe(_) => MessageType::Subscribe,
+            Self::SubscribeSuccess(_) => MessageType::SubscribeSuccess,
+            Self::SubscribeFailure(_) => MessageType::SubscribeFailure,
+            Self::Unsubscribe(_) => MessageType::Unsubscribe,
+            Self::UnsubscribeAck(_) => MessageType::UnsubscribeAck,
+            Self::Event(_) => MessageType::Event,
+            Self::Data(_) => MessageType::Data,
+            Self::Notification(_) => MessageType::Notification,
+            Self::Action(_) => MessageType::Action,
+            Self::ActionResult(_) => MessageType::ActionResult,
+            Self::Ping(_) => MessageType::Ping,
+            Self::Pong(_) => MessageType::Pong,
+            Self::Error(_) => MessageType::Error,
+        }
+    }
+
+    /// Deserialises `payload` as the payload of `kind`.
+    pub fn from_parts(kind: MessageType, payload: Value) -> Result<Self, serde_json::Error> {
+        let mut tagged = serde_json::Map::with_capacity(2);
+        tagged.insert("type".to_owned(), Value::from(kind.as_str()));
+        tagged.insert("payload".to_owned(), payload);
+        serde_json::from_value(Value::Object(tagged))
+    }
+
+    /// The `channel` of an `EVENT`, `DATA` or `NOTIFICATION`.
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            Self::Event(p) => p.channel.as_deref(),
+            Self::Data(p) => p.channel.as_deref(),
+            Self::Notification(p) => p.channel.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Sets the `channel` of an `EVENT`, `DATA` or `NOTIFICATION` (what the
+    /// server does when it publishes one to a channel). Other types have no
+    /// channel: returns false and leaves them alone.
+    pub fn set_channel(&mut self, channel: impl Into<String>) -> bool {
+        let slot = match self {
+            Self::Event(p) => &mut p.channel,
+            Self::Data(p) => &mut p.channel,
+            Self::Notification(p) => &mut p.channel,
+            _ => return false,
+        };
+        *slot = Some(channel.into());
+        true
+    }
+}
+
+macro_rules! into_message {
+    ($($variant:ident($payload:ty)),* $(,)?) => {
+        $(
+            impl From<$payload> for Message {
+                fn from(payload: $payload) -> Self {
+                    Self::$variant(payload)
+                }
+            }
+        )*
+    };
+}
+
+into_message!(
+    Connect(Connect),
+    ConnectAck(ConnectAck),
+    Disconnect(Disconnect),
+    Authenticate(Authenticate),
+    AuthenticateSuccess(AuthenticateSuccess),
+    AuthenticateFailure(AuthenticateFailure),
+    Subscribe(Subscribe),
+    SubscribeSuccess(SubscribeSuccess),
+    SubscribeFailure(SubscribeFailure),
+    Unsubscribe(Unsubscribe),
+    UnsubscribeAck(UnsubscribeAck),
+    Event(Event),
+    Data(Data),
+    Notification(Notification),
+    Action(Action),
+    ActionResult(ActionResult),
+    Ping(Ping),
+    Pong(Pong),
+    Error(ErrorMessage),
+);
+
+/// `CONNECT`: `{ "client"?: { "name"?, "version"? } }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connect {
+    /// What the client says it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientInfo>,
+}
+
+/// The client's name and version, as it reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// Such as `switchboard-js`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Such as `0.1.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `CONNECT_ACK`: the server's hello.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectAck {
+    /// The connection's id on the server.
+    pub connection_id: String,
+    /// Whether the client must send `AUTHENTICATE` before anything else.
+    pub requires_auth: bool,
+    /// Whether the connection is authenticated.
+    pub authenticated: bool,
+    /// The authenticated user, if any.
+    pub user_id: Option<String>,
+    /// Seconds between the server's `PING`s.
+    pub heartbeat_interval: f64,
+    /// The server's version.
+    pub server_version: String,
+    /// Always [`crate::PROTOCOL_VERSION`].
+    pub protocol_version: u32,
+}
+
+/// `DISCONNECT`: `{ "code"?, "reason"? }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disconnect {
+    /// The close code that follows (from the server) or is wished (from a client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `AUTHENTICATE`: `{ "auth": { "token" } }`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authenticate {
+    /// The credentials.
+    pub auth: Credentials,
+}
+
+/// The token is never shown.
+impl std::fmt::Debug for Authenticate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticate")
+            .field("auth", &"[redacted]")
+            .finish()
+    }
+}
+
+/// What `AUTHENTICATE` carries.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// A JWT, an API key, or whatever the endpoint's authenticators accept.
+    pub token: String,
+}
+
+/// The token is never shown.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials([redacted])")
+    }
+}
+
+/// `AUTHENTICATE_SUCCESS`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthenticateSuccess {
+    /// The authenticated user.
+    pub user_id: String,
+    /// When the credentials expire (seconds since the Unix epoch), if they do.
+    pub expires_at: Option<f64>,
+    /// The user's permissions.
+    pub permissions: Vec<String>,
+}
+
+/// `AUTHENTICATE_FAILURE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticateFailure {
+    /// Always [`ErrorCode::AuthFailed`].
+    pub code: ErrorCode,
+    /// Why, such as `Invalid token: token expired`.
+    pub reason: String,
+    /// Failures left before the server closes with 4004.
+    pub attempts_left: u32,
+}
+
+/// `SUBSCRIBE`: `{ "subscriptions": [channel] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribe {
+    /// Channel names (checked one by one by the server).
+    pub subscriptions: Vec<String>,
+}
+
+/// `SUBSCRIBE_SUCCESS`: one per channel subscribed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeSuccess {
+    /// The channel.
+    pub channel: String,
+}
+
+/// `SUBSCRIBE_FAILURE`: one per channel refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeFailure {
+    /// The channel, as the client sent it.
+    pub channel: String,
+    /// [`ErrorCode::Forbidden`], [`ErrorCode::InvalidChannel`] or
+    /// [`ErrorCode::TooManySubscriptions`].
+    pub code: ErrorCode,
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// `UNSUBSCRIBE`: `{ "subscriptions": [channel] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsubscribe {
+    /// Channels to leave.
+    pub subscriptions: Vec<String>,
+}
+
+/// `UNSUBSCRIBE_ACK`: the channels named in the `UNSUBSCRIBE`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsubscribeAck {
+    /// The channels left.
+    pub subscriptions: Vec<String>,
+}
+
+/// `EVENT`: a named application event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The event's name, such as `article.published`.
+    pub event: String,
+    /// Anything.
+    #[serde(default)]
+    pub data: Value,
+    /// The channel it was published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+impl Event {
+    /// An event named `event` with `data`.
+    pub fn new(event: impl Into<String>, data: impl Into<Value>) -> Self {
+        Self {
+            event: event.into(),
+            data: data.into(),
+            channel: None,
+        }
+    }
+}
+
+/// `DATA`: a resource's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Data {
+    /// The resource, such as `messages`.
+    pub resource: String,
+    /// Anything.
+    #[serde(default)]
+    pub data: Value,
+    /// The channel it was published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+impl Data {
+    /// Data of `resource`.
+    pub fn new(resource: impl Into<String>, data: impl Into<Value>) -> Self {
+        Self {
+            resource: resource.into(),
+            data: data.into(),
+            channel: None,
+        }
+    }
+}
+
+/// How a notification should look.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Neutral.
+    #[default]
+    Info,
+    /// Something went well.
+    Success,
+    /// Something needs attention.
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+/// `NOTIFICATION`: something to show the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The headline.
+    pub title: String,
+    /// The text.
+    pub message: String,
+    /// How it should look.
+    #[serde(default)]
+    pub level: Level,
+    /// Buttons: each names an action the client may send.
+    #[serde(default)]
+    pub actions: Vec<NotificationAction>,
+    /// The channel it was published to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+impl Notification {
+    /// An `info` notification without actions.
+    pub fn new(title: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            message: message.into(),
+            level: Level::Info,
+            actions: Vec::new(),
+            channel: None,
+        }
+    }
+
+    /// Sets the level.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Adds a button.
+    pub fn action(mut self, label: impl Into<String>, action: impl Into<String>) -> Self {
+        self.actions.push(NotificationAction {
+            label: label.into(),
+            action: action.into(),
+        });
+        self
+    }
+}
+
+/// A notification's button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationAction {
+    /// The button's text.
+    pub label: String,
+    /// The action the client sends when it is pressed.
+    pub action: String,
+}
+
+/// `ACTION`: `{ "action", "data"? }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// The registered action's name, such as `chat.send`.
+    pub action: String,
+    /// Its argument (`null` when missing).
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// `ACTION_RESULT`: what the action returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResult {
+    /// The action's name.
+    pub action: String,
+    /// What its handler returned.
+    pub data: Value,
+}
+
+/// `PING`: `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {}
+
+/// `PONG`: `{}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {}
+
+/// `ERROR`: `{ "code", "message" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorMessage {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// Details, for people.
+    pub message: String,
+}
+
+impl ErrorMessage {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
