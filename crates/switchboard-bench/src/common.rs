@@ -21,6 +21,8 @@ pub struct ConnectPhase {
     pub failed: u64,
     /// HTTP status counts of refused upgrades.
     pub refused_status: BTreeMap<u16, u64>,
+    /// Connections on which permessage-deflate was agreed (only offered with `--deflate`).
+    pub deflate_negotiated: usize,
     /// Wall time of the phase, seconds.
     pub seconds: f64,
     /// The first few error messages.
@@ -73,6 +75,7 @@ pub async fn connect_many(
         }
     }
     phase.established = conns.len();
+    phase.deflate_negotiated = conns.iter().filter(|(_, c)| c.deflate.is_some()).count();
     phase.seconds = t0.elapsed().as_secs_f64();
     (conns, phase)
 }

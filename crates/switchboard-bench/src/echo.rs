@@ -51,6 +51,8 @@ pub struct EchoConfig {
     pub server_pids: Vec<u32>,
     /// Concurrent connection attempts.
     pub connect_concurrency: usize,
+    /// Offer permessage-deflate and inflate what the server compresses.
+    pub deflate: bool,
 }
 
 /// Echo scenario result.
@@ -88,8 +90,10 @@ pub struct EchoReport {
     pub errors: Vec<String>,
     /// Round-trip latency inside the window.
     pub latency: LatencySummary,
-    /// Connect phase.
+    /// Connect phase (`connect.deflate_negotiated`: connections with permessage-deflate).
     pub connect: ConnectPhase,
+    /// Whether permessage-deflate was offered (`--deflate`).
+    pub deflate_offered: bool,
     /// Server CPU over the window (if `--server-pid` given).
     pub server_cpu: Option<ServerCpu>,
     /// Server CPU per echoed message, microseconds.
@@ -119,6 +123,12 @@ impl EchoReport {
             self.connection_errors,
             self.latency.human(),
         );
+        if self.deflate_offered {
+            s.push_str(&format!(
+                "  permessage-deflate agreed on {} of {} connections\n",
+                self.connect.deflate_negotiated, self.connect.established
+            ));
+        }
         if let (Some(cpu), Some(per), Some(rate)) = (
             self.server_cpu,
             self.server_cpu_us_per_msg,
@@ -199,6 +209,7 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
     let opts = ConnectOptions {
         read_buffer: (cfg.size * 2 + 64).clamp(4096, 1 << 20),
         timeout: Some(Duration::from_secs(10)),
+        deflate: cfg.deflate,
         ..ConnectOptions::default()
     };
     let targets = vec![cfg.target.clone()];
@@ -287,6 +298,7 @@ pub async fn run(cfg: EchoConfig) -> anyhow::Result<EchoReport> {
         errors,
         latency: total.hist.summary(),
         connect,
+        deflate_offered: cfg.deflate,
         server_cpu,
         server_cpu_us_per_msg: per_msg,
         msgs_per_server_cpu_sec: per_cpu,

@@ -75,6 +75,8 @@ pub struct FanoutConfig {
     pub connect_concurrency: usize,
     /// `"fanout"` or `"cross-instance"`.
     pub scenario: &'static str,
+    /// Offer permessage-deflate and inflate what the server compresses.
+    pub deflate: bool,
 }
 
 /// Per-URL delivery latency.
@@ -107,6 +109,10 @@ pub struct FanoutReport {
     pub message_bytes: usize,
     /// Payload encoding.
     pub format: Format,
+    /// Whether permessage-deflate was offered (`--deflate`).
+    pub deflate_offered: bool,
+    /// Subscribers on which permessage-deflate was agreed.
+    pub deflate_negotiated: usize,
     /// Requested publish rate (0 = unlimited).
     pub rate: f64,
     /// Window.
@@ -123,6 +129,13 @@ pub struct FanoutReport {
     pub deliveries: u64,
     /// Deliveries / duration.
     pub deliveries_per_sec: f64,
+    /// Of the deliveries in the window, those that arrived compressed (RSV1).
+    pub compressed_deliveries: u64,
+    /// Bytes the subscribers read from their sockets in the window (WebSocket frames: headers
+    /// and payload as sent, compressed or not; TCP/IP headers not included).
+    pub wire_bytes: u64,
+    /// `wire_bytes / deliveries`.
+    pub wire_bytes_per_delivery: Option<f64>,
     /// Messages delivered to every subscriber.
     pub complete_messages: u64,
     /// Publish → delivery latency, every delivery in the window.
@@ -143,6 +156,8 @@ pub struct FanoutReport {
     pub server_cpu: Option<ServerCpu>,
     /// Deliveries per server CPU-second.
     pub deliveries_per_server_cpu_sec: Option<f64>,
+    /// Server CPU per delivery, microseconds.
+    pub server_cpu_us_per_delivery: Option<f64>,
     /// The generator's own CPU over the window.
     pub generator_cpu: Option<ServerCpu>,
 }
@@ -181,6 +196,21 @@ impl FanoutReport {
         );
         if let Some(p) = &self.publish_latency {
             s.push_str(&format!("  publish request latency: {}\n", p.human()));
+        }
+        if self.deflate_offered {
+            s.push_str(&format!(
+                "  permessage-deflate agreed with {} of {} subscribers; {} of {} deliveries compressed\n",
+                self.deflate_negotiated,
+                self.connect.established,
+                self.compressed_deliveries,
+                self.deliveries
+            ));
+        }
+        if let Some(b) = self.wire_bytes_per_delivery {
+            s.push_str(&format!(
+                "  on the wire: {b:.1} B per delivery ({} B read by subscribers in the window; payload {} B)\n",
+                self.wire_bytes, self.message_bytes
+            ));
         }
         if self.per_url.len() > 1 {
             for u in &self.per_url {
@@ -234,6 +264,8 @@ struct FanShared {
 struct SubResult {
     url_index: usize,
     deliveries_in_window: u64,
+    compressed_in_window: u64,
+    wire_bytes_in_window: u64,
     hist: Latency,
     trackers: HashMap<u32, SeqTracker>,
     foreign: u64,
@@ -254,6 +286,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let opts = ConnectOptions {
         read_buffer: 16 * 1024,
         timeout: Some(Duration::from_secs(10)),
+        deflate: cfg.deflate,
         ..ConnectOptions::default()
     };
     let (conns, connect) = connect_many(
@@ -285,10 +318,10 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let mut handles = Vec::with_capacity(n_subs);
     for (ti, mut c) in conns {
         subs_per_url[ti] += 1;
-        if let Some(m) = &cfg.subscribe_msg {
-            if let Err(e) = c.send(OP_TEXT, m.as_bytes()).await {
-                errors.push(format!("subscribe: {e}"));
-            }
+        if let Some(m) = &cfg.subscribe_msg
+            && let Err(e) = c.send(OP_TEXT, m.as_bytes()).await
+        {
+            errors.push(format!("subscribe: {e}"));
         }
         handles.push(tokio::spawn(subscriber(
             c,
@@ -458,6 +491,8 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let mut per_url_hist: Vec<Latency> = vec![Latency::new(); cfg.sub_targets.len()];
     let mut per_url_deliveries = vec![0u64; cfg.sub_targets.len()];
     let mut deliveries = 0u64;
+    let mut compressed_deliveries = 0u64;
+    let mut wire_bytes = 0u64;
     let mut foreign = 0u64;
     let mut subscriber_errors = connect.failed;
     for h in handles {
@@ -469,6 +504,8 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
             },
         };
         deliveries += r.deliveries_in_window;
+        compressed_deliveries += r.compressed_in_window;
+        wire_bytes += r.wire_bytes_in_window;
         hist.merge(&r.hist);
         per_url_hist[r.url_index].merge(&r.hist);
         per_url_deliveries[r.url_index] += r.deliveries_in_window;
@@ -493,6 +530,10 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let per_cpu = server_cpu
         .filter(|c| c.cpu_seconds > 0.0)
         .map(|c| deliveries as f64 / c.cpu_seconds);
+    let us_per = server_cpu
+        .filter(|_| deliveries > 0)
+        .map(|c| c.cpu_seconds * 1e6 / deliveries as f64);
+    let deflate_negotiated = connect.deflate_negotiated;
     Ok(FanoutReport {
         scenario: cfg.scenario,
         urls: cfg.sub_targets.iter().map(Target::url).collect(),
@@ -501,6 +542,8 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         connect,
         message_bytes: body.len(),
         format: cfg.format,
+        deflate_offered: cfg.deflate,
+        deflate_negotiated,
         rate: cfg.rate,
         window: cfg.window,
         duration_s: secs,
@@ -509,6 +552,9 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         publish_latency: http_pub.map(|_| pub_hist.summary()),
         deliveries,
         deliveries_per_sec: deliveries as f64 / secs,
+        compressed_deliveries,
+        wire_bytes,
+        wire_bytes_per_delivery: (deliveries > 0).then(|| wire_bytes as f64 / deliveries as f64),
         complete_messages: complete,
         latency: hist.summary(),
         last_subscriber_latency: last.summary(),
@@ -529,6 +575,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         errors,
         server_cpu,
         deliveries_per_server_cpu_sec: per_cpu,
+        server_cpu_us_per_delivery: us_per,
         generator_cpu,
     })
 }
@@ -562,6 +609,9 @@ async fn subscriber(
         let now = Instant::now();
         let now_ns = payload::unix_nanos();
         let in_window = sh.window.get().is_some_and(|(s, e)| now >= *s && now < *e);
+        if in_window {
+            r.wire_bytes_in_window += n as u64;
+        }
         loop {
             let m = match c.reader.next_message() {
                 Ok(Some(m)) => m,
@@ -572,6 +622,7 @@ async fn subscriber(
                 }
             };
             let fmt = match m.opcode {
+                OP_TEXT if sh.format.is_text() => sh.format,
                 OP_TEXT => Format::Text,
                 OP_BINARY => Format::Binary,
                 OP_CLOSE => {
@@ -592,6 +643,7 @@ async fn subscriber(
             let lat = now_ns.saturating_sub(st.unix_nanos);
             if in_window {
                 r.deliveries_in_window += 1;
+                r.compressed_in_window += u64::from(m.compressed);
                 r.hist.record_ns(lat);
             }
             let mut table = sh.table.lock();
@@ -636,6 +688,8 @@ pub struct AllToAllConfig {
     pub server_pids: Vec<u32>,
     /// Concurrent connection attempts.
     pub connect_concurrency: usize,
+    /// Offer permessage-deflate and inflate what the server compresses.
+    pub deflate: bool,
 }
 
 /// All-to-all result.
@@ -744,6 +798,7 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
     let opts = ConnectOptions {
         read_buffer: 64 * 1024,
         timeout: Some(Duration::from_secs(10)),
+        deflate: cfg.deflate,
         ..ConnectOptions::default()
     };
     let targets = vec![cfg.target.clone()];
@@ -844,10 +899,10 @@ pub async fn run_all_to_all(cfg: AllToAllConfig) -> anyhow::Result<AllToAllRepor
     for r in &results {
         sequence.add_receiver(&r.trackers, &published);
         hist.merge(&r.hist);
-        if let Some(e) = &r.error {
-            if errors.len() < 5 {
-                errors.push(e.clone());
-            }
+        if let Some(e) = &r.error
+            && errors.len() < 5
+        {
+            errors.push(e.clone());
         }
     }
     let secs = match (window_start, window_end) {

@@ -30,6 +30,8 @@ pub struct IdleConfig {
     pub hold: Duration,
     /// Concurrent connection attempts.
     pub connect_concurrency: usize,
+    /// Offer permessage-deflate and inflate what the server compresses.
+    pub deflate: bool,
 }
 
 /// Idle-memory result.
@@ -43,8 +45,10 @@ pub struct IdleReport {
     pub connections: usize,
     /// Source addresses used.
     pub source_ips: Vec<String>,
-    /// Connect phase.
+    /// Connect phase (`connect.deflate_negotiated`: connections with permessage-deflate).
     pub connect: ConnectPhase,
+    /// Whether permessage-deflate was offered (`--deflate`).
+    pub deflate_offered: bool,
     /// Connections the server closed while held.
     pub closed_by_server: u64,
     /// Connections still open at the end.
@@ -84,7 +88,14 @@ impl IdleReport {
             opt(self.kernel_slab_bytes_per_conn),
             self.closed_by_server,
             self.alive_at_end
-        )
+        ) + &if self.deflate_offered {
+            format!(
+                "  permessage-deflate agreed on {} of {} connections\n",
+                self.connect.deflate_negotiated, self.connect.established
+            )
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -100,6 +111,7 @@ pub async fn run(cfg: IdleConfig) -> anyhow::Result<IdleReport> {
     let opts = ConnectOptions {
         read_buffer: 256,
         timeout: Some(Duration::from_secs(10)),
+        deflate: cfg.deflate,
         ..ConnectOptions::default()
     };
     let ips = (!cfg.source_ips.is_empty()).then_some(cfg.source_ips.as_slice());
@@ -162,6 +174,7 @@ pub async fn run(cfg: IdleConfig) -> anyhow::Result<IdleReport> {
         connections: cfg.connections,
         source_ips: cfg.source_ips.iter().map(ToString::to_string).collect(),
         connect,
+        deflate_offered: cfg.deflate,
         closed_by_server,
         alive_at_end: established - closed_by_server,
         rss_before_kib: rss_before,

@@ -117,6 +117,9 @@ struct EchoArgs {
     /// Concurrent connection attempts.
     #[arg(long, default_value_t = 64)]
     connect_concurrency: usize,
+    /// Offer permessage-deflate and inflate compressed echoes.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +154,9 @@ struct StormArgs {
     /// Server process(es) to sample.
     #[arg(long)]
     server_pid: Vec<u32>,
+    /// Offer permessage-deflate in every handshake.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +182,9 @@ struct IdleArgs {
     /// Concurrent connection attempts.
     #[arg(long, default_value_t = 128)]
     connect_concurrency: usize,
+    /// Offer permessage-deflate on every connection.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -207,7 +216,8 @@ struct FanoutArgs {
     /// Message size in bytes (the header may make a message longer).
     #[arg(long, short = 's', default_value_t = 64)]
     size: usize,
-    /// Payload format (default: text; binary for --all-to-all).
+    /// Payload format (default: text; binary for --all-to-all; json: ~chat traffic, for
+    /// compression runs).
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Publishes per second (0 = as fast as the window allows).
@@ -246,6 +256,10 @@ struct FanoutArgs {
     /// Concurrent connection attempts.
     #[arg(long, default_value_t = 128)]
     connect_concurrency: usize,
+    /// Offer permessage-deflate (subscribers and publisher) and inflate what arrives
+    /// compressed; the publisher itself sends uncompressed.
+    #[arg(long)]
+    deflate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +313,7 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 max_messages: a.max_messages,
                 server_pids: a.server_pid,
                 connect_concurrency: a.connect_concurrency,
+                deflate: a.deflate,
             })
             .await?;
             Ok(Outcome {
@@ -334,6 +349,7 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 source_ips: ips,
                 max_handshakes: a.max_handshakes,
                 server_pids: a.server_pid,
+                deflate: a.deflate,
             })
             .await?;
             Ok(Outcome {
@@ -365,6 +381,7 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 settle: a.settle,
                 hold: a.hold,
                 connect_concurrency: a.connect_concurrency,
+                deflate: a.deflate,
             })
             .await?;
             Ok(Outcome {
@@ -420,6 +437,7 @@ async fn run_fanout(a: FanoutArgs, scenario: &'static str) -> anyhow::Result<Out
             max_rounds: a.max_messages,
             server_pids: a.server_pid,
             connect_concurrency: a.connect_concurrency,
+            deflate: a.deflate,
         })
         .await?;
         return Ok(Outcome {
@@ -454,6 +472,7 @@ async fn run_fanout(a: FanoutArgs, scenario: &'static str) -> anyhow::Result<Out
         server_pids: a.server_pid,
         connect_concurrency: a.connect_concurrency,
         scenario,
+        deflate: a.deflate,
     })
     .await?;
     Ok(Outcome {

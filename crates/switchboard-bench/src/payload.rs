@@ -14,8 +14,14 @@
 //! * **Binary** (for 20-byte all-to-all, where the text header does not fit): 18 bytes of
 //!   header, then zero bytes up to `size`: `b"sb"`, publisher id (u32, big-endian), seq (u32,
 //!   big-endian), Unix nanos (u64, big-endian).
+//! * **JSON** (`--format json`, for compression runs: as compressible as real chat traffic, not
+//!   as a run of `x`): `{"pub":<publisher_id>,"seq":<seq>,"ts":<unix_nanos>,"items":[...]}` in
+//!   a text frame, `items` being chat-like records (`{"id":..,"user":"..","room":"..","text":"..",
+//!   "likes":..}`) that vary with `seq`, padded with spaces before the closing `]}` to exactly
+//!   `size` bytes (when `size` leaves room for the header).
 //!
-//! A text frame is decoded as text, a binary frame as binary.
+//! A text frame is decoded as text (or JSON, when that is the run's format), a binary frame as
+//! binary.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,6 +37,84 @@ pub enum Format {
     Text,
     /// 18-byte binary header in a binary frame.
     Binary,
+    /// `{"pub":..,"seq":..,"ts":..,"items":[chat-like records]}` in a text frame.
+    Json,
+}
+
+impl Format {
+    /// Whether it travels in text frames.
+    pub fn is_text(self) -> bool {
+        !matches!(self, Format::Binary)
+    }
+}
+
+const JSON_USERS: [&str; 12] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "oscar",
+];
+const JSON_ROOMS: [&str; 5] = ["lobby", "general", "random", "support", "release-planning"];
+const JSON_WORDS: [&str; 32] = [
+    "the",
+    "deploy",
+    "is",
+    "green",
+    "again",
+    "can",
+    "someone",
+    "review",
+    "my",
+    "pull",
+    "request",
+    "before",
+    "lunch",
+    "thanks",
+    "latency",
+    "looks",
+    "fine",
+    "on",
+    "staging",
+    "but",
+    "the",
+    "gateway",
+    "restarted",
+    "twice",
+    "tonight",
+    "ship",
+    "it",
+    "please",
+    "check",
+    "dashboard",
+    "metrics",
+    "ok",
+];
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x
+}
+
+/// Appends one chat-like JSON record.
+fn json_record(out: &mut Vec<u8>, seq: u64, i: u64) {
+    use std::io::Write as _;
+    let h = mix(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i);
+    let _ = write!(
+        out,
+        "{{\"id\":{},\"user\":\"{}\",\"room\":\"{}\",\"text\":\"",
+        seq * 16 + i,
+        JSON_USERS[(h % JSON_USERS.len() as u64) as usize],
+        JSON_ROOMS[((h >> 8) % JSON_ROOMS.len() as u64) as usize],
+    );
+    let words = 4 + (h >> 16) % 6;
+    for w in 0..words {
+        if w > 0 {
+            out.push(b' ');
+        }
+        let k = (mix(h ^ w) % JSON_WORDS.len() as u64) as usize;
+        out.extend_from_slice(JSON_WORDS[k].as_bytes());
+    }
+    let _ = write!(out, "\",\"likes\":{}}}", (h >> 24) % 1000);
 }
 
 /// The decoded header of a fan-out message.
@@ -76,6 +160,29 @@ pub fn encode(out: &mut Vec<u8>, format: Format, stamp: Stamp, size: usize) {
                 out.resize(size, 0);
             }
         }
+        Format::Json => {
+            use std::io::Write as _;
+            let _ = write!(
+                out,
+                "{{\"pub\":{},\"seq\":{},\"ts\":{},\"items\":[",
+                stamp.publisher, stamp.seq, stamp.unix_nanos
+            );
+            for i in 0.. {
+                let before = out.len();
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_record(out, stamp.seq, i);
+                if out.len() + 2 > size {
+                    out.truncate(before);
+                    break;
+                }
+            }
+            if out.len() + 2 < size {
+                out.resize(size - 2, b' ');
+            }
+            out.extend_from_slice(b"]}");
+        }
     }
 }
 
@@ -89,6 +196,20 @@ pub fn decode(bytes: &[u8], format: Format) -> Option<Stamp> {
             let unix_nanos = parse_u64(parts.next()?)?;
             let padding = parts.next()?;
             if !padding.iter().all(|b| *b == b'x') {
+                return None;
+            }
+            Some(Stamp {
+                publisher: u32::try_from(publisher).ok()?,
+                seq,
+                unix_nanos,
+            })
+        }
+        Format::Json => {
+            let rest = bytes.strip_prefix(b"{\"pub\":")?;
+            let (publisher, rest) = split_number(rest, b",\"seq\":")?;
+            let (seq, rest) = split_number(rest, b",\"ts\":")?;
+            let (unix_nanos, rest) = split_number(rest, b",\"items\":[")?;
+            if !rest.ends_with(b"]}") {
                 return None;
             }
             Some(Stamp {
@@ -111,6 +232,13 @@ pub fn decode(bytes: &[u8], format: Format) -> Option<Stamp> {
             })
         }
     }
+}
+
+/// Splits `<digits><sep>rest` into the number and `rest`.
+fn split_number<'a>(s: &'a [u8], sep: &[u8]) -> Option<(u64, &'a [u8])> {
+    let end = s.iter().position(|b| !b.is_ascii_digit())?;
+    let rest = s[end..].strip_prefix(sep)?;
+    Some((parse_u64(&s[..end])?, rest))
 }
 
 fn parse_u64(s: &[u8]) -> Option<u64> {
@@ -202,6 +330,40 @@ mod tests {
         encode(&mut out, Format::Binary, s, 0);
         assert_eq!(out.len(), BINARY_HEADER_LEN);
         assert_eq!(decode(&out, Format::Binary), Some(s));
+    }
+
+    #[test]
+    fn json_roundtrip_size_and_validity() {
+        let s = Stamp {
+            publisher: 0,
+            seq: 41,
+            unix_nanos: 1_763_765_432_123_456_789,
+        };
+        let mut out = Vec::new();
+        for size in [1024usize, 100, 777, 4096] {
+            encode(&mut out, Format::Json, s, size);
+            assert_eq!(out.len(), size, "size {size}");
+            assert_eq!(decode(&out, Format::Json), Some(s));
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(v["seq"], 41);
+            assert!(!v["items"].as_array().unwrap().is_empty() || size < 150);
+        }
+        // Too small for the header: the header and an empty list, still valid and decodable.
+        encode(&mut out, Format::Json, s, 10);
+        assert!(out.ends_with(b"\"items\":[]}"));
+        assert_eq!(decode(&out, Format::Json), Some(s));
+        // Messages differ from one seq to the next beyond the header.
+        let mut other = Vec::new();
+        encode(&mut out, Format::Json, s, 1024);
+        encode(&mut other, Format::Json, Stamp { seq: 42, ..s }, 1024);
+        assert_ne!(out[60..], other[60..]);
+        // Not confused with the other formats.
+        assert_eq!(decode(&out, Format::Text), None);
+        assert_eq!(decode(b"0:1:2:xx", Format::Json), None);
+        assert_eq!(
+            decode(b"{\"pub\":1,\"seq\":2,\"ts\":3,\"items\":[", Format::Json),
+            None
+        );
     }
 
     #[test]

@@ -106,10 +106,10 @@ impl SeqTracker {
             seen_below += u64::from(w.count_ones());
         }
         let rem = published % 64;
-        if rem > 0 {
-            if let Some(w) = self.seen.get(full_words) {
-                seen_below += u64::from((w & ((1u64 << rem) - 1)).count_ones());
-            }
+        if rem > 0
+            && let Some(w) = self.seen.get(full_words)
+        {
+            seen_below += u64::from((w & ((1u64 << rem) - 1)).count_ones());
         }
         published - seen_below
     }

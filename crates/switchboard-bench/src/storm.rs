@@ -44,6 +44,8 @@ pub struct StormConfig {
     pub max_handshakes: Option<u64>,
     /// Server processes to sample.
     pub server_pids: Vec<u32>,
+    /// Offer permessage-deflate and inflate what the server compresses.
+    pub deflate: bool,
 }
 
 /// Connect-storm result.
@@ -63,6 +65,10 @@ pub struct StormReport {
     pub duration_s: f64,
     /// Successful upgrades (101 with a valid accept key).
     pub handshakes: u64,
+    /// Whether permessage-deflate was offered (`--deflate`).
+    pub deflate_offered: bool,
+    /// Handshakes in which the server agreed to permessage-deflate.
+    pub deflate_negotiated: u64,
     /// handshakes / duration.
     pub handshakes_per_sec: f64,
     /// Upgrades refused with an HTTP status.
@@ -99,6 +105,12 @@ impl StormReport {
             self.errors,
             self.latency.human()
         );
+        if self.deflate_offered {
+            s.push_str(&format!(
+                "  permessage-deflate agreed in {} of {} handshakes\n",
+                self.deflate_negotiated, self.handshakes
+            ));
+        }
         if let (Some(cpu), Some(r), Some(us)) = (
             self.server_cpu,
             self.handshakes_per_server_cpu_sec,
@@ -127,6 +139,7 @@ impl StormReport {
 #[derive(Debug, Default)]
 struct ChurnResult {
     ok: u64,
+    deflate: u64,
     refused: BTreeMap<u16, u64>,
     errors: u64,
     first_errors: Vec<String>,
@@ -156,6 +169,7 @@ pub async fn run(cfg: StormConfig) -> anyhow::Result<StormReport> {
             },
             read_buffer: 1024,
             timeout: Some(Duration::from_secs(5)),
+            deflate: cfg.deflate,
         };
         let target = cfg.target.clone();
         let budget = budget.clone();
@@ -171,6 +185,7 @@ pub async fn run(cfg: StormConfig) -> anyhow::Result<StormReport> {
             continue;
         };
         total.ok += r.ok;
+        total.deflate += r.deflate;
         total.errors += r.errors;
         for (k, v) in r.refused {
             *total.refused.entry(k).or_default() += v;
@@ -200,6 +215,8 @@ pub async fn run(cfg: StormConfig) -> anyhow::Result<StormReport> {
         close: cfg.close,
         duration_s: wall,
         handshakes: total.ok,
+        deflate_offered: cfg.deflate,
+        deflate_negotiated: total.deflate,
         handshakes_per_sec: total.ok as f64 / wall,
         refused_status: total.refused,
         errors: total.errors,
@@ -239,6 +256,7 @@ async fn churn(
             Ok(Ok(c)) => {
                 r.hist.record(t0.elapsed());
                 r.ok += 1;
+                r.deflate += u64::from(c.deflate.is_some());
                 consecutive_errors = 0;
                 match close {
                     CloseMode::Rst => c.abort(),

@@ -2,7 +2,9 @@
 //!
 //! Only what a load generator needs: the opening handshake (with the `Sec-WebSocket-Accept`
 //! check), masked client frames, a reader that parses many server frames out of one `read`, and
-//! reassembly of fragmented messages. No extensions, no TLS.
+//! reassembly of fragmented messages. One extension, on request: permessage-deflate (RFC 7692)
+//! for what the server sends (the client offers it and inflates compressed messages; it sends
+//! its own messages uncompressed, which the RFC allows). No TLS.
 
 use std::fmt;
 use std::io;
@@ -10,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine as _;
+use flate2::{Decompress, FlushDecompress, Status};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -43,6 +46,150 @@ pub struct ConnectOptions {
     pub read_buffer: usize,
     /// Time limit for TCP connect plus handshake.
     pub timeout: Option<Duration>,
+    /// Offer permessage-deflate ([`DEFLATE_OFFER`]) and inflate compressed messages.
+    pub deflate: bool,
+}
+
+/// The permessage-deflate offer `--deflate` sends (what browsers send).
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// permessage-deflate parameters the server agreed to (its `Sec-WebSocket-Extensions` answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The server resets its compressor after every message.
+    pub server_no_context_takeover: bool,
+    /// We must reset ours (we never compress, so this changes nothing for us).
+    pub client_no_context_takeover: bool,
+    /// The server's window, if it announced one.
+    pub server_max_window_bits: Option<u8>,
+    /// The window we may use, if the server limited it.
+    pub client_max_window_bits: Option<u8>,
+}
+
+impl DeflateParams {
+    /// Parses a `Sec-WebSocket-Extensions` response value. `Ok(None)`: no extension agreed.
+    pub fn parse_response(value: &str) -> Result<Option<DeflateParams>, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if value.contains(',') {
+            return Err(format!("more than one extension agreed: {value:?}"));
+        }
+        let mut parts = value.split(';').map(str::trim);
+        if parts.next() != Some("permessage-deflate") {
+            return Err(format!("an extension we did not offer: {value:?}"));
+        }
+        let mut p = DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: None,
+            client_max_window_bits: None,
+        };
+        let bits = |v: Option<&str>| -> Result<u8, String> {
+            let v = v.map(|v| v.trim().trim_matches('"')).unwrap_or("");
+            v.parse::<u8>()
+                .ok()
+                .filter(|b| (8..=15).contains(b))
+                .ok_or_else(|| format!("bad window bits {v:?}"))
+        };
+        for param in parts {
+            let (name, arg) = match param.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a)),
+                None => (param, None),
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "server_no_context_takeover" if arg.is_none() => {
+                    p.server_no_context_takeover = true;
+                }
+                "client_no_context_takeover" if arg.is_none() => {
+                    p.client_no_context_takeover = true;
+                }
+                "server_max_window_bits" => p.server_max_window_bits = Some(bits(arg)?),
+                "client_max_window_bits" => p.client_max_window_bits = Some(bits(arg)?),
+                _ => return Err(format!("unexpected permessage-deflate parameter {param:?}")),
+            }
+        }
+        Ok(Some(p))
+    }
+}
+
+/// The sync-flush tail a sender strips from every compressed message (RFC 7692 §7.2.1).
+const DEFLATE_TAIL: [u8; 4] = [0x00, 0x00, 0xFF, 0xFF];
+
+/// Raw-deflate decompressor for one connection's incoming messages.
+pub struct Inflater {
+    inner: Decompress,
+    reset_each_message: bool,
+}
+
+impl fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inflater")
+            .field("reset_each_message", &self.reset_each_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    /// A decompressor for the agreed parameters (any window up to 15 bits is accepted).
+    pub fn new(params: &DeflateParams) -> Self {
+        Inflater {
+            inner: Decompress::new(false),
+            reset_each_message: params.server_no_context_takeover,
+        }
+    }
+
+    /// Inflates one whole message (`input` without the stripped tail) into `out` (cleared
+    /// first); fails past `limit` bytes or on corrupt data.
+    pub fn inflate_message(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        out.clear();
+        let ended = self.feed(input, out, limit)? || self.feed(&DEFLATE_TAIL, out, limit)?;
+        if ended || self.reset_each_message {
+            self.inner.reset(false);
+        }
+        Ok(())
+    }
+
+    /// Returns true at the end of a deflate stream (a block with BFINAL set).
+    fn feed(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<bool, ProtocolError> {
+        let mut consumed = 0usize;
+        loop {
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(out.len().max(4096));
+            }
+            let (in0, out0) = (self.inner.total_in(), out.len());
+            let status = self
+                .inner
+                .decompress_vec(&input[consumed..], out, FlushDecompress::Sync)
+                .map_err(|e| ProtocolError(format!("corrupt compressed message: {e}")))?;
+            consumed += (self.inner.total_in() - in0) as usize;
+            if out.len() > limit {
+                return Err(ProtocolError(format!(
+                    "inflated message over {limit} bytes"
+                )));
+            }
+            let progressed = out.len() > out0 || self.inner.total_in() > in0;
+            match status {
+                Status::StreamEnd => return Ok(true),
+                _ if consumed >= input.len() && out.len() < out.capacity() => return Ok(false),
+                _ if !progressed => {
+                    return Err(ProtocolError("compressed message does not inflate".into()));
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Why a connection attempt failed.
@@ -140,10 +287,25 @@ pub fn accept_key(key: &str) -> String {
 
 /// Builds the upgrade request.
 pub fn upgrade_request(target: &Target, key: &str, extra_headers: &[String]) -> Vec<u8> {
+    upgrade_request_with(target, key, extra_headers, false)
+}
+
+/// Builds the upgrade request, with the permessage-deflate offer if `deflate`.
+pub fn upgrade_request_with(
+    target: &Target,
+    key: &str,
+    extra_headers: &[String],
+    deflate: bool,
+) -> Vec<u8> {
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n",
         target.path, target.host_header, key
     );
+    if deflate {
+        req.push_str("Sec-WebSocket-Extensions: ");
+        req.push_str(DEFLATE_OFFER);
+        req.push_str("\r\n");
+    }
     for h in extra_headers {
         req.push_str(h);
         req.push_str("\r\n");
@@ -161,6 +323,8 @@ pub struct WsConn {
     pub reader: FrameReader,
     /// This connection's mask key.
     pub mask: [u8; 4],
+    /// permessage-deflate, if offered and agreed.
+    pub deflate: Option<DeflateParams>,
 }
 
 impl WsConn {
@@ -183,7 +347,12 @@ impl WsConn {
         key_bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
         stream
-            .write_all(&upgrade_request(target, &key, &opts.extra_headers))
+            .write_all(&upgrade_request_with(
+                target,
+                &key,
+                &opts.extra_headers,
+                opts.deflate,
+            ))
             .await?;
         let mut reader = FrameReader::new(opts.read_buffer.max(512));
         let head_len = loop {
@@ -200,13 +369,17 @@ impl WsConn {
                 )));
             }
         };
-        check_response(&reader.buffered()[..head_len], &key)?;
+        let deflate = check_response(&reader.buffered()[..head_len], &key, opts.deflate)?;
         reader.consume(head_len);
+        if let Some(p) = &deflate {
+            reader.enable_inflate(p);
+        }
         let m = rng.next_u64().to_le_bytes();
         Ok(WsConn {
             stream,
             reader,
             mask: [m[0], m[1], m[2], m[3]],
+            deflate,
         })
     }
 
@@ -269,7 +442,12 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {
+/// Checks a response head; returns the agreed permessage-deflate parameters, if any.
+fn check_response(
+    head: &[u8],
+    key: &str,
+    offered_deflate: bool,
+) -> Result<Option<DeflateParams>, ConnectError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(head) {
@@ -294,14 +472,39 @@ fn check_response(head: &[u8], key: &str) -> Result<(), ConnectError> {
         .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
         .map(|h| h.value);
     match accept {
-        Some(v) if v == expected.as_bytes() => Ok(()),
-        Some(_) => Err(ConnectError::BadHandshake(
-            "wrong Sec-WebSocket-Accept".into(),
-        )),
-        None => Err(ConnectError::BadHandshake(
-            "missing Sec-WebSocket-Accept".into(),
-        )),
+        Some(v) if v == expected.as_bytes() => {}
+        Some(_) => {
+            return Err(ConnectError::BadHandshake(
+                "wrong Sec-WebSocket-Accept".into(),
+            ));
+        }
+        None => {
+            return Err(ConnectError::BadHandshake(
+                "missing Sec-WebSocket-Accept".into(),
+            ));
+        }
     }
+    let mut extensions = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"));
+    let Some(ext) = extensions.next() else {
+        return Ok(None);
+    };
+    if extensions.next().is_some() {
+        return Err(ConnectError::BadHandshake(
+            "several Sec-WebSocket-Extensions headers".into(),
+        ));
+    }
+    let value = std::str::from_utf8(ext.value)
+        .map_err(|_| ConnectError::BadHandshake("Sec-WebSocket-Extensions is not UTF-8".into()))?;
+    let params = DeflateParams::parse_response(value).map_err(ConnectError::BadHandshake)?;
+    if params.is_some() && !offered_deflate {
+        return Err(ConnectError::BadHandshake(format!(
+            "the server agreed to an extension we did not offer: {value:?}"
+        )));
+    }
+    Ok(params)
 }
 
 /// XORs `data` with the mask, as if `data` started at payload offset `offset`.
@@ -362,6 +565,7 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], mask: [u8; 4]
 enum Loc {
     Buf { start: usize, len: usize },
     Frag,
+    Inflated,
 }
 
 /// One complete message (or control frame) parsed by [`FrameReader::next_message`].
@@ -369,6 +573,8 @@ enum Loc {
 pub struct Msg {
     /// `OP_TEXT`, `OP_BINARY`, `OP_PING`, `OP_PONG` or `OP_CLOSE`.
     pub opcode: u8,
+    /// It arrived compressed (RSV1); [`FrameReader::payload`] gives the inflated bytes.
+    pub compressed: bool,
     loc: Loc,
 }
 
@@ -405,6 +611,13 @@ pub struct FrameReader {
     pub pending_out: Vec<u8>,
     mask: [u8; 4],
     max_message: usize,
+    /// Every byte `fill` has read from the socket (handshake response included).
+    pub bytes_read: u64,
+    /// Set once permessage-deflate is agreed.
+    inflater: Option<Inflater>,
+    /// The fragmented message being reassembled is compressed.
+    frag_compressed: bool,
+    inflated: Vec<u8>,
 }
 
 impl FrameReader {
@@ -420,7 +633,21 @@ impl FrameReader {
             pending_out: Vec::new(),
             mask: [0x12, 0x34, 0x56, 0x78],
             max_message: 64 << 20,
+            bytes_read: 0,
+            inflater: None,
+            frag_compressed: false,
+            inflated: Vec::new(),
         }
+    }
+
+    /// Accepts compressed messages (RSV1) from now on and inflates them.
+    pub fn enable_inflate(&mut self, params: &DeflateParams) {
+        self.inflater = Some(Inflater::new(params));
+    }
+
+    /// Whether permessage-deflate is on.
+    pub fn inflates(&self) -> bool {
+        self.inflater.is_some()
     }
 
     /// Bytes read but not yet consumed.
@@ -453,6 +680,7 @@ impl FrameReader {
         }
         let n = r.read(&mut self.buf[self.end..]).await?;
         self.end += n;
+        self.bytes_read += n as u64;
         Ok(n)
     }
 
@@ -469,7 +697,21 @@ impl FrameReader {
         match msg.loc {
             Loc::Buf { start, len } => &self.buf[start..start + len],
             Loc::Frag => &self.frag,
+            Loc::Inflated => &self.inflated,
         }
+    }
+
+    /// Inflates the payload at `loc` into `self.inflated`.
+    fn inflate(&mut self, loc: Loc) -> Result<(), ProtocolError> {
+        let Some(inf) = self.inflater.as_mut() else {
+            return Err(ProtocolError("RSV1 set without permessage-deflate".into()));
+        };
+        let input = match loc {
+            Loc::Buf { start, len } => &self.buf[start..start + len],
+            Loc::Frag => &self.frag,
+            Loc::Inflated => unreachable!("inflated twice"),
+        };
+        inf.inflate_message(input, &mut self.inflated, self.max_message)
     }
 
     /// Parses the next complete message from the buffer, if any. The previous message's payload
@@ -483,13 +725,19 @@ impl FrameReader {
             }
             let b0 = avail[0];
             let b1 = avail[1];
-            if b0 & 0x70 != 0 {
-                return Err(ProtocolError(
-                    "reserved bits set (no extension negotiated)".into(),
-                ));
-            }
             let fin = b0 & 0x80 != 0;
             let opcode = b0 & 0x0F;
+            let rsv1 = b0 & 0x40 != 0;
+            if b0 & 0x30 != 0 {
+                return Err(ProtocolError("RSV2/RSV3 set".into()));
+            }
+            if rsv1 && !(self.inflater.is_some() && (opcode == OP_TEXT || opcode == OP_BINARY)) {
+                return Err(ProtocolError(if self.inflater.is_some() {
+                    "RSV1 on a continuation or control frame".into()
+                } else {
+                    "reserved bits set (no extension negotiated)".into()
+                }));
+            }
             let masked = b1 & 0x80 != 0;
             let (len, mut hlen) = match b1 & 0x7F {
                 126 => {
@@ -544,14 +792,21 @@ impl FrameReader {
                     }
                     if fin {
                         self.pending_consume = frame_total;
+                        let mut loc = Loc::Buf { start: pstart, len };
+                        if rsv1 {
+                            self.inflate(loc)?;
+                            loc = Loc::Inflated;
+                        }
                         return Ok(Some(Msg {
                             opcode,
-                            loc: Loc::Buf { start: pstart, len },
+                            compressed: rsv1,
+                            loc,
                         }));
                     }
                     self.frag.clear();
                     self.frag.extend_from_slice(&self.buf[pstart..pstart + len]);
                     self.frag_opcode = Some(opcode);
+                    self.frag_compressed = rsv1;
                     self.consume(frame_total);
                 }
                 OP_CONT => {
@@ -565,9 +820,16 @@ impl FrameReader {
                     self.consume(frame_total);
                     if fin {
                         self.frag_opcode = None;
+                        let compressed = std::mem::take(&mut self.frag_compressed);
+                        let mut loc = Loc::Frag;
+                        if compressed {
+                            self.inflate(loc)?;
+                            loc = Loc::Inflated;
+                        }
                         return Ok(Some(Msg {
                             opcode: op,
-                            loc: Loc::Frag,
+                            compressed,
+                            loc,
                         }));
                     }
                 }
@@ -582,6 +844,7 @@ impl FrameReader {
                     self.pending_consume = frame_total;
                     return Ok(Some(Msg {
                         opcode,
+                        compressed: false,
                         loc: Loc::Buf { start: pstart, len },
                     }));
                 }
@@ -689,6 +952,182 @@ mod tests {
         r.buf = f.clone();
         r.end = f.len();
         assert!(r.next_message().unwrap().is_some());
+    }
+
+    /// Raw deflate with a sync flush, tail stripped: what a permessage-deflate server sends.
+    fn deflate_raw(c: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        c.compress_vec(data, &mut out, flate2::FlushCompress::Sync)
+            .unwrap();
+        while out.len() == out.capacity() {
+            out.reserve(1024);
+            c.compress_vec(&[], &mut out, flate2::FlushCompress::Sync)
+                .unwrap();
+        }
+        assert!(out.ends_with(&DEFLATE_TAIL));
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    fn no_takeover() -> DeflateParams {
+        DeflateParams::parse_response(
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn reader_with(bytes: Vec<u8>, params: Option<DeflateParams>) -> FrameReader {
+        let mut r = FrameReader::new(16);
+        if let Some(p) = params {
+            r.enable_inflate(&p);
+        }
+        r.end = bytes.len();
+        r.buf = bytes;
+        r
+    }
+
+    #[test]
+    fn parses_extension_responses() {
+        let p = no_takeover();
+        assert!(p.server_no_context_takeover && p.client_no_context_takeover);
+        assert_eq!(DeflateParams::parse_response("").unwrap(), None);
+        let p = DeflateParams::parse_response("permessage-deflate; server_max_window_bits=10")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.server_max_window_bits, Some(10));
+        assert!(!p.server_no_context_takeover);
+        assert!(DeflateParams::parse_response("x-webkit-deflate-frame").is_err());
+        assert!(DeflateParams::parse_response("permessage-deflate; foo").is_err());
+        assert!(
+            DeflateParams::parse_response("permessage-deflate; server_max_window_bits=16").is_err()
+        );
+        assert!(DeflateParams::parse_response("permessage-deflate, permessage-deflate").is_err());
+    }
+
+    #[test]
+    fn handshake_checks_the_extension_against_the_offer() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let head = |ext: &str| {
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n{ext}\r\n"
+            )
+        };
+        let with =
+            head("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n");
+        assert!(
+            check_response(with.as_bytes(), key, true)
+                .unwrap()
+                .is_some()
+        );
+        // Agreed without an offer: refused.
+        assert!(matches!(
+            check_response(with.as_bytes(), key, false),
+            Err(ConnectError::BadHandshake(_))
+        ));
+        // Offered, not agreed: plain connection.
+        assert_eq!(
+            check_response(head("").as_bytes(), key, true).unwrap(),
+            None
+        );
+        let req = upgrade_request_with(
+            &crate::target::parse_target_with_scheme(
+                "ws://127.0.0.1:1/x",
+                crate::target::Scheme::Ws,
+            )
+            .unwrap(),
+            key,
+            &[],
+            true,
+        );
+        let req = String::from_utf8(req).unwrap();
+        assert!(req.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+        ));
+    }
+
+    #[test]
+    fn inflates_compressed_messages() {
+        let text = br#"{"user":"alice","text":"hello hello hello hello hello"}"#.repeat(40);
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        let z1 = deflate_raw(&mut c, &text);
+        c.reset();
+        let bin: Vec<u8> = (0..5000u32).map(|i| (i % 7) as u8).collect();
+        let z2 = deflate_raw(&mut c, &bin);
+        c.reset();
+        assert!(z1.len() < text.len() / 4);
+        let mut bytes = Vec::new();
+        let mut f = server_frame(OP_TEXT, true, &z1);
+        f[0] |= 0x40;
+        bytes.extend(f);
+        bytes.extend(server_frame(OP_TEXT, true, b"plain"));
+        // A compressed message in three fragments: RSV1 on the first only.
+        let (a, rest) = z2.split_at(z2.len() / 3);
+        let (b, d) = rest.split_at(rest.len() / 2);
+        let mut f = server_frame(OP_BINARY, false, a);
+        f[0] |= 0x40;
+        bytes.extend(f);
+        bytes.extend(server_frame(OP_PING, true, b"p"));
+        bytes.extend(server_frame(OP_CONT, false, b));
+        bytes.extend(server_frame(OP_CONT, true, d));
+        let mut r = reader_with(bytes, Some(no_takeover()));
+        let m = r.next_message().unwrap().unwrap();
+        assert!(m.compressed);
+        assert_eq!((m.opcode, r.payload(&m)), (OP_TEXT, &text[..]));
+        let m = r.next_message().unwrap().unwrap();
+        assert!(!m.compressed);
+        assert_eq!(r.payload(&m), b"plain");
+        assert_eq!(r.next_message().unwrap().unwrap().opcode, OP_PING);
+        let m = r.next_message().unwrap().unwrap();
+        assert!(m.compressed);
+        assert_eq!((m.opcode, r.payload(&m)), (OP_BINARY, &bin[..]));
+        assert!(r.next_message().unwrap().is_none());
+    }
+
+    #[test]
+    fn inflates_with_context_takeover() {
+        // The server keeps its window: the second message refers back to the first.
+        let msg = b"the same sentence, twice over, the same sentence".repeat(8);
+        let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+        let z1 = deflate_raw(&mut c, &msg);
+        let z2 = deflate_raw(&mut c, &msg);
+        assert!(z2.len() < z1.len());
+        let mut bytes = Vec::new();
+        for z in [&z1, &z2] {
+            let mut f = server_frame(OP_TEXT, true, z);
+            f[0] |= 0x40;
+            bytes.extend(f);
+        }
+        let takeover = DeflateParams::parse_response("permessage-deflate")
+            .unwrap()
+            .unwrap();
+        let mut r = reader_with(bytes, Some(takeover));
+        for _ in 0..2 {
+            let m = r.next_message().unwrap().unwrap();
+            assert_eq!(r.payload(&m), &msg[..]);
+        }
+    }
+
+    #[test]
+    fn rsv1_rules() {
+        // Without the extension.
+        let mut r = reader_with(vec![0xC1, 0x00], None);
+        assert!(r.next_message().is_err());
+        // On a control frame, or a continuation, even with it.
+        let mut r = reader_with(vec![0xC9, 0x00], Some(no_takeover()));
+        assert!(r.next_message().is_err());
+        let mut bytes = server_frame(OP_TEXT, false, b"ab");
+        let mut cont = server_frame(OP_CONT, true, b"cd");
+        cont[0] |= 0x40;
+        bytes.extend(cont);
+        let mut r = reader_with(bytes, Some(no_takeover()));
+        assert!(r.next_message().is_err());
+        // RSV2 always.
+        let mut r = reader_with(vec![0xA1, 0x00], Some(no_takeover()));
+        assert!(r.next_message().is_err());
+        // Corrupt compressed data.
+        let mut r = reader_with(vec![0xC1, 0x03, 0xFF, 0xFF, 0xFF], Some(no_takeover()));
+        assert!(r.next_message().is_err());
     }
 
     #[test]

@@ -49,6 +49,7 @@ fn echo_cfg(target: Target, size: usize, in_flight: usize, binary: bool) -> Echo
         max_messages: None,
         server_pids: vec![std::process::id()],
         connect_concurrency: 8,
+        deflate: false,
     }
 }
 
@@ -119,6 +120,7 @@ async fn fanout_and_all_to_all_against_both_peers() {
             max_messages: None,
             server_pids: vec![],
             connect_concurrency: 20,
+            deflate: false,
             scenario: "fanout",
         })
         .await
@@ -142,6 +144,7 @@ async fn fanout_and_all_to_all_against_both_peers() {
             max_rounds: None,
             server_pids: vec![],
             connect_concurrency: 10,
+            deflate: false,
         })
         .await
         .unwrap();
@@ -175,6 +178,7 @@ async fn connect_storm_and_probe() {
             source_ips: vec![],
             max_handshakes: Some(200),
             server_pids: vec![],
+            deflate: false,
         })
         .await
         .unwrap();
@@ -245,7 +249,7 @@ async fn http_bridge(broadcast: Target) -> SocketAddr {
                 let data = body["data"].as_str().unwrap().to_owned();
                 ws.send(OP_TEXT, data.as_bytes()).await.unwrap();
                 n_req += 1;
-                let resp: &[u8] = if n_req % 2 == 0 {
+                let resp: &[u8] = if n_req.is_multiple_of(2) {
                     b"HTTP/1.1 202 Accepted\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"
                 } else {
                     b"HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
@@ -291,6 +295,7 @@ async fn fanout_with_http_publisher_through_a_bridge() {
         max_messages: None,
         server_pids: vec![],
         connect_concurrency: 10,
+        deflate: false,
         scenario: "fanout",
     })
     .await
@@ -326,6 +331,7 @@ async fn cross_instance_counts_what_the_second_instance_never_gets() {
         max_messages: Some(10),
         server_pids: vec![],
         connect_concurrency: 4,
+        deflate: false,
         scenario: "cross-instance",
     })
     .await
