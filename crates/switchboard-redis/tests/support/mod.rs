@@ -40,12 +40,18 @@ pub fn redis_available() -> bool {
         if required() {
             panic!("redis-server is not on PATH and SWITCHBOARD_REQUIRE_REDIS=1: install Redis 7");
         }
-        eprintln!(
+        loud(
             "\n!!!!!!!! SKIPPED: redis-server is not on PATH, so the Redis broker test did not run. \
-             Install Redis 7 (apt-get install redis-server); set SWITCHBOARD_REQUIRE_REDIS=1 to make this a failure. !!!!!!!!\n"
+             Install Redis 7 (apt-get install redis-server); set SWITCHBOARD_REQUIRE_REDIS=1 to make this a failure. !!!!!!!!\n",
         );
     }
     found
+}
+
+/// Writes straight to the process's stderr: the test harness captures
+/// `eprintln!` of passing tests, and a skip must not go unseen.
+pub fn loud(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn free_port() -> u16 {
