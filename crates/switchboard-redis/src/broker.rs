@@ -72,14 +72,31 @@ pub(crate) struct Shared {
     /// not connected.
     pub(crate) sync_done: watch::Sender<Option<u64>>,
     pub(crate) counters: Counters,
+    /// Why the latest connection attempt or connection failed, for errors.
+    last_failure: Mutex<Option<String>>,
 }
 
 impl Shared {
     /// The publisher connection, or `Unavailable` while reconnecting.
     pub(crate) fn publisher(&self) -> Result<(u64, MultiplexedConnection), BrokerError> {
-        self.publisher.lock().clone().ok_or_else(|| {
-            BrokerError::Unavailable("not connected to Redis; reconnecting".to_owned())
-        })
+        self.publisher
+            .lock()
+            .clone()
+            .ok_or_else(|| self.unavailable("not connected to Redis; reconnecting"))
+    }
+
+    /// Records why a connection failed (logged, and quoted in later errors).
+    pub(crate) fn failed(&self, what: &str, why: &str) {
+        tracing::warn!(%why, "redis {what} failed; reconnecting");
+        *self.last_failure.lock() = Some(format!("{what}: {why}"));
+    }
+
+    /// An `Unavailable` error that says what last went wrong.
+    pub(crate) fn unavailable(&self, what: &str) -> BrokerError {
+        match &*self.last_failure.lock() {
+            Some(last) => BrokerError::Unavailable(format!("{what} (last failure: {last})")),
+            None => BrokerError::Unavailable(what.to_owned()),
+        }
     }
 
     /// Installs a new publisher connection; returns its generation.
@@ -92,12 +109,15 @@ impl Shared {
     }
 
     /// Drops the publisher connection if it is still generation
-    /// `generation`, and wakes the writer to reconnect.
-    pub(crate) fn publisher_failed(&self, generation: u64) {
+    /// `generation`, and wakes the writer to reconnect. Logged once per
+    /// connection, however many publishes hit the failure.
+    pub(crate) fn publisher_failed(&self, generation: u64, why: &str) {
         let mut publisher = self.publisher.lock();
         if matches!(&*publisher, Some((g, _)) if *g == generation) {
             *publisher = None;
+            drop(publisher);
             self.publisher_up.send_replace(false);
+            self.failed("publisher", why);
             self.publisher_broken.notify_one();
         }
     }
@@ -132,14 +152,14 @@ impl Shared {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 if is_connection_error(&e) {
-                    self.publisher_failed(generation);
+                    self.publisher_failed(generation, &e.to_string());
                 }
                 Err(broker_error(&e, timeout))
             }
             Err(_) => {
                 // Redis stalled (or is overloaded past the timeout): replace the
                 // connection rather than queue more behind it.
-                self.publisher_failed(generation);
+                self.publisher_failed(generation, &format!("no answer within {timeout:?}"));
                 Err(BrokerError::Timeout(timeout))
             }
         }
@@ -168,6 +188,7 @@ impl RedisBroker {
             sync_wanted: Notify::new(),
             sync_done: watch::Sender::new(None),
             counters: Counters::default(),
+            last_failure: Mutex::new(None),
         });
         Ok(Self(Arc::new(Handle {
             shared,
@@ -205,7 +226,7 @@ impl RedisBroker {
         {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(BrokerError::Stopped),
-            Err(_) => Err(BrokerError::Unavailable(format!(
+            Err(_) => Err(shared.unavailable(&format!(
                 "Redis subscriptions not confirmed within {within:?}"
             ))),
         }
@@ -240,9 +261,9 @@ impl RedisBroker {
         match tokio::time::timeout(remaining, up.wait_for(|up| *up)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(BrokerError::Stopped),
-            Err(_) => Err(BrokerError::Unavailable(format!(
-                "Redis publisher not connected within {within:?}"
-            ))),
+            Err(_) => {
+                Err(shared.unavailable(&format!("Redis publisher not connected within {within:?}")))
+            }
         }
     }
 

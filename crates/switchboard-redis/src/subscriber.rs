@@ -56,7 +56,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: LocalNode, watch: TopicWatch)
             End::Stopped => return,
             End::Failed(why) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(%why, ?delay, "redis subscriber disconnected; reconnecting");
+                shared.failed("subscriber", &why);
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
                     () = stopped(&mut stop) => return,

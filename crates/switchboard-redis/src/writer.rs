@@ -42,16 +42,14 @@ pub(crate) async fn run(shared: Arc<Shared>, node: LocalNode, watch: TopicWatch)
                         }
                         _ = tick.tick() => {
                             if let Err(e) = counts.write(conn.clone(), &node, &watch).await {
-                                tracing::warn!(error = %e, "redis count heartbeat failed");
-                                shared.publisher_failed(generation);
+                                shared.publisher_failed(generation, &format!("count heartbeat: {e}"));
                                 break;
                             }
                         }
                     }
                 }
-                tracing::warn!("redis publisher disconnected; reconnecting");
             }
-            Err(why) => tracing::warn!(%why, "redis publisher cannot connect"),
+            Err(why) => shared.failed("publisher connection", &why),
         }
         let delay = backoff.next_delay();
         tokio::select! {

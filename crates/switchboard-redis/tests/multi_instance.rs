@@ -435,8 +435,10 @@ async fn bad_settings_are_refused_when_building_the_broker() {
     let config = test_config(url, "sb").start_timeout(Duration::from_millis(300));
     let cluster = Cluster::new(Hub::new(), RedisBroker::new(config).unwrap());
     let started = Instant::now();
-    assert!(cluster.start().await.is_err());
+    let err = cluster.start().await.expect_err("no Redis on port 1");
     assert!(started.elapsed() < Duration::from_secs(2));
+    // The error says why, not just that it timed out.
+    assert!(err.to_string().contains("last failure"), "{err}");
     let err = cluster
         .publish(Target::All, Payload::text("nobody"))
         .await
