@@ -14,6 +14,10 @@
 //! | 4001 | [`KEEPALIVE_TIMEOUT`] | nothing received within the keepalive timeout |
 //! | 4002 | [`SLOW_CONSUMER`] | the outbound queue overflowed |
 //! | 4003 | [`TOKEN_EXPIRED`] | the credentials the client authenticated with expired (and were not refreshed) |
+//! | 4004 | [`AUTH_FAILED`] | structured protocol: `AUTHENTICATE` failed too many times (3 by default) |
+//! | 4005 | [`AUTH_TIMEOUT`] | structured protocol: no successful `AUTHENTICATE` before the deadline (10 s by default) |
+//! | 4006 | [`HEARTBEAT_TIMEOUT`] | structured protocol: no `PONG` to the server's `PING` in time (10 s by default) |
+//! | 4007 | [`TOO_MANY_ERRORS`] | structured protocol: too many `ERROR` replies (10 within 60 s by default) |
 
 use switchboard_ws::CloseCode;
 
@@ -27,3 +31,21 @@ pub const SLOW_CONSUMER: CloseCode = CloseCode::Application(4002);
 /// `exp`, plus the leeway) and were not refreshed
 /// ([`crate::security::refresh`]). Reconnect with a fresh token.
 pub const TOKEN_EXPIRED: CloseCode = CloseCode::Application(4003);
+
+/// 4004: the client failed `AUTHENTICATE` too many times (structured
+/// protocol, [`crate::protocol::ProtocolConfig::max_auth_failures`]). Do not
+/// reconnect with the same credentials.
+pub const AUTH_FAILED: CloseCode = CloseCode::Application(4004);
+
+/// 4005: the client did not authenticate before the deadline (structured
+/// protocol, [`crate::protocol::ProtocolConfig::auth_deadline`]).
+pub const AUTH_TIMEOUT: CloseCode = CloseCode::Application(4005);
+
+/// 4006: the client did not answer the server's `PING` with a `PONG` in
+/// time (structured protocol,
+/// [`crate::protocol::ProtocolConfig::heartbeat_timeout`]). Reconnect.
+pub const HEARTBEAT_TIMEOUT: CloseCode = CloseCode::Application(4006);
+
+/// 4007: the client caused too many `ERROR` replies in a short time
+/// (structured protocol, [`crate::protocol::ProtocolConfig::max_errors`]).
+pub const TOO_MANY_ERRORS: CloseCode = CloseCode::Application(4007);

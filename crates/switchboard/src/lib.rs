@@ -41,6 +41,8 @@
 //! - [`outbound`]: the bounded outbound queue, [`Sender`] and the writer task.
 //! - [`hub`]: the registry of connections, users and rooms, and fan-out.
 //! - [`security`]: origin checks, rate limits, caps, authentication, guards.
+//! - [`protocol`]: the structured JSON protocol (`docs/protocol.md`) and
+//!   the engine it runs on.
 //! - [`config`]: settings and their defaults; [`codes`]: our close codes.
 //! - [`testing`]: the in-process test client.
 //! - [`ws`]: the codec (re-exported `switchboard-ws`).
@@ -55,6 +57,7 @@ pub mod handler;
 pub mod hub;
 pub mod outbound;
 mod path;
+pub mod protocol;
 pub mod request;
 pub mod security;
 pub mod server;
@@ -72,6 +75,7 @@ pub use extract::{ClientAddr, FromRequest, Headers, Path, Query, RequestContext}
 pub use handler::{Handler, IntoHandlerResult};
 pub use hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Outgoing, Room, UserId};
 pub use outbound::{Sender, TrySendError};
+pub use protocol::{Publisher, StructuredProtocol};
 pub use request::RequestInfo;
 pub use security::{Identity, Security};
 pub use server::{App, HttpFallback, Server, ShutdownHandle, Switchboard};

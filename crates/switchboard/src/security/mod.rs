@@ -225,6 +225,13 @@ impl Security {
     }
 }
 
+impl Security {
+    /// Whether any authenticator is configured.
+    pub(crate) fn has_authenticators(&self) -> bool {
+        !self.authenticators.is_empty()
+    }
+}
+
 fn short_type_name(name: &'static str) -> &'static str {
     let generic = name.find('<').unwrap_or(name.len());
     let start = name[..generic].rfind("::").map_or(0, |i| i + 2);
@@ -375,10 +382,22 @@ async fn authenticate(
         return Ok(None);
     }
     let token = token::find(&security.token_sources, info);
-    let request = AuthRequest {
-        token: token.as_deref(),
-        info,
-    };
+    check_token(security, token.as_deref(), info)
+        .await
+        .map_err(AuthError::into_rejection)
+}
+
+/// Runs `security`'s authenticators on `token`, in order, under its
+/// `auth_timeout`: the first identity wins; with none, the first
+/// `InvalidToken` if any, else `Ok(None)`. The handshake uses it, and so
+/// does the structured protocol's `AUTHENTICATE` (with the token from the
+/// message, and the request that opened the connection).
+pub(crate) async fn check_token(
+    security: &Security,
+    token: Option<&str>,
+    info: &RequestInfo,
+) -> Result<Option<Identity>, AuthError> {
+    let request = AuthRequest { token, info };
     let run = async {
         let mut invalid = None;
         for (_, authenticator) in &security.authenticators {
@@ -394,8 +413,8 @@ async fn authenticate(
         invalid.map_or(Ok(None), Err)
     };
     match tokio::time::timeout(security.auth_timeout, run).await {
-        Ok(result) => result.map_err(AuthError::into_rejection),
-        Err(_) => Err(AuthError::Unavailable("timed out".to_owned()).into_rejection()),
+        Ok(result) => result,
+        Err(_) => Err(AuthError::Unavailable("timed out".to_owned())),
     }
 }
 

@@ -1,0 +1,439 @@
+//! Who may subscribe to which channel: rules matched in order, first match
+//! wins, and everything no rule matches is denied.
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use switchboard_protocol::Channel;
+
+use super::engine::Connection;
+use crate::security::Identity;
+
+/// Channel authorization rules.
+///
+/// Each rule is a [`ChannelPattern`] and an [`Access`]. For a channel, the
+/// first rule whose pattern matches decides; a channel no rule matches is
+/// refused. A pattern holding `{user_id}` only lets in the user whose id
+/// fills it, and then only if the access allows.
+///
+/// [`ChannelRules::default`] is the gateway's default: `public:*` for
+/// anyone, `user:{user_id}:*` for that user only, nothing else.
+///
+/// ```
+/// use switchboard::protocol::{Access, ChannelRules};
+///
+/// let rules = ChannelRules::default()
+///     .allow("team:*", Access::Authenticated)
+///     .allow("admin:*", Access::Admin)
+///     .allow("billing:*", Access::permission("billing:read"))
+///     .allow("room:*", Access::custom(|req: &switchboard::protocol::ChannelRequest<'_>| {
+///         req.channel().as_str().len() < 40
+///     }));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelRules {
+    rules: Vec<(ChannelPattern, Access)>,
+}
+
+impl Default for ChannelRules {
+    fn default() -> Self {
+        Self::new()
+            .allow("public:*", Access::Anyone)
+            .allow("user:{user_id}:*", Access::Authenticated)
+    }
+}
+
+impl ChannelRules {
+    /// No rules: every channel is refused.
+    pub fn new() -> Self {
+        Self { rules: Vec::new() }
+    }
+
+    /// Adds a rule (after those already there).
+    ///
+    /// # Panics
+    /// If `pattern` is not a valid [`ChannelPattern`]; parse it with
+    /// [`ChannelPattern::new`] and use [`ChannelRules::rule`] to handle the
+    /// error (for patterns from a configuration file).
+    pub fn allow(self, pattern: &str, access: Access) -> Self {
+        let pattern = ChannelPattern::new(pattern).unwrap_or_else(|e| panic!("{e}"));
+        self.rule(pattern, access)
+    }
+
+    /// Adds a rule (after those already there).
+    pub fn rule(mut self, pattern: ChannelPattern, access: Access) -> Self {
+        self.rules.push((pattern, access));
+        self
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = (&ChannelPattern, &Access)> {
+        self.rules.iter().map(|(p, a)| (p, a))
+    }
+
+    /// Whether `conn` may subscribe to `channel`.
+    pub async fn authorize(&self, conn: &Connection, channel: &Channel) -> bool {
+        let identity = conn.identity();
+        for (pattern, access) in &self.rules {
+            let Some(matched) = pattern.matches(channel.as_str()) else {
+                continue;
+            };
+            if let Some(owner) = matched.user_id {
+                let user = identity.as_ref().map(|i| i.user_id().as_str());
+                if user != Some(owner) {
+                    return false;
+                }
+            }
+            let request = ChannelRequest {
+                channel,
+                identity: identity.as_ref(),
+                connection: conn,
+            };
+            return access.allows(&request).await;
+        }
+        false
+    }
+}
+
+/// Who a rule lets in.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Access {
+    /// Anyone, authenticated or not.
+    Anyone,
+    /// Any authenticated client.
+    Authenticated,
+    /// Authenticated clients holding this permission.
+    Permission(String),
+    /// Administrators ([`Identity::is_admin`]).
+    Admin,
+    /// Nobody (to close off part of a broader pattern below it).
+    Nobody,
+    /// Your rule.
+    Custom(Authorizer),
+}
+
+impl Access {
+    /// [`Access::Permission`].
+    pub fn permission(name: impl Into<String>) -> Self {
+        Self::Permission(name.into())
+    }
+
+    /// [`Access::Custom`].
+    pub fn custom(authorizer: impl ChannelAuthorizer) -> Self {
+        Self::Custom(Authorizer(Arc::new(authorizer)))
+    }
+
+    async fn allows(&self, request: &ChannelRequest<'_>) -> bool {
+        match self {
+            Self::Anyone => true,
+            Self::Authenticated => request.identity.is_some(),
+            Self::Permission(p) => request.identity.is_some_and(|i| i.has_permission(p)),
+            Self::Admin => request.identity.is_some_and(Identity::is_admin),
+            Self::Nobody => false,
+            Self::Custom(Authorizer(a)) => a.authorize_boxed(request).await,
+        }
+    }
+}
+
+impl fmt::Debug for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Anyone => f.write_str("Anyone"),
+            Self::Authenticated => f.write_str("Authenticated"),
+            Self::Permission(p) => f.debug_tuple("Permission").field(p).finish(),
+            Self::Admin => f.write_str("Admin"),
+            Self::Nobody => f.write_str("Nobody"),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// Parses the names used in configuration files: `anyone`,
+/// `authenticated`, `admin`, `nobody`, `permission:<name>`.
+impl FromStr for Access {
+    type Err = PatternError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "anyone" => Self::Anyone,
+            "authenticated" => Self::Authenticated,
+            "admin" => Self::Admin,
+            "nobody" => Self::Nobody,
+            _ => match s.strip_prefix("permission:") {
+                Some(p) if !p.is_empty() => Self::Permission(p.to_owned()),
+                _ => {
+                    return Err(PatternError(format!(
+                        "unknown access {s:?}: expected anyone, authenticated, admin, nobody or permission:<name>"
+                    )));
+                }
+            },
+        })
+    }
+}
+
+/// What a [`ChannelAuthorizer`] sees.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelRequest<'a> {
+    channel: &'a Channel,
+    identity: Option<&'a Identity>,
+    connection: &'a Connection,
+}
+
+impl<'a> ChannelRequest<'a> {
+    /// The channel asked for.
+    pub fn channel(&self) -> &'a Channel {
+        self.channel
+    }
+
+    /// The client's identity, if it authenticated.
+    pub fn identity(&self) -> Option<&'a Identity> {
+        self.identity
+    }
+
+    /// The connection (its request, state, hub).
+    pub fn connection(&self) -> &'a Connection {
+        self.connection
+    }
+}
+
+/// A custom channel rule; may do I/O (look a membership up).
+///
+/// Any `Fn(&ChannelRequest) -> bool` closure is one.
+pub trait ChannelAuthorizer: Send + Sync + 'static {
+    /// Whether the request may subscribe.
+    fn authorize(&self, request: &ChannelRequest<'_>) -> impl Future<Output = bool> + Send;
+}
+
+impl<F> ChannelAuthorizer for F
+where
+    F: Fn(&ChannelRequest<'_>) -> bool + Send + Sync + 'static,
+{
+    fn authorize(&self, request: &ChannelRequest<'_>) -> impl Future<Output = bool> + Send {
+        std::future::ready(self(request))
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+trait ErasedAuthorizer: Send + Sync {
+    fn authorize_boxed<'a>(&'a self, request: &'a ChannelRequest<'a>) -> BoxFuture<'a, bool>;
+}
+
+impl<A: ChannelAuthorizer> ErasedAuthorizer for A {
+    fn authorize_boxed<'a>(&'a self, request: &'a ChannelRequest<'a>) -> BoxFuture<'a, bool> {
+        Box::pin(self.authorize(request))
+    }
+}
+
+/// A [`ChannelAuthorizer`] held by a rule.
+#[derive(Clone)]
+pub struct Authorizer(Arc<dyn ErasedAuthorizer>);
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Authorizer")
+    }
+}
+
+/// An invalid channel pattern or access name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PatternError(String);
+
+/// A pattern of channel names.
+///
+/// Segments are separated by `:`. A segment is literal text, `{user_id}`
+/// (any one segment, which must equal the subscriber's user id), or text
+/// with `*` wildcards matching within the segment. A final segment `*`
+/// matches the whole rest of the name, colons included: `public:*` matches
+/// `public:news` and `public:news:eu`, not `public`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPattern {
+    source: String,
+    segments: Vec<Segment>,
+    rest: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Glob(String),
+    UserId,
+}
+
+/// What a match captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Matched<'a> {
+    user_id: Option<&'a str>,
+}
+
+impl ChannelPattern {
+    /// Parses a pattern.
+    pub fn new(pattern: &str) -> Result<Self, PatternError> {
+        let invalid =
+            |why: &str| PatternError(format!("invalid channel pattern {pattern:?}: {why}"));
+        if pattern.is_empty() {
+            return Err(invalid("empty"));
+        }
+        let mut parts: Vec<&str> = pattern.split(':').collect();
+        let rest = parts.len() > 1 && parts.last() == Some(&"*");
+        if rest {
+            parts.pop();
+        }
+        let mut segments = Vec::with_capacity(parts.len());
+        let mut users = 0;
+        for part in parts {
+            if part == "{user_id}" {
+                users += 1;
+                segments.push(Segment::UserId);
+            } else if part.contains(['{', '}']) {
+                return Err(invalid("the only placeholder is a whole segment {user_id}"));
+            } else if let Some(c) = part
+                .chars()
+                .find(|&c| c != '*' && !switchboard_protocol::channel::is_channel_char(c))
+            {
+                return Err(invalid(&format!("{c:?} cannot appear in a channel name")));
+            } else if part.contains('*') {
+                segments.push(Segment::Glob(part.to_owned()));
+            } else {
+                segments.push(Segment::Literal(part.to_owned()));
+            }
+        }
+        if users > 1 {
+            return Err(invalid("{user_id} may appear once"));
+        }
+        Ok(Self {
+            source: pattern.to_owned(),
+            segments,
+            rest,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `channel` matches (ignoring who asks).
+    pub fn is_match(&self, channel: &str) -> bool {
+        self.matches(channel).is_some()
+    }
+
+    fn matches<'a>(&self, channel: &'a str) -> Option<Matched<'a>> {
+        let mut parts = channel.split(':');
+        let mut matched = Matched { user_id: None };
+        for segment in &self.segments {
+            let part = parts.next()?;
+            match segment {
+                Segment::Literal(text) if text == part => {}
+                Segment::Glob(glob) if glob_match(glob.as_bytes(), part.as_bytes()) => {}
+                Segment::UserId if !part.is_empty() => matched.user_id = Some(part),
+                _ => return None,
+            }
+        }
+        let more = parts.next().is_some();
+        (more == self.rest).then_some(matched)
+    }
+}
+
+impl fmt::Display for ChannelPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl FromStr for ChannelPattern {
+    type Err = PatternError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+/// `*` matches any run of bytes; everything else matches itself. Linear
+/// backtracking to the last star: O(pattern × text) at worst.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, channel: &str) -> Option<Option<String>> {
+        ChannelPattern::new(pattern)
+            .unwrap()
+            .matches(channel)
+            .map(|m| m.user_id.map(str::to_owned))
+    }
+
+    #[test]
+    fn patterns_match_by_segment() {
+        assert_eq!(m("public:*", "public:news"), Some(None));
+        assert_eq!(m("public:*", "public:news:eu"), Some(None));
+        assert_eq!(m("public:*", "public:"), Some(None));
+        assert_eq!(m("public:*", "public"), None);
+        assert_eq!(m("public:*", "publicity:x"), None);
+        assert_eq!(
+            m("user:{user_id}:*", "user:alice:inbox"),
+            Some(Some("alice".into()))
+        );
+        assert_eq!(m("user:{user_id}:*", "user::inbox"), None);
+        assert_eq!(m("user:{user_id}:*", "user:alice"), None);
+        assert_eq!(m("chat-*:lobby", "chat-eu:lobby"), Some(None));
+        assert_eq!(m("chat-*:lobby", "chat-eu:lobby:x"), None);
+        assert_eq!(m("exact", "exact"), Some(None));
+        assert_eq!(m("exact", "exact:x"), None);
+        assert_eq!(m("*", "anything"), Some(None));
+        assert_eq!(m("*", "a:b"), None);
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "a:{user}", "{user_id}:{user_id}", "a b", "x:{user_id}x"] {
+            assert!(ChannelPattern::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn globs_match() {
+        assert!(glob_match(b"a*b*c", b"aXXbYYc"));
+        assert!(glob_match(b"*", b""));
+        assert!(!glob_match(b"a*b", b"aXXc"));
+        assert!(glob_match(b"**a", b"a"));
+        // No blow-up on a hostile name.
+        let text = "a".repeat(255);
+        assert!(!glob_match(b"*a*a*a*a*a*a*b", text.as_bytes()));
+    }
+
+    #[test]
+    fn access_names_parse() {
+        assert!(matches!("anyone".parse::<Access>(), Ok(Access::Anyone)));
+        assert!(matches!(
+            "permission:x".parse::<Access>(),
+            Ok(Access::Permission(p)) if p == "x"
+        ));
+        assert!("permission:".parse::<Access>().is_err());
+        assert!("everyone".parse::<Access>().is_err());
+    }
+}
