@@ -68,7 +68,11 @@ async fn a_handshake_token_authenticates_at_once(t: Transport) {
     assert_eq!(ack["payload"]["requires_auth"], false);
     assert_eq!(ack["payload"]["authenticated"], true);
     assert_eq!(ack["payload"]["user_id"], "alice");
-    assert_eq!(h.hub.user_connections("alice").len(), 1);
+    let alice = h.hub.user_connections("alice");
+    assert_eq!(alice.len(), 1);
+    let conn = Connection::lookup(&h.hub, alice[0]).unwrap();
+    assert_eq!(conn.state(), ConnectionState::Authenticated);
+    assert_eq!(conn.identity().unwrap().user_id().as_str(), "alice");
     let id = ws
         .send("SUBSCRIBE", json!({"subscriptions": ["user:alice:inbox"]}))
         .await;

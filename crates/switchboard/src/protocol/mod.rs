@@ -33,7 +33,8 @@
 //! # Layout
 //! - [`engine`]: the [`Protocol`] trait, the per-connection [`Connection`]
 //!   handle, and the loop that runs a protocol ([`handler`], [`run`]).
-//! - `structured`: [`StructuredProtocol`], the protocol of `docs/protocol.md`.
+//! - `structured`: [`StructuredProtocol`], the protocol of `docs/protocol.md`;
+//!   `auth` (`AUTHENTICATE`) and `subscriptions` (`SUBSCRIBE`, `UNSUBSCRIBE`).
 //! - `session`: one connection's deadlines, subscriptions, errors, tasks.
 //! - `channels`: [`ChannelRules`], [`ChannelPattern`], [`Access`], [`ChannelAuthorizer`].
 //! - `actions`: [`ActionContext`], [`ActionError`].
@@ -43,6 +44,7 @@
 //! - [`wire`]: the message types themselves (the `switchboard-protocol` crate).
 
 mod actions;
+mod auth;
 mod channels;
 mod config;
 pub mod engine;
@@ -50,6 +52,7 @@ mod hooks;
 mod publish;
 mod session;
 mod structured;
+mod subscriptions;
 
 /// The protocol's message types, payloads and codes (the
 /// `switchboard-protocol` crate).

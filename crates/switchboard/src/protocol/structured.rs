@@ -12,11 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use switchboard_protocol::payload::{
-    self, ActionResult, AuthenticateFailure, AuthenticateSuccess, ConnectAck, Disconnect,
-    ErrorMessage, SubscribeFailure, SubscribeSuccess, UnsubscribeAck,
+    self, ActionResult, ConnectAck, Disconnect, ErrorMessage, UnsubscribeAck,
 };
 use switchboard_protocol::{
-    Channel, ConnectionState, Envelope, ErrorCode, Message as Wire, MessageType, PROTOCOL_VERSION,
+    ConnectionState, Envelope, ErrorCode, Message as Wire, MessageType, PROTOCOL_VERSION,
     SESSION_EXPIRING_EVENT, SUBPROTOCOL,
 };
 use switchboard_ws::{CloseCode, CloseFrame};
@@ -36,9 +35,8 @@ use crate::broker::Cluster;
 use crate::config::RouteConfig;
 use crate::error::Error;
 use crate::handler::Handler;
-use crate::hub::Room;
 use crate::request::RequestInfo;
-use crate::security::{self, AuthError, Identity, Security};
+use crate::security::Security;
 use crate::server::Switchboard;
 use crate::socket::Message;
 use crate::upgrade::WebSocketUpgrade;
@@ -65,13 +63,13 @@ use crate::upgrade::WebSocketUpgrade;
 /// ```
 #[derive(Clone)]
 pub struct StructuredProtocol {
-    config: ProtocolConfig,
-    security: Option<Security>,
-    channels: ChannelRules,
-    cluster: Option<Cluster>,
+    pub(super) config: ProtocolConfig,
+    pub(super) security: Option<Security>,
+    pub(super) channels: ChannelRules,
+    pub(super) cluster: Option<Cluster>,
     actions: HashMap<String, Arc<dyn ErasedAction>>,
     inbound: HashMap<MessageType, Arc<dyn ErasedInbound>>,
-    hooks: Vec<Arc<dyn ProtocolHooks>>,
+    pub(super) hooks: Vec<Arc<dyn ProtocolHooks>>,
 }
 
 impl std::fmt::Debug for StructuredProtocol {
@@ -245,7 +243,7 @@ impl StructuredProtocol {
         engine::handler(Arc::new(self))
     }
 
-    fn transition(&self, conn: &Connection, to: ConnectionState) {
+    pub(super) fn transition(&self, conn: &Connection, to: ConnectionState) {
         let from = conn.set_state(to);
         if from != to {
             self.state_changed(conn, from, to);
@@ -254,7 +252,12 @@ impl StructuredProtocol {
 
     /// Sends `message` to this connection, answering `correlation`. A
     /// connection already closing drops it: the read loop ends soon.
-    async fn send(&self, conn: &Connection, message: impl Into<Wire>, correlation: Option<&str>) {
+    pub(super) async fn send(
+        &self,
+        conn: &Connection,
+        message: impl Into<Wire>,
+        correlation: Option<&str>,
+    ) {
         let envelope = stamp(message.into(), correlation);
         let text = match serde_json::to_string(&envelope) {
             Ok(text) => text,
@@ -293,7 +296,11 @@ impl StructuredProtocol {
     }
 
     /// Tells the client why with `DISCONNECT`, then closes with `code`.
-    async fn close_with(&self, conn: &Connection, code: switchboard_protocol::CloseCode) -> Flow {
+    pub(super) async fn close_with(
+        &self,
+        conn: &Connection,
+        code: switchboard_protocol::CloseCode,
+    ) -> Flow {
         let disconnect = Disconnect {
             code: Some(code.code()),
             reason: Some(code.reason().to_owned()),
@@ -393,182 +400,6 @@ impl StructuredProtocol {
                         .await
                 }
             },
-        }
-    }
-
-    async fn authenticate(
-        &self,
-        conn: &Connection,
-        s: &mut Session,
-        token: &str,
-        id: Option<&str>,
-    ) -> Flow {
-        let Some(security) = self.security.as_ref().filter(|s| s.has_authenticators()) else {
-            let reason = "Authentication is not configured on this endpoint";
-            return self.auth_failed(conn, s, reason, true, id).await;
-        };
-        let current = conn.identity();
-        let before = conn.state();
-        self.transition(conn, ConnectionState::Authenticating);
-        let checked = security::check_token(security, Some(token), conn.request()).await;
-        let identity = match checked {
-            Ok(Some(identity)) => identity,
-            Ok(None) => {
-                self.transition(conn, before);
-                let reason = "Invalid token: not recognised";
-                return self.auth_failed(conn, s, reason, true, id).await;
-            }
-            Err(e) => {
-                self.transition(conn, before);
-                let (reason, counts) = match e {
-                    AuthError::InvalidToken(reason) => (format!("Invalid token: {reason}"), true),
-                    AuthError::Rejected(rejection) => (rejection.reason, true),
-                    AuthError::Unavailable(reason) => {
-                        tracing::warn!(%reason, "authentication unavailable");
-                        ("Authentication unavailable".to_owned(), false)
-                    }
-                };
-                return self.auth_failed(conn, s, &reason, counts, id).await;
-            }
-        };
-        if let Some(current) = &current
-            && current.user_id() != identity.user_id()
-        {
-            self.transition(conn, before);
-            let reason = "A refresh must be for the same user";
-            return self.auth_failed(conn, s, reason, true, id).await;
-        }
-        self.accept_identity(conn, s, &identity, current.is_some())
-            .await;
-        let success = AuthenticateSuccess {
-            user_id: identity.user_id().to_string(),
-            expires_at: identity.expires_at().map(unix_seconds),
-            permissions: identity.permissions().map(str::to_owned).collect(),
-        };
-        self.send(conn, success, id).await;
-        Flow::Continue
-    }
-
-    async fn accept_identity(
-        &self,
-        conn: &Connection,
-        s: &mut Session,
-        identity: &Identity,
-        refreshed: bool,
-    ) {
-        if !refreshed {
-            let user = identity.user_id().clone();
-            match &self.cluster {
-                Some(cluster) => cluster.identify(conn.id(), user),
-                None => conn.hub().identify(conn.id(), user),
-            };
-        }
-        conn.set_identity(Some(identity.clone()));
-        security::refresh(conn.hub(), conn.id(), identity.expires_at());
-        s.failures = 0;
-        s.auth_deadline = None;
-        s.schedule_warning(identity.expires_at(), self.config.session_warning);
-        self.transition(conn, ConnectionState::Authenticated);
-        for hook in &self.hooks {
-            hook.on_authenticated(conn, identity, refreshed);
-        }
-    }
-
-    async fn auth_failed(
-        &self,
-        conn: &Connection,
-        s: &mut Session,
-        reason: &str,
-        counts: bool,
-        id: Option<&str>,
-    ) -> Flow {
-        if counts {
-            s.failures += 1;
-        }
-        let left = self.config.max_auth_failures.saturating_sub(s.failures);
-        let failure = AuthenticateFailure {
-            code: ErrorCode::AuthFailed,
-            reason: reason.to_owned(),
-            attempts_left: left,
-        };
-        self.send(conn, failure, id).await;
-        if left == 0 {
-            self.close_with(conn, switchboard_protocol::CloseCode::AuthFailed)
-                .await
-        } else {
-            Flow::Continue
-        }
-    }
-
-    async fn subscribe(
-        &self,
-        conn: &Connection,
-        s: &mut Session,
-        names: Vec<String>,
-        id: Option<&str>,
-    ) {
-        let mut replies: Vec<Wire> = Vec::with_capacity(names.len());
-        let mut joined = false;
-        for name in names {
-            let failure = |code, reason: String| {
-                Wire::from(SubscribeFailure {
-                    channel: name.clone(),
-                    code,
-                    reason,
-                })
-            };
-            let reply = match Channel::new(&name) {
-                Err(e) => failure(ErrorCode::InvalidChannel, e.to_string()),
-                Ok(channel) if s.subscriptions.contains(&channel) => {
-                    SubscribeSuccess { channel: name }.into()
-                }
-                Ok(_) if s.subscriptions.len() >= self.config.max_subscriptions => {
-                    let max = self.config.max_subscriptions;
-                    failure(
-                        ErrorCode::TooManySubscriptions,
-                        format!("At most {max} channels per connection"),
-                    )
-                }
-                Ok(channel) => {
-                    if self.channels.authorize(conn, &channel).await {
-                        conn.hub().join(conn.id(), Room::from(channel.as_str()));
-                        for hook in &self.hooks {
-                            hook.on_subscribe(conn, &channel);
-                        }
-                        s.subscriptions.insert(channel);
-                        joined = true;
-                        SubscribeSuccess { channel: name }.into()
-                    } else {
-                        let reason = "Not allowed to subscribe to this channel".to_owned();
-                        failure(ErrorCode::Forbidden, reason)
-                    }
-                }
-            };
-            replies.push(reply);
-        }
-        if joined
-            && let Some(cluster) = &self.cluster
-            && let Err(e) = cluster.sync().await
-        {
-            // Local delivery works already; the broker catches up on its own.
-            tracing::warn!(error = %e, "broker did not confirm the subscription");
-        }
-        for reply in replies {
-            self.send(conn, reply, id).await;
-        }
-    }
-
-    async fn unsubscribe(&self, conn: &Connection, s: &mut Session, names: &[String]) {
-        for name in names {
-            let Ok(channel) = Channel::new(name) else {
-                continue;
-            };
-            if s.subscriptions.remove(&channel) {
-                conn.hub().leave(conn.id(), Room::from(channel.as_str()));
-                for hook in &self.hooks {
-                    hook.on_unsubscribe(conn, &channel);
-                }
-            }
         }
     }
 
@@ -711,10 +542,12 @@ impl Protocol for StructuredProtocol {
         }
         let ack = self.connect_ack(conn, &session);
         self.send(conn, ack, None).await;
-        self.transition(conn, ConnectionState::Connected);
-        if identity.is_some() {
-            self.transition(conn, ConnectionState::Authenticated);
-        }
+        let state = if identity.is_some() {
+            ConnectionState::Authenticated
+        } else {
+            ConnectionState::Connected
+        };
+        self.transition(conn, state);
         Ok(session)
     }
 
