@@ -233,6 +233,7 @@ export class SwitchboardClient {
    * Starts connecting (and reconnecting, per the policy). Resolves once
    * connected and authenticated; rejects if the client stops first (terminal
    * close code, authentication refused, attempts exhausted, `disconnect()`).
+   * Not awaiting it is fine (a rejection is never reported as unhandled).
    */
   connect(): Promise<void> {
     // A socket still closing after disconnect(): finish with it first.
@@ -242,6 +243,9 @@ export class SwitchboardClient {
     const promise = new Promise<void>((resolve, reject) => {
       this.#readyWaiters.add({ resolve, reject, timer: null });
     });
+    // `client.connect()` without await is fine: a failure is also reported by
+    // the `error` event and the `error` state, so it is not left unhandled.
+    promise.catch(() => undefined);
     if (this.ready) {
       this.#settleReady(null);
     } else if (!this.#active) {
@@ -269,10 +273,15 @@ export class SwitchboardClient {
       this.#setState("disconnected");
       return Promise.resolve();
     }
+    if (conn.socket.readyState !== OPEN) {
+      // Still connecting: nothing to say goodbye to.
+      this.#drop(conn, sendableCloseCode(code), reason, { reconnect: false });
+      return Promise.resolve();
+    }
     const done = new Promise<void>((resolve) => this.#disconnectWaiters.add(resolve));
     conn.ready = false;
     this.#setState("disconnecting");
-    if (conn.socket.readyState === OPEN) this.#send(conn, "DISCONNECT", { code, reason });
+    this.#send(conn, "DISCONNECT", { code, reason });
     conn.override = { reconnect: false };
     // The close event normally follows; a dead socket may never send it.
     conn.timers.error = this.#timers.setTimeout(() => {
@@ -486,6 +495,7 @@ export class SwitchboardClient {
     socket.addEventListener("message", (event) => this.#onFrame(conn, event.data));
     socket.addEventListener("close", (event) => this.#closed(conn, event.code, event.reason, event.wasClean));
     socket.addEventListener("error", () => {
+      if (conn.closed) return;
       // Before the open no close event may follow (Node 20's undici fires only
       // `error` for a refused handshake); after it, the close event should.
       if (!conn.opened) this.#drop(conn, CloseCode.Abnormal, "connection failed", {});
@@ -942,12 +952,14 @@ export class SwitchboardClient {
   ): void {
     if (conn.closed) return;
     conn.override = override;
+    // Handled first: closing a connecting socket can fire `error` at once
+    // (undici does), which must find the connection already closed.
+    this.#closed(conn, code, reason, false);
     try {
       conn.socket.close(CloseCode.Normal, closeReason(reason));
     } catch {
       // already closing
     }
-    this.#closed(conn, code, reason, false);
   }
 
   #closed(conn: Connection, code: number, reason: string, wasClean: boolean): void {

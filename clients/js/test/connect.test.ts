@@ -115,6 +115,23 @@ describe("connect", () => {
     assert.equal(client.state, "disconnected");
   });
 
+  test("closing a connecting socket that fires error synchronously (undici) is handled once", async () => {
+    FakeSocket.errorOnCloseWhileConnecting = true;
+    try {
+      const { client, clock, log } = setup({ connectTimeout: 1_000 });
+      void client.connect();
+      await clock.advance(1_000); // connect timeout → close() → error, re-entrantly
+      assert.deepEqual(log.filter((l) => l.startsWith("disconnected")), ["disconnected:1006:retry"]);
+      await clock.advance(250);
+      assert.equal(FakeSocket.all.length, 2);
+      await client.disconnect(); // while connecting: done at once
+      assert.equal(client.state, "disconnected");
+      assert.deepEqual(log.filter((l) => l.startsWith("disconnected")), ["disconnected:1006:retry", "disconnected:1000:stop"]);
+    } finally {
+      FakeSocket.errorOnCloseWhileConnecting = false;
+    }
+  });
+
   test("an error event after open without a close event drops the connection after 1 s", async () => {
     const { client, clock, log } = setup();
     void client.connect();

@@ -66,9 +66,14 @@ export class FakeSocket implements WebSocketLike {
     this.sent.push(JSON.parse(data) as Sent);
   }
 
+  /** Like undici: closing a socket that is still connecting fires `error` at once. */
+  static errorOnCloseWhileConnecting = false;
+
   close(code?: number, reason?: string): void {
     this.closedByClient = { code, reason };
+    const wasConnecting = this.readyState === 0;
     if (this.readyState < 2) this.readyState = 2;
+    if (wasConnecting && FakeSocket.errorOnCloseWhileConnecting) this.fail();
   }
 
   // --- the test plays the server ---

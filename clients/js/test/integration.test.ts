@@ -1,0 +1,335 @@
+/**
+ * Integration tests against the real `switchboard` binary, started here on a
+ * free port: `switchboard serve --listen 127.0.0.1:PORT`.
+ *
+ * The binary: $SWITCHBOARD_BIN, or ../../target/release/switchboard (build it
+ * with `cargo build --release -p switchboard-gateway`). Missing: skipped
+ * locally, a failure under CI.
+ *
+ * Until the gateway serves the structured protocol at /ws, /ws answers 404 and
+ * these tests SKIP, loudly (also under CI).
+ *
+ * Node 20 needs --experimental-websocket for its global WebSocket (the test
+ * runner script adds it).
+ */
+
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { createConnection, createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import {
+  ServerError,
+  SubscribeError,
+  SwitchboardClient,
+  type ChannelMessage,
+  type ClientOptions,
+  type ConnectAckPayload,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from "../src/index.js";
+
+const CI = process.env["CI"] !== undefined && process.env["CI"] !== "" && process.env["CI"] !== "false";
+
+/** clients/js, found from this file (dist-test/test/ after the build). */
+function packageDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("package.json not found");
+    dir = parent;
+  }
+  return dir;
+}
+
+const BIN = process.env["SWITCHBOARD_BIN"] ?? resolve(packageDir(), "../../target/release/switchboard");
+
+function loud(message: string): void {
+  const bar = "!".repeat(78);
+  process.stderr.write(`\n${bar}\n!! ${message.split("\n").join("\n!! ")}\n${bar}\n\n`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resolves once something accepts TCP connections on `port`. */
+async function waitForPort(port: number, server: Gateway, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.exited !== null) throw new Error(`switchboard exited (${server.exited}) before listening:\n${server.log()}`);
+    const ok = await new Promise<boolean>((r) => {
+      const socket = createConnection({ host: "127.0.0.1", port });
+      socket.once("connect", () => {
+        socket.destroy();
+        r(true);
+      });
+      socket.once("error", () => r(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`switchboard did not listen on ${port} within ${timeoutMs} ms:\n${server.log()}`);
+}
+
+/** The gateway process. */
+class Gateway {
+  exited: string | null = null;
+  readonly #output: string[] = [];
+  readonly #child: ChildProcess;
+
+  private constructor(readonly port: number) {
+    this.#child = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "info" },
+    });
+    const keep = (chunk: Buffer): void => {
+      this.#output.push(chunk.toString());
+      if (this.#output.length > 200) this.#output.shift();
+    };
+    this.#child.stdout?.on("data", keep);
+    this.#child.stderr?.on("data", keep);
+    this.#child.once("exit", (code, signal) => {
+      this.exited = signal ?? String(code);
+    });
+  }
+
+  static async start(port: number): Promise<Gateway> {
+    // Right after a kill the port may still be held for a moment: retry.
+    for (let attempt = 0; ; attempt++) {
+      const gateway = new Gateway(port);
+      try {
+        await waitForPort(port, gateway);
+        return gateway;
+      } catch (error) {
+        await gateway.kill();
+        if (attempt >= 4) throw error;
+        await sleep(200);
+      }
+    }
+  }
+
+  log(): string {
+    return this.#output.join("");
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    if (this.exited !== null) return;
+    const exited = new Promise<void>((r) => this.#child.once("exit", () => r()));
+    this.#child.kill(signal);
+    await exited;
+  }
+}
+
+/** The HTTP status /ws answers a WebSocket handshake with (101 when served). */
+async function probe(port: number): Promise<{ status: number; body: string; protocol: string | undefined }> {
+  return new Promise((resolveProbe, reject) => {
+    const req = httpRequest({
+      host: "127.0.0.1",
+      port,
+      path: "/ws",
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+        "Sec-WebSocket-Protocol": "switchboard.v1",
+      },
+    });
+    req.once("upgrade", (res, socket) => {
+      const protocol = res.headers["sec-websocket-protocol"];
+      socket.destroy();
+      resolveProbe({ status: 101, body: "", protocol: Array.isArray(protocol) ? protocol[0] : protocol });
+    });
+    req.once("response", (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolveProbe({ status: res.statusCode ?? 0, body, protocol: undefined }));
+    });
+    req.once("error", reject);
+    req.setTimeout(5_000, () => req.destroy(new Error("probe timed out")));
+    req.end();
+  });
+}
+
+/** Node's WebSocket, recording the sockets it makes (to read the negotiated subprotocol). */
+function recordingWebSocket(): { ctor: WebSocketConstructor; sockets: WebSocketLike[] } {
+  const Native = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  assert.ok(Native !== undefined, "no global WebSocket: run on Node 22+ or with --experimental-websocket");
+  const sockets: WebSocketLike[] = [];
+  const ctor = function (url: string, protocols?: string | string[]): WebSocketLike {
+    const socket = new Native(url, protocols);
+    sockets.push(socket);
+    return socket;
+  } as unknown as WebSocketConstructor;
+  return { ctor, sockets };
+}
+
+/** Waits for `predicate` to hold, polling. */
+async function until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+describe("integration: the switchboard binary's /ws", { timeout: 120_000 }, () => {
+  let gateway: Gateway | null = null;
+  let port = 0;
+  /** Why the tests cannot run (null: they can). */
+  let skip: string | null = null;
+  const clients: SwitchboardClient[] = [];
+
+  function client(options: Partial<ClientOptions> = {}): { client: SwitchboardClient; sockets: WebSocketLike[] } {
+    const { ctor, sockets } = recordingWebSocket();
+    const token = process.env["SWITCHBOARD_TEST_TOKEN"];
+    const c = new SwitchboardClient({
+      url: `ws://127.0.0.1:${port}/ws`,
+      WebSocket: ctor,
+      reconnect: { initialDelay: 100, maxDelay: 1_000 },
+      ...(token === undefined ? {} : { token }),
+      ...options,
+    });
+    clients.push(c);
+    return { client: c, sockets };
+  }
+
+  before(async () => {
+    if (!existsSync(BIN)) {
+      const message =
+        `switchboard binary not found at ${BIN}\n` +
+        "build it: cargo build --release -p switchboard-gateway (or set SWITCHBOARD_BIN)";
+      if (CI) throw new Error(`${message}\n(CI is set: a missing binary fails the run)`);
+      skip = message;
+      loud(`SKIPPED integration tests: ${message}`);
+      return;
+    }
+    port = await freePort();
+    gateway = await Gateway.start(port);
+    const answer = await probe(port);
+    if (answer.status === 404) {
+      skip = "/ws answers 404: the gateway does not serve the structured protocol yet";
+      loud(
+        `SKIPPED integration tests: ${skip}.\n` +
+          `${BIN} serve --listen 127.0.0.1:${port} → GET /ws → 404 ${JSON.stringify(answer.body.trim())}\n` +
+          "They run by themselves once the gateway serves /ws (docs/protocol.md).",
+      );
+      return;
+    }
+    assert.equal(answer.status, 101, `/ws answered ${answer.status}: ${answer.body}`);
+    assert.equal(answer.protocol, "switchboard.v1", "the server selects the switchboard.v1 subprotocol");
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.disconnect().catch(() => undefined)));
+    await gateway?.kill();
+  });
+
+  test("connects: CONNECT_ACK, protocol version 1, subprotocol switchboard.v1", { timeout: 30_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const { client: c, sockets } = client();
+    let ackPayload: ConnectAckPayload | null = null;
+    c.on("connected", (payload) => {
+      ackPayload = payload;
+    });
+    await c.connect();
+    const ackSeen = ackPayload as ConnectAckPayload | null;
+    assert.ok(ackSeen !== null);
+    assert.equal(ackSeen.protocol_version, 1);
+    assert.ok(ackSeen.connection_id.length > 0);
+    assert.ok(ackSeen.heartbeat_interval > 0);
+    assert.ok(c.state === "connected" || c.state === "authenticated");
+    assert.equal(sockets[0]?.protocol, "switchboard.v1");
+    const rtt = await c.ping();
+    assert.ok(rtt >= 0);
+  });
+
+  test("subscribes to public:test, is refused private channels, unsubscribes", { timeout: 30_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const { client: c } = client();
+    await c.connect();
+    await c.subscribe("public:test");
+    await c.subscribe("public:test"); // idempotent
+    await assert.rejects(c.subscribe("private:admin"), (e: unknown) => e instanceof SubscribeError && e.code === "forbidden");
+    await c.unsubscribe("public:test");
+    assert.deepEqual(c.channels, []);
+  });
+
+  test("receives what is published to public:test", { timeout: 30_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const { client: receiver } = client();
+    const { client: sender } = client();
+    await Promise.all([receiver.connect(), sender.connect()]);
+    const received: ChannelMessage[] = [];
+    await receiver.subscribe("public:test", (m) => received.push(m));
+    // docs/protocol.md defines no way for a client to publish to a channel;
+    // its examples use a `chat.send` action with a `room`. Use it when the
+    // gateway has it; otherwise say so.
+    try {
+      await sender.request("chat.send", { room: "public:test", text: "hello from the js client" });
+    } catch (error) {
+      if (error instanceof ServerError && error.code === "unknown_action") {
+        loud("receive on public:test: the gateway has no publishing action (chat.send → unknown_action); skipped");
+        return t.skip("no way to publish to public:test (chat.send is unknown_action)");
+      }
+      throw error;
+    }
+    await until(() => received.length > 0, "a message on public:test");
+    assert.equal(received[0]?.payload.channel, "public:test");
+  });
+
+  test("an unknown action answers ERROR unknown_action with the request's correlation", { timeout: 30_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const { client: c } = client();
+    await c.connect();
+    await assert.rejects(c.request("switchboard.js.no-such-action", { x: 1 }), (e: unknown) => {
+      assert.ok(e instanceof ServerError, String(e));
+      assert.equal(e.code, "unknown_action");
+      assert.ok(e.correlationId !== null);
+      return true;
+    });
+  });
+
+  test("reconnects after the server is killed and restarted on the same port, and resubscribes", { timeout: 30_000 }, async (t) => {
+    if (skip !== null) return t.skip(skip);
+    const { client: c, sockets } = client();
+    const events: string[] = [];
+    c.on("disconnected", (e) => events.push(`disconnected:${e.code}:${e.willReconnect}`));
+    c.on("subscribed", (e) => events.push(`subscribed:${e.channel}:${e.resubscribed}`));
+    await c.connect();
+    await c.subscribe("public:test");
+
+    await gateway?.kill("SIGKILL");
+    await until(() => events.some((e) => e.startsWith("disconnected:")), "the disconnect");
+    assert.ok(events.includes("disconnected:1006:true"), events.join(" "));
+    // Queued while the server is down, sent after the reconnect.
+    const queued = c.request("switchboard.js.no-such-action").catch((e: unknown) => e);
+
+    gateway = await Gateway.start(port);
+    await until(() => c.ready, "the reconnect", 15_000);
+    await until(() => events.includes("subscribed:public:test:true"), "the resubscription");
+    assert.ok(sockets.length >= 2);
+    assert.notEqual(c.connectionId, null);
+    const answer = await queued;
+    assert.ok(answer instanceof ServerError && answer.code === "unknown_action", String(answer));
+  });
+});
