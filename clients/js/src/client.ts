@@ -4,10 +4,20 @@
  * and flushes queued work by itself after every reconnect.
  */
 
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { backoffDelay } from "./backoff.js";
 import { decodeServerMessage } from "./codec.js";
+import {
+  closeReason,
+  fetchToken,
+  newConnection,
+  sendableCloseCode,
+  utf8Length,
+  type Connection,
+  type TokenResult,
+  type Waiter,
+} from "./connection.js";
 import { Emitter, type Listener } from "./emitter.js";
-import { globalWebSocket, rethrowLater, systemTimers, uuid, type Timers } from "./env.js";
+import { uuid, type Timers } from "./env.js";
 import {
   AuthenticationError,
   ConnectionClosedError,
@@ -18,15 +28,14 @@ import {
   SubscribeError,
   SwitchboardError,
   TimeoutError,
-  TokenProviderError,
 } from "./errors.js";
 import type {
   ChannelHandler,
   ClientEvents,
   ClientOptions,
+  DisconnectedEvent,
   RequestOptions,
   Session,
-  TokenProvider,
   TokenReason,
 } from "./options.js";
 import {
@@ -36,24 +45,15 @@ import {
   PROTOCOL_VERSION,
   reconnectAdvice,
   SESSION_EXPIRING_EVENT,
-  SUBPROTOCOL,
-  type ChannelMessage,
   type ClientMessageType,
   type ConnectAckPayload,
   type Message,
   type PayloadMap,
   type ServerMessage,
 } from "./protocol.js";
-import { OPEN, type WebSocketConstructor, type WebSocketLike } from "./socket.js";
-
-type TokenResult = { readonly ok: true; readonly token: string } | { readonly ok: false; readonly error: TokenProviderError };
-
-/** Settles one caller's promise; `timer` bounds the wait. */
-interface Waiter<T> {
-  resolve(value: T): void;
-  reject(error: unknown): void;
-  timer: unknown;
-}
+import { settings, type Settings } from "./settings.js";
+import { OPEN, type WebSocketLike } from "./socket.js";
+import { Subscriptions } from "./subscriptions.js";
 
 /** An ACTION, queued (`sent` false) or awaiting its ACTION_RESULT / ERROR. */
 interface RequestOp extends Waiter<unknown> {
@@ -63,78 +63,8 @@ interface RequestOp extends Waiter<unknown> {
   sent: boolean;
 }
 
-/** A channel this client wants to be subscribed to. */
-interface Subscription {
-  readonly handlers: Set<ChannelHandler>;
-  /** unsent: to be sent when ready; pending: sent, waiting; active: confirmed. */
-  status: "unsent" | "pending" | "active";
-  /** The id of the SUBSCRIBE it was sent in (replies are matched on it). */
-  correlationId: string | null;
-  /** Created while not connected: counts against `queueLimit` until confirmed. */
-  queued: boolean;
-  /** Confirmed once before (so the next confirmation is a resubscription). */
-  wasActive: boolean;
-  readonly waiters: Set<Waiter<void>>;
-}
-
-/** One WebSocket and what belongs to it. Gone when the socket closes. */
-interface Connection {
-  readonly socket: WebSocketLike;
-  readonly token: Promise<TokenResult> | null;
-  opened: boolean;
-  acked: boolean;
-  ready: boolean;
-  closed: boolean;
-  /** The id of the AUTHENTICATE in flight, and whether it refreshes a session. */
-  authId: string | null;
-  refreshing: Waiter<void> | null;
-  /** The server's DISCONNECT, whose reason is reported if the close frame has none. */
-  serverDisconnect: { code?: number; reason?: string } | null;
-  /** Set when the client drops the connection itself. */
-  override: { reconnect?: boolean; error?: SwitchboardError } | null;
-  readonly timers: { connect?: unknown; watchdog?: unknown; ping?: unknown; refresh?: unknown; error?: unknown };
-}
-
-/** Close codes a browser lets a client send. */
-function sendableCloseCode(code: number): number {
-  return code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000;
-}
-
-/** A close reason must fit in 123 UTF-8 bytes. */
-function closeReason(reason: string): string {
-  let out = reason;
-  while (utf8Length(out) > 123) out = out.slice(0, -1);
-  return out;
-}
-
-function utf8Length(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) bytes += 1;
-    else if (c < 0x800) bytes += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      bytes += 4;
-      i++;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
 export class SwitchboardClient {
-  readonly #url: string;
-  readonly #WebSocket: WebSocketConstructor;
-  readonly #token: string | TokenProvider | null;
-  readonly #protocols: readonly string[];
-  readonly #reconnect: { enabled: boolean; maxAttempts: number; random: () => number; backoff: BackoffOptions };
-  readonly #requestTimeout: number;
-  readonly #connectTimeout: number;
-  readonly #queueLimit: number;
-  readonly #pingInterval: number;
-  readonly #pongTimeout: number;
-  readonly #watchServerHeartbeat: boolean;
-  readonly #refreshMargin: number;
-  readonly #maxMessageSize: number;
+  readonly #s: Settings;
   readonly #timers: Timers;
   readonly #events = new Emitter<ClientEvents>();
 
@@ -151,7 +81,7 @@ export class SwitchboardClient {
   #heartbeatInterval = 0;
   #session: Session | null = null;
 
-  readonly #subscriptions = new Map<string, Subscription>();
+  readonly #subscriptions: Subscriptions;
   readonly #requests = new Map<string, RequestOp>();
   readonly #unsubscribes = new Map<string, Waiter<void>>();
   readonly #pings = new Map<string, Waiter<number> & { readonly sentAt: number }>();
@@ -159,37 +89,12 @@ export class SwitchboardClient {
   readonly #disconnectWaiters = new Set<() => void>();
 
   constructor(options: ClientOptions) {
-    const ctor = options.WebSocket ?? globalWebSocket();
-    if (ctor === undefined) {
-      throw new SwitchboardError(
-        "no WebSocket constructor: pass options.WebSocket (e.g. the `ws` package's class), " +
-          "or run on Node 22+ / Node 20 with --experimental-websocket",
-      );
-    }
-    const reconnect = typeof options.reconnect === "object" ? options.reconnect : {};
-    this.#url = options.url;
-    this.#WebSocket = ctor;
-    this.#token = options.token ?? null;
-    this.#protocols = options.protocols ?? [SUBPROTOCOL];
-    this.#reconnect = {
-      enabled: options.reconnect !== false && reconnect.enabled !== false,
-      maxAttempts: reconnect.maxAttempts ?? Number.POSITIVE_INFINITY,
-      random: reconnect.random ?? Math.random,
-      backoff: {
-        initialDelay: reconnect.initialDelay ?? DEFAULT_BACKOFF.initialDelay,
-        maxDelay: reconnect.maxDelay ?? DEFAULT_BACKOFF.maxDelay,
-        factor: reconnect.factor ?? DEFAULT_BACKOFF.factor,
-      },
-    };
-    this.#requestTimeout = options.requestTimeout ?? 10_000;
-    this.#connectTimeout = options.connectTimeout ?? 10_000;
-    this.#queueLimit = options.queueLimit ?? 100;
-    this.#pingInterval = options.pingInterval ?? 0;
-    this.#pongTimeout = options.pongTimeout ?? 10_000;
-    this.#watchServerHeartbeat = options.watchServerHeartbeat ?? true;
-    this.#refreshMargin = options.refreshMargin ?? 60_000;
-    this.#maxMessageSize = options.maxMessageSize ?? 65_536;
-    this.#timers = options.timers ?? systemTimers;
+    this.#s = settings(options);
+    this.#timers = this.#s.timers;
+    this.#subscriptions = new Subscriptions(this.#timers, {
+      subscribed: (channel, resubscribed) => this.#events.emit("subscribed", { channel, resubscribed }),
+      lost: (error) => this.#events.emit("subscription_failed", error),
+    });
   }
 
   // -------------------------------------------------------------------------
@@ -218,14 +123,13 @@ export class SwitchboardClient {
 
   /** The channels this client keeps subscribed (confirmed or not yet). */
   get channels(): string[] {
-    return [...this.#subscriptions.keys()];
+    return this.#subscriptions.channels();
   }
 
   /** Requests and subscribes waiting for a connection. */
   get queued(): number {
-    let n = 0;
+    let n = this.#subscriptions.queued();
     for (const op of this.#requests.values()) if (!op.sent) n++;
-    for (const sub of this.#subscriptions.values()) if (sub.queued && sub.status === "unsent") n++;
     return n;
   }
 
@@ -307,29 +211,18 @@ export class SwitchboardClient {
         new SubscribeError(channel, "invalid_channel", "1–255 characters of A–Z a–z 0–9 : _ - . @ / ="),
       );
     }
-    let sub = this.#subscriptions.get(channel);
-    if (sub !== undefined) {
-      if (handler !== undefined) sub.handlers.add(handler);
-      if (sub.status === "active") return Promise.resolve();
-      return this.#subscriptionWaiter(channel, sub, options.timeout);
-    }
+    const timeout = options.timeout ?? this.#s.requestTimeout;
+    const joined = this.#subscriptions.join(channel, handler, timeout);
+    if (joined !== null) return joined;
     const refusal = this.#refuseWork();
     if (refusal !== null) return Promise.reject(refusal);
-    if (!this.ready && this.queued >= this.#queueLimit) {
-      return Promise.reject(new QueueFullError(this.#queueLimit));
-    }
-    sub = {
-      handlers: new Set(handler === undefined ? [] : [handler]),
-      status: "unsent",
-      correlationId: null,
-      queued: !this.ready,
-      wasActive: false,
-      waiters: new Set(),
-    };
-    this.#subscriptions.set(channel, sub);
-    const promise = this.#subscriptionWaiter(channel, sub, options.timeout);
     const conn = this.#conn;
-    if (conn !== null && conn.ready) this.#sendSubscribe(conn, [channel]);
+    const ready = conn !== null && conn.ready;
+    if (!ready && this.queued >= this.#s.queueLimit) {
+      return Promise.reject(new QueueFullError(this.#s.queueLimit));
+    }
+    const promise = this.#subscriptions.add(channel, handler, !ready, timeout);
+    if (ready) this.#sendSubscribe(conn, [channel]);
     return promise;
   }
 
@@ -338,14 +231,12 @@ export class SwitchboardClient {
    * when not connected (it will not be restored).
    */
   unsubscribe(channel: string, options: RequestOptions = {}): Promise<void> {
-    const sub = this.#subscriptions.get(channel);
-    if (sub === undefined) return Promise.resolve();
-    this.#subscriptions.delete(channel);
-    this.#rejectSubscription(sub, new SubscribeError(channel, "cancelled", "unsubscribe() was called first"));
+    if (!this.#subscriptions.has(channel)) return Promise.resolve();
+    const held = this.#subscriptions.remove(channel);
     this.#events.emit("unsubscribed", { channel });
     const conn = this.#conn;
-    if (conn === null || !conn.ready || sub.status === "unsent") return Promise.resolve();
-    const timeout = options.timeout ?? this.#requestTimeout;
+    if (conn === null || !conn.ready || !held) return Promise.resolve();
+    const timeout = options.timeout ?? this.#s.requestTimeout;
     return new Promise<void>((resolve, reject) => {
       const id = this.#send(conn, "UNSUBSCRIBE", { subscriptions: [channel] });
       const waiter: Waiter<void> = {
@@ -374,19 +265,19 @@ export class SwitchboardClient {
     const id = uuid();
     const payload: PayloadMap["ACTION"] = data === undefined ? { action } : { action, data };
     const frame = JSON.stringify({ type: "ACTION", id, payload });
-    if (utf8Length(frame) > this.#maxMessageSize) {
+    if (utf8Length(frame) > this.#s.maxMessageSize) {
       return Promise.reject(
         new SwitchboardError(
-          `request ${action}: ${utf8Length(frame)} bytes is over the ${this.#maxMessageSize}-byte message limit`,
+          `request ${action}: ${utf8Length(frame)} bytes is over the ${this.#s.maxMessageSize}-byte message limit`,
         ),
       );
     }
     const conn = this.#conn;
     const ready = conn !== null && conn.ready;
-    if (!ready && this.queued >= this.#queueLimit) {
-      return Promise.reject(new QueueFullError(this.#queueLimit));
+    if (!ready && this.queued >= this.#s.queueLimit) {
+      return Promise.reject(new QueueFullError(this.#s.queueLimit));
     }
-    const timeout = options.timeout ?? this.#requestTimeout;
+    const timeout = options.timeout ?? this.#s.requestTimeout;
     return new Promise<T>((resolve, reject) => {
       const op: RequestOp = {
         id,
@@ -409,7 +300,7 @@ export class SwitchboardClient {
   ping(options: RequestOptions = {}): Promise<number> {
     const conn = this.#conn;
     if (conn === null || !conn.acked) return Promise.reject(new NotConnectedError());
-    const timeout = options.timeout ?? this.#pongTimeout;
+    const timeout = options.timeout ?? this.#s.pongTimeout;
     return new Promise<number>((resolve, reject) => {
       const id = this.#send(conn, "PING", {});
       this.#pings.set(id, {
@@ -431,7 +322,7 @@ export class SwitchboardClient {
   refreshToken(): Promise<void> {
     const conn = this.#conn;
     if (conn === null || this.#state !== "authenticated") return Promise.reject(new NotConnectedError());
-    if (typeof this.#token !== "function") {
+    if (typeof this.#s.token !== "function") {
       return Promise.reject(new SwitchboardError("refreshToken() needs a token provider, not a fixed token"));
     }
     return this.#refresh(conn);
@@ -458,36 +349,22 @@ export class SwitchboardClient {
   #open(): void {
     this.#reconnectTimer = null;
     this.#setState("connecting");
-    this.#events.emit("connecting", { attempt: this.#attempt, url: this.#url });
+    this.#events.emit("connecting", { attempt: this.#attempt, url: this.#s.url });
     // The token is fetched while the socket opens: the server allows 10 s
     // between the open and AUTHENTICATE.
-    const token = this.#token === null ? null : this.#fetchToken(this.#nextTokenReason);
+    const token = this.#s.token === null ? null : fetchToken(this.#s.token, this.#nextTokenReason);
     let socket: WebSocketLike;
     try {
-      socket = new this.#WebSocket(this.#url, [...this.#protocols]);
+      socket = new this.#s.WebSocket(this.#s.url, [...this.#s.protocols]);
     } catch (cause) {
       // A malformed URL: retrying cannot help.
       const error = new SwitchboardError(
-        `cannot open ${this.#url}: ${cause instanceof Error ? cause.message : String(cause)}`,
+        `cannot open ${this.#s.url}: ${cause instanceof Error ? cause.message : String(cause)}`,
       );
-      this.#active = false;
-      this.#setState("disconnected");
-      this.#stop(error, CloseCode.Abnormal, error.message);
+      this.#stop(error, null);
       return;
     }
-    const conn: Connection = {
-      socket,
-      token,
-      opened: false,
-      acked: false,
-      ready: false,
-      closed: false,
-      authId: null,
-      refreshing: null,
-      serverDisconnect: null,
-      override: null,
-      timers: {},
-    };
+    const conn = newConnection(socket, token);
     this.#conn = conn;
     socket.addEventListener("open", () => {
       conn.opened = true;
@@ -507,23 +384,8 @@ export class SwitchboardClient {
       }
     });
     conn.timers.connect = this.#timers.setTimeout(() => {
-      this.#drop(conn, CloseCode.Abnormal, `no CONNECT_ACK within ${this.#connectTimeout} ms`, {});
-    }, this.#connectTimeout);
-  }
-
-  #fetchToken(reason: TokenReason): Promise<TokenResult> {
-    const source = this.#token;
-    const fail = (cause: unknown): TokenResult => ({ ok: false, error: new TokenProviderError(cause) });
-    const check = (token: unknown): TokenResult =>
-      typeof token === "string" && token !== ""
-        ? { ok: true, token }
-        : fail(new TypeError(`expected a non-empty string, got ${typeof token}`));
-    if (typeof source !== "function") return Promise.resolve(check(source));
-    try {
-      return Promise.resolve(source({ reason })).then(check, fail);
-    } catch (cause) {
-      return Promise.resolve(fail(cause));
-    }
+      this.#drop(conn, CloseCode.Abnormal, `no CONNECT_ACK within ${this.#s.connectTimeout} ms`, {});
+    }, this.#s.connectTimeout);
   }
 
   #onConnectAck(conn: Connection, ack: ConnectAckPayload): void {
@@ -602,8 +464,8 @@ export class SwitchboardClient {
       conn.refreshing = null;
       return;
     }
-    if (typeof this.#token === "function" && attemptsLeft > 0) {
-      void this.#authenticate(conn, this.#fetchToken("retry"));
+    if (typeof this.#s.token === "function" && attemptsLeft > 0) {
+      void this.#authenticate(conn, fetchToken(this.#s.token, "retry"));
       return;
     }
     // A fixed token will be refused again; do not burn the remaining attempts.
@@ -612,11 +474,11 @@ export class SwitchboardClient {
 
   #scheduleRefresh(conn: Connection, expiresAt: number | null, serverTime: number | undefined): void {
     this.#timers.clearTimeout(conn.timers.refresh);
-    if (expiresAt === null || typeof this.#token !== "function") return;
+    if (expiresAt === null || typeof this.#s.token !== "function") return;
     // Measured against the server's clock (the message's timestamp), so a
     // skewed client clock does not matter.
     const lifetime = expiresAt * 1000 - (serverTime === undefined ? this.#timers.now() : serverTime * 1000);
-    const delay = Math.max(0, lifetime - Math.min(this.#refreshMargin, lifetime / 2));
+    const delay = Math.max(0, lifetime - Math.min(this.#s.refreshMargin, lifetime / 2));
     conn.timers.refresh = this.#timers.setTimeout(() => {
       this.#refresh(conn).catch(() => {
         // Reported through `auth_failed` / `error`; the server's
@@ -626,7 +488,9 @@ export class SwitchboardClient {
   }
 
   #refresh(conn: Connection): Promise<void> {
+    const source = this.#s.token;
     if (conn.closed || !conn.ready) return Promise.reject(new NotConnectedError());
+    if (source === null) return Promise.reject(new SwitchboardError("no token to refresh the session with"));
     if (conn.refreshing !== null) {
       const pending = conn.refreshing;
       return new Promise<void>((resolve, reject) => {
@@ -645,7 +509,7 @@ export class SwitchboardClient {
     }
     return new Promise<void>((resolve, reject) => {
       conn.refreshing = { resolve, reject, timer: null };
-      void this.#authenticate(conn, this.#fetchToken("refresh"));
+      void this.#authenticate(conn, fetchToken(source, "refresh"));
     });
   }
 
@@ -655,8 +519,7 @@ export class SwitchboardClient {
     this.#nextTokenReason = "reconnect";
     // Subscriptions first (restored and queued, in one SUBSCRIBE), then the
     // queued requests in the order they were made.
-    const channels: string[] = [];
-    for (const [channel, sub] of this.#subscriptions) if (sub.status === "unsent") channels.push(channel);
+    const channels = this.#subscriptions.unsent();
     if (channels.length > 0) this.#sendSubscribe(conn, channels);
     for (const op of this.#requests.values()) if (!op.sent) this.#sendFrame(conn, op);
     this.#schedulePing(conn);
@@ -708,7 +571,7 @@ export class SwitchboardClient {
         break;
       case "SUBSCRIBE_SUCCESS":
       case "SUBSCRIBE_FAILURE":
-        this.#onSubscribeReply(message);
+        this.#subscriptions.reply(message);
         break;
       case "UNSUBSCRIBE_ACK":
         if (correlation !== null) this.#settle(this.#unsubscribes, correlation)?.resolve();
@@ -716,7 +579,7 @@ export class SwitchboardClient {
       case "EVENT":
       case "DATA":
       case "NOTIFICATION":
-        this.#dispatch(message);
+        this.#subscriptions.dispatch(message);
         if (message.type === "EVENT" && message.payload.event === SESSION_EXPIRING_EVENT) {
           this.#onSessionExpiring(conn, message.payload.data);
         }
@@ -762,14 +625,7 @@ export class SwitchboardClient {
       const ping = this.#settle(this.#pings, correlation);
       if (ping !== undefined) return ping.reject(error);
       if (correlation === conn.authId) return this.#onAuthenticateFailure(conn, `${code}: ${text}`, 0);
-      let matched = false;
-      for (const [channel, sub] of this.#subscriptions) {
-        if (sub.status === "pending" && sub.correlationId === correlation) {
-          matched = true;
-          this.#subscriptionRefused(channel, sub, new SubscribeError(channel, code, text));
-        }
-      }
-      if (matched) return;
+      if (this.#subscriptions.errorReply(correlation, code, text)) return;
     }
     this.#events.emit("error", error);
   }
@@ -780,7 +636,7 @@ export class SwitchboardClient {
         ? data.expires_at
         : (this.#session?.expiresAt ?? 0);
     this.#events.emit("session_expiring", { expiresAt });
-    if (typeof this.#token === "function" && conn.ready && conn.refreshing === null) {
+    if (typeof this.#s.token === "function" && conn.ready && conn.refreshing === null) {
       this.#refresh(conn).catch(() => {
         // Reported through `auth_failed` / `error`.
       });
@@ -792,86 +648,7 @@ export class SwitchboardClient {
   // -------------------------------------------------------------------------
 
   #sendSubscribe(conn: Connection, channels: readonly string[]): void {
-    const id = this.#send(conn, "SUBSCRIBE", { subscriptions: channels });
-    for (const channel of channels) {
-      const sub = this.#subscriptions.get(channel);
-      if (sub === undefined) continue;
-      sub.status = "pending";
-      sub.correlationId = id;
-    }
-  }
-
-  #subscriptionWaiter(channel: string, sub: Subscription, timeout = this.#requestTimeout): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter<void> = {
-        resolve,
-        reject,
-        timer: this.#timers.setTimeout(() => {
-          sub.waiters.delete(waiter);
-          reject(new TimeoutError(`subscribe ${channel}`, timeout));
-          // The caller was told it failed: do not keep (or restore) it.
-          if (this.#subscriptions.get(channel) === sub && sub.status !== "active") {
-            this.#subscriptions.delete(channel);
-            this.#rejectSubscription(sub, new TimeoutError(`subscribe ${channel}`, timeout));
-          }
-        }, timeout),
-      };
-      sub.waiters.add(waiter);
-    });
-  }
-
-  #onSubscribeReply(message: Message<"SUBSCRIBE_SUCCESS"> | Message<"SUBSCRIBE_FAILURE">): void {
-    const channel = message.payload.channel;
-    const sub = this.#subscriptions.get(channel);
-    // Replies are matched on channel and correlation_id: a reply to an older
-    // SUBSCRIBE (unsubscribed and subscribed again since) is stale.
-    if (sub === undefined || sub.status !== "pending") return;
-    const correlation = message.correlation_id ?? null;
-    if (correlation !== null && correlation !== sub.correlationId) return;
-    if (message.type === "SUBSCRIBE_FAILURE") {
-      const { code, reason } = message.payload;
-      this.#subscriptionRefused(channel, sub, new SubscribeError(channel, code, reason));
-      return;
-    }
-    const resubscribed = sub.wasActive;
-    sub.status = "active";
-    sub.queued = false;
-    sub.wasActive = true;
-    for (const waiter of sub.waiters) {
-      this.#timers.clearTimeout(waiter.timer);
-      waiter.resolve();
-    }
-    sub.waiters.clear();
-    this.#events.emit("subscribed", { channel, resubscribed });
-  }
-
-  #subscriptionRefused(channel: string, sub: Subscription, error: SubscribeError): void {
-    this.#subscriptions.delete(channel);
-    const waited = sub.waiters.size > 0;
-    this.#rejectSubscription(sub, error);
-    if (!waited) this.#events.emit("subscription_failed", error);
-  }
-
-  #rejectSubscription(sub: Subscription, error: unknown): void {
-    for (const waiter of sub.waiters) {
-      this.#timers.clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-    sub.waiters.clear();
-  }
-
-  #dispatch(message: ChannelMessage): void {
-    const channel = message.payload.channel;
-    if (channel === undefined) return;
-    const sub = this.#subscriptions.get(channel);
-    if (sub === undefined) return;
-    for (const handler of [...sub.handlers]) {
-      try {
-        handler(message);
-      } catch (error) {
-        rethrowLater(error);
-      }
-    }
+    this.#subscriptions.sent(channels, this.#send(conn, "SUBSCRIBE", { subscriptions: channels }));
   }
 
   // -------------------------------------------------------------------------
@@ -915,28 +692,28 @@ export class SwitchboardClient {
   // -------------------------------------------------------------------------
 
   #resetWatchdog(conn: Connection): void {
-    if (!this.#watchServerHeartbeat || !conn.acked || this.#heartbeatInterval <= 0) return;
+    if (!this.#s.watchServerHeartbeat || !conn.acked || this.#heartbeatInterval <= 0) return;
     this.#timers.clearTimeout(conn.timers.watchdog);
-    const limit = this.#heartbeatInterval * 1000 + this.#pongTimeout;
+    const limit = this.#heartbeatInterval * 1000 + this.#s.pongTimeout;
     conn.timers.watchdog = this.#timers.setTimeout(() => {
       this.#drop(conn, CloseCode.Abnormal, `nothing from the server for ${limit} ms`, { reconnect: true });
     }, limit);
   }
 
   #schedulePing(conn: Connection): void {
-    if (this.#pingInterval <= 0) return;
+    if (this.#s.pingInterval <= 0) return;
     conn.timers.ping = this.#timers.setTimeout(() => {
-      this.ping({ timeout: this.#pongTimeout }).then(
+      this.ping({ timeout: this.#s.pongTimeout }).then(
         () => {
           if (!conn.closed) this.#schedulePing(conn);
         },
         (error: unknown) => {
           if (error instanceof TimeoutError) {
-            this.#drop(conn, CloseCode.Abnormal, `no PONG within ${this.#pongTimeout} ms`, { reconnect: true });
+            this.#drop(conn, CloseCode.Abnormal, `no PONG within ${this.#s.pongTimeout} ms`, { reconnect: true });
           }
         },
       );
-    }, this.#pingInterval);
+    }, this.#s.pingInterval);
   }
 
   // -------------------------------------------------------------------------
@@ -989,20 +766,18 @@ export class SwitchboardClient {
     for (const id of [...this.#unsubscribes.keys()]) this.#settle(this.#unsubscribes, id)?.resolve();
     for (const id of [...this.#pings.keys()]) this.#settle(this.#pings, id)?.reject(lost);
     conn.refreshing?.reject(lost);
-    for (const sub of this.#subscriptions.values()) {
-      sub.status = "unsent";
-      sub.correlationId = null;
-    }
+    conn.refreshing = null;
+    this.#subscriptions.connectionLost();
 
     // Reconnect?
     const advice = reconnectAdvice(code);
     let reconnect =
       conn.override?.reconnect ??
-      (advice === "yes" || (advice === "after_new_token" && typeof this.#token === "function"));
+      (advice === "yes" || (advice === "after_new_token" && typeof this.#s.token === "function"));
     let stopError = conn.override?.error ?? null;
     if (!this.#active) reconnect = false;
-    if (reconnect && !this.#reconnect.enabled) reconnect = false;
-    if (reconnect && this.#attempt >= this.#reconnect.maxAttempts) {
+    if (reconnect && !this.#s.reconnect.enabled) reconnect = false;
+    if (reconnect && this.#attempt >= this.#s.reconnect.maxAttempts) {
       reconnect = false;
       stopError = new ConnectionClosedError(
         code,
@@ -1014,33 +789,39 @@ export class SwitchboardClient {
       stopError = new ConnectionClosedError(code, why, `closed with ${code}${why === "" ? "" : ` (${why})`}; not reconnecting`);
     }
 
-    this.#setState("disconnected");
-    this.#events.emit("disconnected", { code, reason: why, wasClean, willReconnect: reconnect });
-    if (reconnect) {
-      const delay = backoffDelay(this.#attempt, this.#reconnect.backoff, this.#reconnect.random);
-      this.#attempt += 1;
-      // "expired" sticks until a connection succeeds: a provider that caches
-      // tokens must not hand back the expired one after a failed attempt.
-      if (code === CloseCode.TokenExpired) this.#nextTokenReason = "expired";
-      this.#events.emit("reconnecting", { attempt: this.#attempt, delay });
-      this.#reconnectTimer = this.#timers.setTimeout(() => this.#open(), delay);
+    const event: DisconnectedEvent = { code, reason: why, wasClean, willReconnect: reconnect };
+    if (!reconnect) {
+      this.#stop(stopError, event);
       return;
     }
-    this.#active = false;
-    this.#stop(stopError, code, why);
-    for (const resolve of this.#disconnectWaiters) resolve();
-    this.#disconnectWaiters.clear();
+    this.#setState("disconnected");
+    this.#events.emit("disconnected", event);
+    if (!this.#active || this.#conn !== null) return; // a listener called disconnect() or connect()
+    const delay = backoffDelay(this.#attempt, this.#s.reconnect.backoff, this.#s.reconnect.random);
+    this.#attempt += 1;
+    // "expired" sticks until a connection succeeds: a provider that caches
+    // tokens must not hand back the expired one after a failed attempt.
+    if (code === CloseCode.TokenExpired) this.#nextTokenReason = "expired";
+    this.#reconnectTimer = this.#timers.setTimeout(() => this.#open(), delay);
+    this.#events.emit("reconnecting", { attempt: this.#attempt, delay });
   }
 
-  /** The client stops: rejects what waits, and enters `error` when stopped by a failure. */
-  #stop(error: SwitchboardError | null, code: number, reason: string): void {
-    const rejection = error ?? new ConnectionClosedError(code, reason);
+  /**
+   * The client stops: what waits is rejected first, then the state becomes
+   * `disconnected` (or `error` when a failure stopped it) and the events
+   * fire, so a listener may call `connect()` again.
+   */
+  #stop(error: SwitchboardError | null, closed: DisconnectedEvent | null): void {
+    this.#active = false;
+    const rejection = error ?? new ConnectionClosedError(closed?.code ?? CloseCode.Normal, closed?.reason ?? "");
     this.#failPending(rejection);
     this.#settleReady(rejection);
-    if (error !== null) {
-      this.#setState("error");
-      this.#events.emit("error", error);
-    }
+    const disconnectWaiters = [...this.#disconnectWaiters];
+    this.#disconnectWaiters.clear();
+    this.#setState(error === null ? "disconnected" : "error");
+    if (closed !== null) this.#events.emit("disconnected", closed);
+    if (error !== null) this.#events.emit("error", error);
+    for (const resolve of disconnectWaiters) resolve();
   }
 
   /** Rejects queued requests and subscribes that never got an answer. */
@@ -1050,12 +831,7 @@ export class SwitchboardClient {
       this.#timers.clearTimeout(op.timer);
       op.reject(error);
     }
-    for (const [channel, sub] of this.#subscriptions) {
-      if (sub.waiters.size === 0) continue;
-      this.#rejectSubscription(sub, error);
-      // Never confirmed: forget it rather than restore it on the next connect().
-      if (!sub.wasActive) this.#subscriptions.delete(channel);
-    }
+    this.#subscriptions.stop(error);
   }
 
   #settleReady(error: SwitchboardError | null): void {

@@ -239,4 +239,32 @@ describe("reconnect", () => {
     await flush();
     assert.deepEqual(FakeSocket.last().lastSent("SUBSCRIBE").payload.subscriptions, ["public:a"]);
   });
+  test("a disconnected listener may call disconnect() (no reconnect) or connect() (starts again)", async () => {
+    const first = setup();
+    first.client.on("disconnected", () => void first.client.disconnect());
+    void first.client.connect();
+    ack(FakeSocket.last());
+    await flush();
+    FakeSocket.last().serverClose(1006);
+    await first.clock.advance(60_000);
+    assert.equal(FakeSocket.all.length, 1);
+    assert.equal(first.client.state, "disconnected");
+
+    const second = setup();
+    let again: Promise<void> | null = null;
+    second.client.on("disconnected", (e) => {
+      if (!e.willReconnect && again === null) again = second.client.connect();
+    });
+    void second.client.connect();
+    ack(FakeSocket.last());
+    await flush();
+    FakeSocket.last().serverClose(1008, "policy");
+    await flush();
+    assert.equal(FakeSocket.all.length, 2, "connect() from the listener opened a socket");
+    assert.equal(second.client.state, "connecting");
+    ack(FakeSocket.last());
+    await flush();
+    assert.equal(second.client.state, "connected");
+    await again;
+  });
 });
