@@ -1,18 +1,28 @@
 //! `switchboard`: the gateway binary.
+//!
+//! # Layout
+//! - `cli`: the commands (`serve`, `config check`, `config example`).
+//! - `config`: the TOML file, environment and flags, validated into a plan.
+//! - `run`: the hub, the broker, the app, the listener, the shutdown.
+//! - `endpoints`: the WebSocket endpoints (`echo`, `broadcast`, structured).
+//! - `http`: the demo page, health, metrics and the `/api/v1` JSON API.
+//! - `message`: the structured messages the API publishes.
+//! - `metrics`, `logging`, `shutdown`, `tls`, `state`: one concern each.
 
 mod cli;
-mod routes;
+mod config;
+mod endpoints;
+mod http;
+mod logging;
+mod message;
+mod metrics;
+mod run;
+mod shutdown;
+mod state;
+mod tls;
 
-use clap::Parser;
+use std::process::ExitCode;
 
-fn main() -> anyhow::Result<()> {
-    let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match cli.command {
-        cli::Command::Serve(args) => cli::serve(args),
-    }
+fn main() -> ExitCode {
+    cli::run(cli::Cli::parse_args())
 }

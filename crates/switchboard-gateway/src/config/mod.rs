@@ -1,0 +1,408 @@
+//! The gateway's configuration: the TOML file's shape and defaults, where
+//! values come from (defaults < file < `SWITCHBOARD_*` environment < flags),
+//! and the checks that turn it into a [`Plan`] the gateway can run.
+//!
+//! # Layout
+//! - this file: the file's sections, each with `deny_unknown_fields` and
+//!   its defaults (`docs/configuration.md` lists every key).
+//! - `units`: durations, sizes, and secrets that never appear in logs.
+//! - `load`: reading the file, the environment and the flags, in order.
+//! - `plan`: validation, naming the key of every problem, and the settings
+//!   built from it; `security`: endpoint security from its section.
+//! - `example.toml`: what `switchboard config example` prints.
+
+mod load;
+mod plan;
+mod security;
+mod units;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) use load::{ENV_VARS, Overrides, Sources, load};
+pub(crate) use plan::{ApiPlan, BrokerPlan, EndpointKind, EndpointPlan, Plan};
+pub(crate) use units::{Secret, Size, Span};
+
+/// The commented example config (`switchboard config example`).
+pub(crate) const EXAMPLE: &str = include_str!("example.toml");
+
+/// The whole file. Every section and key is optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    pub(crate) server: ServerSection,
+    pub(crate) log: LogSection,
+    pub(crate) tls: Option<TlsSection>,
+    pub(crate) api: ApiSection,
+    pub(crate) metrics: Toggle,
+    pub(crate) demo: Toggle,
+    pub(crate) broker: BrokerSection,
+    pub(crate) limits: LimitsSection,
+    pub(crate) compression: CompressionSection,
+    pub(crate) keepalive: KeepaliveSection,
+    pub(crate) security: SecuritySection,
+    /// `None`: the built-in endpoints (`/ws` when the structured protocol is
+    /// available, `/ws/echo`, `/ws/broadcast`).
+    pub(crate) endpoints: Option<Vec<EndpointSection>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerSection {
+    pub(crate) listen: SocketAddr,
+    /// Runtime worker threads; `None`: one per core.
+    pub(crate) workers: Option<usize>,
+    pub(crate) max_connections: usize,
+    pub(crate) handshake_timeout: Span,
+    pub(crate) close_timeout: Span,
+    pub(crate) shutdown_timeout: Span,
+    /// SIGTERM/SIGINT close clients with 1012 (restart) instead of 1001.
+    pub(crate) restart_on_shutdown: bool,
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) forwarded_header: ForwardedHeaderName,
+    pub(crate) rate_limit: Option<RateLimitSection>,
+    pub(crate) max_connections_per_ip: Option<usize>,
+    pub(crate) max_connections_per_user: Option<usize>,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: None,
+            max_connections: 100_000,
+            handshake_timeout: Span::secs(10),
+            close_timeout: Span::secs(5),
+            shutdown_timeout: Span::secs(10),
+            restart_on_shutdown: false,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeaderName::XForwardedFor,
+            rate_limit: None,
+            max_connections_per_ip: None,
+            max_connections_per_user: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub(crate) enum ForwardedHeaderName {
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogSection {
+    pub(crate) format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `switchboard=debug,info`.
+    pub(crate) level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Plain,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub(crate) cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub(crate) key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApiSection {
+    pub(crate) enabled: bool,
+    /// Accepted API keys (several, to rotate). Required when the gateway
+    /// listens beyond loopback.
+    pub(crate) keys: Vec<Secret>,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Toggle {
+    pub(crate) enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BrokerSection {
+    #[serde(rename = "type")]
+    pub(crate) kind: BrokerKind,
+    /// `redis://[user:password@]host[:port][/db]` (redis only).
+    pub(crate) url: Option<Secret>,
+    pub(crate) prefix: String,
+    /// This instance's name in the cluster; random by default.
+    pub(crate) instance_id: Option<String>,
+    pub(crate) command_timeout: Span,
+    pub(crate) connect_timeout: Span,
+    pub(crate) start_timeout: Span,
+}
+
+impl Default for BrokerSection {
+    fn default() -> Self {
+        Self {
+            kind: BrokerKind::Memory,
+            url: None,
+            prefix: "sb".to_owned(),
+            instance_id: None,
+            command_timeout: Span::secs(1),
+            connect_timeout: Span::secs(2),
+            start_timeout: Span::secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BrokerKind {
+    Memory,
+    Redis,
+}
+
+/// Inbound limits and the outbound queue, for every endpoint that does not
+/// set its own.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsSection {
+    pub(crate) max_message_size: Size,
+    /// Defaults to `max_message_size`.
+    pub(crate) max_frame_size: Option<Size>,
+    pub(crate) max_fragments: usize,
+    pub(crate) max_queue_bytes: Size,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_message_size: Size(1 << 20),
+            max_frame_size: None,
+            max_fragments: 128,
+            max_queue_bytes: Size(1 << 20),
+        }
+    }
+}
+
+/// An endpoint's own limits: each key overrides the `[limits]` default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsOverride {
+    pub(crate) max_message_size: Option<Size>,
+    pub(crate) max_frame_size: Option<Size>,
+    pub(crate) max_fragments: Option<usize>,
+    pub(crate) max_queue_bytes: Option<Size>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CompressionSection {
+    pub(crate) enabled: bool,
+    pub(crate) level: u32,
+    pub(crate) min_size: Size,
+}
+
+impl Default for CompressionSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            level: 1,
+            min_size: Size(256),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CompressionOverride {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) level: Option<u32>,
+    pub(crate) min_size: Option<Size>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct KeepaliveSection {
+    pub(crate) enabled: bool,
+    pub(crate) interval: Span,
+    pub(crate) timeout: Span,
+}
+
+impl Default for KeepaliveSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Span::secs(25),
+            timeout: Span::secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct KeepaliveOverride {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) interval: Option<Span>,
+    pub(crate) timeout: Option<Span>,
+}
+
+/// Who may connect: the server-wide default (`[security]`), or an
+/// endpoint's own (`[endpoints.security]`, which replaces it as a whole).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SecuritySection {
+    /// `None`: same-origin only. Patterns: `https://app.example.com`,
+    /// `https://*.example.com`, `*`.
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) allow_missing_origin: bool,
+    pub(crate) rate_limit: Option<RateLimitSection>,
+    pub(crate) max_connections_per_ip: Option<usize>,
+    pub(crate) max_connections_per_user: Option<usize>,
+    /// `bearer`, `query:<name>`, `cookie:<name>`, `protocol:<prefix>`.
+    pub(crate) token_sources: Vec<String>,
+    pub(crate) auth_timeout: Span,
+    pub(crate) jwt: Option<JwtSection>,
+    pub(crate) api_keys: Vec<ApiKeySection>,
+    /// `authenticated`, `admin`, `permission:<name>`.
+    pub(crate) guards: Vec<String>,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self {
+            origins: None,
+            allow_missing_origin: true,
+            rate_limit: None,
+            max_connections_per_ip: None,
+            max_connections_per_user: None,
+            token_sources: vec!["bearer".to_owned()],
+            auth_timeout: Span::secs(10),
+            jwt: None,
+            api_keys: Vec::new(),
+            guards: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RateLimitSection {
+    pub(crate) per_second: Option<f64>,
+    pub(crate) per_minute: Option<f64>,
+    pub(crate) burst: Option<u32>,
+    pub(crate) max_clients: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct JwtSection {
+    pub(crate) keys: Vec<JwtKeySection>,
+    pub(crate) jwks_file: Option<PathBuf>,
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway: Span,
+    pub(crate) user_claim: String,
+    pub(crate) permissions_claim: String,
+}
+
+impl Default for JwtSection {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            jwks_file: None,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: Span::secs(60),
+            user_claim: "sub".to_owned(),
+            permissions_claim: "permissions".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct JwtKeySection {
+    /// `HS256`, `RS256`, `ES256`, `EdDSA`, ...
+    pub(crate) algorithm: String,
+    pub(crate) kid: Option<String>,
+    /// HMAC secret (HS*), inline. Prefer `secret_env`.
+    pub(crate) secret: Option<Secret>,
+    /// The environment variable holding the HMAC secret.
+    pub(crate) secret_env: Option<String>,
+    /// PEM public key file (RS*, PS*, ES*, EdDSA).
+    pub(crate) public_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ApiKeySection {
+    pub(crate) key: Option<Secret>,
+    pub(crate) key_env: Option<String>,
+    pub(crate) user: String,
+    pub(crate) permissions: Vec<String>,
+    pub(crate) admin: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EndpointSection {
+    pub(crate) path: String,
+    pub(crate) protocol: ProtocolName,
+    /// `broadcast` only: the room its connections share. Default `broadcast`.
+    #[serde(default)]
+    pub(crate) room: Option<String>,
+    /// Subprotocols the endpoint answers with (the client's first match).
+    #[serde(default)]
+    pub(crate) subprotocols: Vec<String>,
+    #[serde(default)]
+    pub(crate) require_subprotocol: bool,
+    #[serde(default)]
+    pub(crate) limits: LimitsOverride,
+    #[serde(default)]
+    pub(crate) compression: CompressionOverride,
+    #[serde(default)]
+    pub(crate) keepalive: KeepaliveOverride,
+    /// Replaces `[security]` for this endpoint.
+    #[serde(default)]
+    pub(crate) security: Option<SecuritySection>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProtocolName {
+    Structured,
+    Echo,
+    Broadcast,
+}

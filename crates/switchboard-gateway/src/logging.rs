@@ -1,0 +1,43 @@
+//! Logs: `tracing` to stderr, plain or JSON, filtered by `log.level`.
+//!
+//! Nothing the gateway logs carries a credential: configs are logged
+//! through their redacting `Debug` forms, HTTP requests by route template
+//! (no raw path, no query, no headers), broker URLs without their user
+//! and password, and the framework never logs request URIs, query strings
+//! or credential headers (docs/security.md, Logging).
+
+use std::sync::Arc;
+
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, LogSection};
+use crate::metrics::{Metrics, REFUSAL_TARGET, RejectionLayer};
+
+/// Installs the subscriber: the log output, and the layer that counts
+/// refused handshakes for `/metrics` (which sees the framework's debug
+/// refusal event whatever the log level).
+pub(crate) fn init(log: &LogSection, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let filter = EnvFilter::builder().parse(&log.level)?;
+    let output = match log.format {
+        LogFormat::Plain => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let refusals = RejectionLayer(metrics)
+        .with_filter(Targets::new().with_target(REFUSAL_TARGET, Level::DEBUG));
+    tracing_subscriber::registry()
+        .with(output.with_filter(filter))
+        .with(refusals)
+        .try_init()?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Running the gateway from a [`Plan`]: the hub and the broker, the app and
+//! its HTTP side, the listener (TCP or TLS), and the shutdown.
+
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use switchboard::broker::{BrokerError, Cluster, MemoryBroker};
+use switchboard::{Hub, Switchboard};
+use tokio::net::TcpListener;
+
+use crate::config::{BrokerPlan, Plan};
+use crate::metrics::{Metrics, MetricsHooks};
+use crate::shutdown::{self, Trigger};
+use crate::state::{BrokerHandle, Inner, Shared};
+use crate::{endpoints, http, tls};
+
+/// Serves until shutdown has drained; `Ok` means exit 0.
+pub(crate) async fn run(plan: Plan, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let hub = Hub::new();
+    hub.add_hooks(MetricsHooks(Arc::clone(&metrics)));
+    let (cluster, broker, distributed) = match plan.broker {
+        BrokerPlan::Memory => (
+            Cluster::with_instance(plan.instance.clone(), hub.clone(), MemoryBroker::new()),
+            BrokerHandle::memory(),
+            false,
+        ),
+        BrokerPlan::Redis { broker, url } => {
+            tracing::info!(url, instance = %plan.instance, "broker: redis");
+            (
+                Cluster::with_instance(plan.instance.clone(), hub.clone(), broker.clone()),
+                BrokerHandle::redis(broker),
+                true,
+            )
+        }
+    };
+    let shared = Shared::new(Inner {
+        hub: hub.clone(),
+        cluster: cluster.clone(),
+        broker,
+        metrics: Arc::clone(&metrics),
+        api: plan.api.clone(),
+        demo: plan.demo,
+        metrics_enabled: plan.metrics,
+        shutdown: OnceLock::new(),
+    });
+    let paths: Vec<String> = plan.endpoints.iter().map(|e| e.path.clone()).collect();
+    let app = endpoints::mount(
+        Switchboard::new(),
+        plan.endpoints,
+        distributed.then_some(&cluster),
+    )
+    .with_hub(hub)
+    .with_config(plan.server.clone())
+    .with_http_fallback(http::fallback(http::router(shared.clone())));
+
+    // Plain TCP goes through the framework's own listener (its TCP fast
+    // path); TLS through ours, which wraps each stream first.
+    let (listener, addr, trigger) = if plan.tls.is_some() {
+        let listener = TcpListener::bind(plan.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", plan.listen))?;
+        let addr = listener.local_addr()?;
+        let app = app.into_app();
+        let trigger = Trigger::new(app.shutdown_handle());
+        (Listener::Tls(app, listener), addr, trigger)
+    } else {
+        let server = app
+            .bind(plan.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", plan.listen))?;
+        let addr = server.local_addr();
+        let trigger = Trigger::new(server.shutdown_handle());
+        (Listener::Tcp(server), addr, trigger)
+    };
+    let _ = shared.shutdown.set(trigger.clone());
+    tokio::spawn(shutdown::watch_signals(
+        trigger.clone(),
+        plan.restart_on_shutdown,
+    ));
+    start_broker(shared.clone());
+
+    let scheme = if plan.tls.is_some() { "wss" } else { "ws" };
+    tracing::info!(
+        %addr,
+        endpoints = ?paths,
+        api = plan.api.enabled,
+        api_key = !plan.api.keys.is_empty(),
+        tls = plan.tls.is_some(),
+        "switchboard listening"
+    );
+    // One line on stdout for scripts and tests: the address actually bound.
+    println!("listening on {scheme}://{addr}");
+    metrics.set_listening(true);
+
+    match (listener, plan.tls) {
+        (Listener::Tls(app, listener), Some(config)) => {
+            let timeout = plan.server.handshake_timeout;
+            let drain = plan.server.shutdown_timeout;
+            tls::serve(app, listener, config, trigger, timeout, drain).await;
+        }
+        // Accepts until the trigger starts shutdown (the framework watches
+        // the same handle), then drains within the shutdown timeout.
+        (Listener::Tcp(server), _) => server.run_until(std::future::pending()).await?,
+        (Listener::Tls(..), None) => unreachable!("a TLS listener without TLS settings"),
+    }
+    metrics.set_listening(false);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cluster.shutdown()).await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+enum Listener {
+    Tcp(switchboard::Server),
+    Tls(switchboard::App, TcpListener),
+}
+
+/// Connects the broker in the background: the gateway serves (and
+/// `/readyz` says 503) while a network broker is still unreachable.
+fn start_broker(shared: Shared) {
+    tokio::spawn(async move {
+        match shared.cluster.start().await {
+            Ok(()) => {
+                shared.broker.set_started();
+                tracing::info!("broker started");
+            }
+            Err(e @ (BrokerError::Unavailable(_) | BrokerError::Timeout(_))) => {
+                // The Redis broker keeps reconnecting; readiness follows it.
+                shared.broker.set_started();
+                tracing::warn!(error = %e, "broker not reachable yet; retrying in the background");
+            }
+            Err(e) => tracing::error!(error = %e, "broker failed to start"),
+        }
+    });
+}

@@ -1,0 +1,109 @@
+//! Graceful shutdown: what starts it (SIGTERM, SIGINT, SIGUSR1, the admin
+//! API), and the code clients are closed with.
+//!
+//! | trigger | close code |
+//! |---|---|
+//! | SIGTERM, SIGINT | 1001 (going away), or 1012 with `server.restart_on_shutdown` |
+//! | SIGUSR1 | 1012 (restart: reconnect soon) |
+//! | `POST /api/v1/admin/shutdown` | 1012 with `{"restart": true}`, else 1001 |
+//! | a second SIGTERM or SIGINT while draining | exit at once with status 1 |
+//!
+//! Once started, the listener stops accepting, every client gets its close
+//! frame after what is already queued for it, and the process exits 0 when
+//! every connection has closed or `server.shutdown_timeout` passed.
+
+use switchboard::ShutdownHandle;
+use tokio::sync::watch;
+
+/// Starts graceful shutdown once, from wherever; the first caller decides
+/// the close code.
+#[derive(Debug, Clone)]
+pub(crate) struct Trigger {
+    handle: ShutdownHandle,
+    started: watch::Sender<bool>,
+}
+
+impl Trigger {
+    pub(crate) fn new(handle: ShutdownHandle) -> Self {
+        Self {
+            handle,
+            started: watch::Sender::new(false),
+        }
+    }
+
+    /// Starts shutdown: clients are closed with 1012 when `restart`, else 1001.
+    /// Later calls do nothing.
+    pub(crate) fn start(&self, restart: bool, why: &str) {
+        let first = self
+            .started
+            .send_if_modified(|started| !std::mem::replace(started, true));
+        if !first {
+            return;
+        }
+        tracing::info!(
+            why,
+            close_code = if restart { 1012 } else { 1001 },
+            "shutting down: no new connections; draining"
+        );
+        if restart {
+            self.handle.restart();
+        } else {
+            self.handle.shutdown();
+        }
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        *self.started.borrow()
+    }
+
+    /// Completes once shutdown has started.
+    pub(crate) async fn started(&self) {
+        let mut started = self.started.subscribe();
+        let _ = started.wait_for(|s| *s).await;
+    }
+
+    /// The framework's handle (to wait for the drain).
+    pub(crate) fn handle(&self) -> &ShutdownHandle {
+        &self.handle
+    }
+}
+
+/// Watches the signals for the life of the process.
+pub(crate) async fn watch_signals(trigger: Trigger, restart_on_shutdown: bool) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut usr1)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::user_defined1()),
+        ) else {
+            tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
+            return;
+        };
+        loop {
+            let (restart, why) = tokio::select! {
+                _ = term.recv() => (restart_on_shutdown, "SIGTERM"),
+                _ = int.recv() => (restart_on_shutdown, "SIGINT"),
+                _ = usr1.recv() => (true, "SIGUSR1"),
+            };
+            if trigger.is_shutting_down() && why != "SIGUSR1" {
+                tracing::warn!(signal = why, "second signal while draining: exiting now");
+                std::process::exit(1);
+            }
+            trigger.start(restart, why);
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        loop {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            if trigger.is_shutting_down() {
+                std::process::exit(1);
+            }
+            trigger.start(restart_on_shutdown, "Ctrl-C");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The README's quick start, end to end: the real binary with no config, a
+//! WebSocket client, and a publish over HTTP that reaches it.
+
+mod support;
+
+use serde_json::json;
+use support::Gateway;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_curl_publish_reaches_a_connected_client() {
+    let gw = Gateway::start(&[]);
+    let mut ws = gw.ws_client().connect("/ws/broadcast").await.unwrap();
+    gw.wait_for_room("broadcast", 1).await;
+
+    // What README.md shows with curl.
+    let response = gw
+        .post(
+            "/api/v1/publish",
+            r#"{"target": {"room": "broadcast"}, "text": "hello from curl"}"#,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json(), json!({ "local": 1, "forwarded": true }));
+    assert_eq!(ws.recv_text().await.unwrap(), "hello from curl");
+
+    // A structured EVENT arrives in the protocol envelope, with its channel.
+    let response = gw
+        .post(
+            "/api/v1/publish",
+            r#"{"target": {"room": "broadcast"}, "message": {"type": "EVENT", "event": "deploy", "data": {"v": 2}}}"#,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let id = response.json()["id"].as_str().unwrap().to_owned();
+    let event: serde_json::Value = ws.recv_json().await.unwrap();
+    assert_eq!(event["type"], "EVENT");
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["payload"]["event"], "deploy");
+    assert_eq!(event["payload"]["data"]["v"], 2);
+    assert_eq!(event["payload"]["channel"], "broadcast");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_defaults_serve_echo_broadcast_the_demo_page_and_health() {
+    let gw = Gateway::start(&[]);
+    assert_eq!(gw.scheme, "ws");
+
+    let mut echo = gw.ws_client().connect("/ws/echo").await.unwrap();
+    echo.send_text("ping?").await.unwrap();
+    assert_eq!(echo.recv_text().await.unwrap(), "ping?");
+
+    let mut a = gw.ws_client().connect("/ws/broadcast").await.unwrap();
+    let mut b = gw.ws_client().connect("/ws/broadcast").await.unwrap();
+    gw.wait_for_room("broadcast", 2).await;
+    a.send_text("to everyone").await.unwrap();
+    assert_eq!(a.recv_text().await.unwrap(), "to everyone");
+    assert_eq!(b.recv_text().await.unwrap(), "to everyone");
+
+    let page = gw.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.body.contains("<title>Switchboard"), "{}", page.body);
+
+    let health = gw.get("/healthz").await;
+    assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+    let ready = gw.wait_for_status("/readyz", 200).await;
+    assert_eq!(ready.json()["broker"]["type"], "memory");
+
+    let metrics = gw.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics.body.contains("switchboard_connections 3\n"),
+        "{}",
+        metrics.body
+    );
+
+    // The WebSocket routes still refuse plain HTTP with 426.
+    assert_eq!(gw.get("/ws/echo").await.status, 426);
+    assert_eq!(gw.get("/nope").await.status, 404);
+}
