@@ -92,6 +92,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
 pub(crate) fn router(shared: Shared) -> Router {
     let mut public = Router::new();
     let mut protected = Router::new();
+    let mut any_protected = false;
     for (method, path) in ROUTES {
         let skip = (*path == "/" && !shared.demo)
             || (*path == "/metrics" && !shared.metrics_enabled)
@@ -103,10 +104,13 @@ pub(crate) fn router(shared: Shared) -> Router {
             public = public.route(path, handler(method, path));
         } else {
             protected = protected.route(path, handler(method, path));
+            any_protected = true;
         }
     }
-    let protected =
-        protected.route_layer(middleware::from_fn_with_state(shared.clone(), require_key));
+    if any_protected {
+        protected =
+            protected.route_layer(middleware::from_fn_with_state(shared.clone(), require_key));
+    }
     public
         .merge(protected)
         .fallback(not_found)

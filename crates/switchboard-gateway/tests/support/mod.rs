@@ -197,6 +197,31 @@ impl Gateway {
         }
     }
 
+    /// Waits until `n` connections are registered (the hub registers a
+    /// connection when its handler accepts it).
+    pub async fn wait_for_connections(&self, n: u64) {
+        self.wait_for_connections_with(n, &[]).await;
+    }
+
+    pub async fn wait_for_connections_with(&self, n: u64, headers: &[(&str, &str)]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let response = self
+                .send("GET", "/api/v1/connections/count", headers, None)
+                .await;
+            if response.status == 200 && response.json()["local"].as_u64() == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {n} connections: {} {}",
+                response.status,
+                response.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Polls `path` until it answers `status` (at most 10 s).
     pub async fn wait_for_status(&self, path: &str, status: u16) -> Response {
         let deadline = Instant::now() + Duration::from_secs(10);
