@@ -29,6 +29,11 @@ SCENARIOS = {
     "storm": ("storm", "Connect storm, 32 churners, RST close, no auth"),
     "fanout": ("fanout", "Fan-out, 1 publisher → 1,000 subscribers, 64 B text, window 8"),
     "a2a": ("a2a", "All-to-all, N = 100, 20 B binary (broadcast_test shape)"),
+    "bcast_1k": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, window 8, compression off"),
+    "bcast_1k_deflate": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, window 8, permessage-deflate"),
+    "bcast_1k_r25": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, 25 publishes/s, compression off"),
+    "bcast_1k_deflate_r25": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, 25 publishes/s, permessage-deflate"),
+    "idle_deflate": ("idle", "Idle memory, 5,000 connections, permessage-deflate agreed"),
 }
 
 
@@ -106,6 +111,89 @@ class Cell:
             if n:
                 out.append(r["script_cpu_ticks"] / r["clk_tck"] * 1e6 / n)
         return med(out)
+
+
+def deflate_agreed(cell):
+    """'N of M' connections with permessage-deflate, or 'not offered'."""
+    if not any(cell.vals("deflate_offered")):
+        return "not offered"
+    agreed = cell.m("deflate_negotiated")
+    if agreed is None:
+        agreed = cell.m("connect", "deflate_negotiated")
+    return f"{fmt_num(agreed)} of {fmt_num(cell.m('connect', 'established'))}"
+
+
+def compression_section(w, cells, scenarios, servers):
+    """Switchboard with permessage-deflate off and on, side by side."""
+    names = {"bcast_1k", "bcast_1k_deflate", "bcast_1k_r25", "bcast_1k_deflate_r25", "idle_deflate"}
+    if "switchboard" not in servers or not (names & set(scenarios)):
+        return
+    w("## Compression")
+    w("")
+    w("Switchboard's `/ws/broadcast`, 1 publisher → 1,000 subscribers, 1,024-byte chat-like JSON, "
+      "permessage-deflate off and on (the gateway's defaults: level 1, messages from 256 bytes, "
+      "no context takeover either way, so each broadcast is compressed once and the same bytes go "
+      "to every subscriber). Every delivery is inflated and checked byte for byte. Medians over "
+      "repetitions; range in parentheses.")
+    w("")
+    pairs = [
+        ("bcast_1k", "bcast_1k_deflate",
+         "As fast as the window allows (8 messages not yet delivered to everyone)"),
+        ("bcast_1k_r25", "bcast_1k_deflate_r25",
+         "At the same load: 25 publishes/s (25,000 deliveries/s)"),
+    ]
+    for sc_off, sc_on, title in pairs:
+        off, on = cells.get(("switchboard", sc_off)), cells.get(("switchboard", sc_on))
+        if off is None and on is None:
+            continue
+        w(f"**{title}**")
+        w("")
+        w("| | compression off | permessage-deflate | on ÷ off |")
+        w("|---|---|---|---|")
+
+        def row(label, key, digits, fmt=None):
+            a = off.m(*key) if off is not None and off.ok else None
+            b = on.m(*key) if on is not None and on.ok else None
+            f = fmt or (lambda v, cell: fmt_num(v, digits) + fmt_range(cell.vals(*key), digits))
+            ca = f(a, off) if a is not None else "—"
+            cb = f(b, on) if b is not None else "—"
+            r = f"{b / a:.2f}×" if (a and b is not None) else "—"
+            w(f"| {label} | {ca} | {cb} | {r} |")
+
+        row("server CPU per delivery (µs)", ("server_cpu_us_per_delivery",), 2)
+        row("bytes on the wire per delivery", ("wire_bytes_per_delivery",), 1)
+        row("deliveries per server CPU-second", ("deliveries_per_server_cpu_sec",), 0)
+        row("deliveries/s", ("deliveries_per_sec",), 0)
+        row("latency p50", ("latency", "p50_us"), 0, lambda v, cell: fmt_us(v))
+        row("latency p99", ("latency", "p99_us"), 0, lambda v, cell: fmt_us(v))
+        row("server CPU (share of a core)", ("server_cpu", "utilisation"), 0,
+            lambda v, cell: f"{v * 100:.0f}%")
+        row("generator CPU (share of a core; it inflates and checks every delivery)",
+            ("generator_cpu", "utilisation"), 0, lambda v, cell: f"{v * 100:.0f}%")
+        if on is not None and on.ok:
+            w("")
+            w(f"With deflate: agreed with {deflate_agreed(on)} subscribers; "
+              f"{fmt_num(on.total('compressed_deliveries'))} of {fmt_num(on.total('deliveries'))} "
+              "deliveries in the windows arrived compressed; a delivery that differs from what was "
+              "published counts as foreign and then missing: foreign "
+              f"{fmt_num(on.total('foreign_messages'))}, missing {fmt_num(on.total('sequence', 'missing'))}, "
+              f"subscriber errors {fmt_num(on.total('subscriber_errors'))}.")
+        elif on is not None:
+            w("")
+            w(f"With deflate: not measured ({on.reason or 'no result'}).")
+        w("")
+    idle, idle_d = cells.get(("switchboard", "idle")), cells.get(("switchboard", "idle_deflate"))
+    if idle_d is not None:
+        if idle_d.ok:
+            v = idle_d.m("bytes_per_conn")
+            base = idle.m("bytes_per_conn") if idle is not None and idle.ok else None
+            w(f"Idle memory with permessage-deflate agreed ({deflate_agreed(idle_d)} connections): "
+              f"**{fmt_num(v)} B per connection** (VmRSS; RssAnon {fmt_num(idle_d.m('anon_bytes_per_conn'))} B)"
+              + (f", against {fmt_num(base)} B without deflate in this run" if base is not None else "")
+              + f". Target ≤ 16 KiB user space: {'met' if v is not None and v <= 16384 else '**MISSED**'}.")
+        else:
+            w(f"Idle memory with permessage-deflate: not measured ({idle_d.reason or 'no result'}).")
+        w("")
 
 
 def main():
@@ -192,6 +280,14 @@ def main():
       "delivered to every subscriber. All-to-all uses the 18-byte binary header "
       "(`\"sb\"`, publisher u32, seq u32, unix nanos u64) padded to 20 B: every client sends one "
       "message per round, the round ends when every client has all N, deliveries = rounds × N².")
+    w("- Compression (`bcast_1k`, `bcast_1k_deflate`, `idle_deflate`): the fan-out above with a "
+      "1,024-byte chat-like JSON text (`--format json`: records of users, rooms and words that "
+      "vary per message; about 2:1 at deflate level 1), without and with `--deflate` (the "
+      "generator offers `permessage-deflate; client_max_window_bits`, inflates every compressed "
+      "message with zlib-rs and checks it; the publisher sends uncompressed). \"Wire bytes per "
+      "delivery\" counts the bytes the subscribers read from their sockets in the window (frame "
+      "headers and payload; TCP/IP headers excluded) divided by the deliveries. The `_deflate` "
+      "scenarios run on Switchboard only: the peers run without permessage-deflate.")
     w("- The medians are over repetitions; each repetition interleaves the servers.")
     w("")
 
@@ -209,8 +305,11 @@ def main():
             w("| Server | handshakes/s | p50 | p99 | server CPU µs/handshake | handshakes per server CPU-s | whole run µs/handshake | server / generator CPU | errors |")
             w("|---|---|---|---|---|---|---|---|---|")
         elif kind == "idle":
-            w("| Server | bytes/conn (VmRSS) | bytes/conn (RssAnon) | kernel slab bytes/conn (both ends) | established | closed by server |")
-            w("|---|---|---|---|---|---|")
+            w("| Server | bytes/conn (VmRSS) | bytes/conn (RssAnon) | kernel slab bytes/conn (both ends) | established | closed by server | permessage-deflate agreed |")
+            w("|---|---|---|---|---|---|---|")
+        elif kind == "compress":
+            w("| Server | deliveries/s | server CPU µs/delivery | deliveries per server CPU-s | wire B/delivery | payload B | compressed deliveries | deflate agreed | p50 | p99 | server / generator CPU | published | missing |")
+            w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         elif kind == "fanout":
             w("| Server | deliveries/s | deliveries per server CPU-s | p50 | p99 | last subscriber p50 | last subscriber p99 | server / generator CPU | published | missing | dup | out of order |")
             w("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -220,7 +319,7 @@ def main():
         for sv in servers:
             cell = cells[(sv, sc)]
             label = SERVER_LABEL.get(sv, sv)
-            ncol = {"echo": 12, "storm": 9, "idle": 6, "fanout": 12, "a2a": 10}[kind]
+            ncol = {"echo": 12, "storm": 9, "idle": 7, "fanout": 12, "a2a": 10, "compress": 13}[kind]
             if not cell.ok:
                 reason = cell.reason or "not run"
                 w(f"| {label} | {reason} |" + " |" * (ncol - 2))
@@ -247,7 +346,19 @@ def main():
                 w(f"| {label} | {fmt_num(cell.m('bytes_per_conn'))}{fmt_range(cell.vals('bytes_per_conn'))} "
                   f"| {fmt_num(cell.m('anon_bytes_per_conn'))} "
                   f"| {fmt_num(cell.m('kernel_slab_bytes_per_conn'))} "
-                  f"| {fmt_num(cell.m('connect', 'established'))} | {fmt_num(cell.total('closed_by_server'))} |")
+                  f"| {fmt_num(cell.m('connect', 'established'))} | {fmt_num(cell.total('closed_by_server'))} "
+                  f"| {deflate_agreed(cell)} |")
+            elif kind == "compress":
+                w(f"| {label} | {fmt_num(cell.m('deliveries_per_sec'))}{fmt_range(cell.vals('deliveries_per_sec'))} "
+                  f"| {fmt_num(cell.m('server_cpu_us_per_delivery'), 2)}{fmt_range(cell.vals('server_cpu_us_per_delivery'), 2)} "
+                  f"| {fmt_num(cell.m('deliveries_per_server_cpu_sec'))} "
+                  f"| {fmt_num(cell.m('wire_bytes_per_delivery'), 1)} "
+                  f"| {fmt_num(cell.m('message_bytes'))} "
+                  f"| {fmt_num(cell.total('compressed_deliveries'))} of {fmt_num(cell.total('deliveries'))} "
+                  f"| {deflate_agreed(cell)} "
+                  f"| {fmt_us(cell.m('latency', 'p50_us'))} | {fmt_us(cell.m('latency', 'p99_us'))} "
+                  f"| {cell.util()} "
+                  f"| {fmt_num(cell.total('published'))} | {fmt_num(cell.total('sequence', 'missing'))} |")
             elif kind == "fanout":
                 w(f"| {label} | {fmt_num(cell.m('deliveries_per_sec'))}{fmt_range(cell.vals('deliveries_per_sec'))} "
                   f"| {fmt_num(cell.m('deliveries_per_server_cpu_sec'))}{fmt_range(cell.vals('deliveries_per_server_cpu_sec'))} "
@@ -271,11 +382,12 @@ def main():
 
     # ------------------------------------------------------------------ ratios
     rate_key = {"echo": "msgs_per_sec", "storm": "handshakes_per_sec", "fanout": "deliveries_per_sec",
-                "a2a": "deliveries_per_sec"}
+                "a2a": "deliveries_per_sec", "compress": "deliveries_per_sec"}
     cpu_key = {"echo": "msgs_per_server_cpu_sec", "storm": "handshakes_per_server_cpu_sec",
-               "fanout": "deliveries_per_server_cpu_sec", "a2a": "deliveries_per_server_cpu_sec"}
+               "fanout": "deliveries_per_server_cpu_sec", "a2a": "deliveries_per_server_cpu_sec",
+               "compress": "deliveries_per_server_cpu_sec"}
     peers = [s for s in servers if s != "switchboard"]
-    if "switchboard" in servers:
+    if "switchboard" in servers and peers:
         w("## Switchboard relative to each peer")
         w("")
         w("Ratio of medians, Switchboard ÷ peer: raw rate, then per server CPU-second (in parentheses). "
@@ -306,6 +418,9 @@ def main():
                 row.append(f"{r1} ({r2})")
             w("| " + " | ".join(row) + " |")
         w("")
+
+    # ------------------------------------------------------------------ compression
+    compression_section(w, cells, scenarios, servers)
 
     # ------------------------------------------------------------------ targets
     w("## Targets (2-core machine) and where we stand")
@@ -388,6 +503,17 @@ def main():
         v = cell.m("bytes_per_conn")
         status = "met" if v is not None and v <= 8192 else "**MISSED**"
         w(f"| {label} | {fmt_num(v)} B per connection (VmRSS) | {status} |")
+
+    if "idle_deflate" in scenarios:
+        label = "Idle with permessage-deflate agreed ≤ 16 KiB user-space memory per connection"
+        cell = sb_cell("idle_deflate")
+        if cell is None or not cell.ok:
+            w(f"| {label} | — | {not_measured('idle_deflate')} |")
+        else:
+            v = cell.m("bytes_per_conn")
+            status = "met" if v is not None and v <= 16384 else "**MISSED**"
+            w(f"| {label} | {fmt_num(v)} B per connection (VmRSS; deflate agreed on "
+              f"{deflate_agreed(cell)}) | {status} |")
 
     per_cpu_target("storm", "handshakes_per_server_cpu_sec", 30_000,
                    "Handshakes ≥ 30k per server CPU-second (no auth)", "handshakes per server CPU-s")

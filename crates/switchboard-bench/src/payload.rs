@@ -212,11 +212,19 @@ pub fn decode(bytes: &[u8], format: Format) -> Option<Stamp> {
             if !rest.ends_with(b"]}") {
                 return None;
             }
-            Some(Stamp {
+            let stamp = Stamp {
                 publisher: u32::try_from(publisher).ok()?,
                 seq,
                 unix_nanos,
-            })
+            };
+            // The body is a function of the stamp and the length: check every byte (this is
+            // what catches a wrong inflate).
+            let same = JSON_SCRATCH.with(|scratch| {
+                let mut expected = scratch.borrow_mut();
+                encode(&mut expected, Format::Json, stamp, bytes.len());
+                expected[..] == bytes[..]
+            });
+            same.then_some(stamp)
         }
         Format::Binary => {
             if bytes.len() < BINARY_HEADER_LEN || &bytes[..2] != BINARY_MAGIC {
@@ -232,6 +240,10 @@ pub fn decode(bytes: &[u8], format: Format) -> Option<Stamp> {
             })
         }
     }
+}
+
+thread_local! {
+    static JSON_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Splits `<digits><sep>rest` into the number and `rest`.
@@ -360,6 +372,11 @@ mod tests {
         // Not confused with the other formats.
         assert_eq!(decode(&out, Format::Text), None);
         assert_eq!(decode(b"0:1:2:xx", Format::Json), None);
+        // One byte changed anywhere in the body: refused.
+        let mut corrupt = out.clone();
+        corrupt[500] ^= 0x01;
+        assert_eq!(decode(&corrupt, Format::Json), None);
+        assert_eq!(decode(&out[..1000], Format::Json), None);
         assert_eq!(
             decode(b"{\"pub\":1,\"seq\":2,\"ts\":3,\"items\":[", Format::Json),
             None

@@ -6,6 +6,7 @@
 //! and password, and the framework never logs request URIs, query strings
 //! or credential headers (docs/security.md, Logging).
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tracing::Level;
@@ -24,6 +25,7 @@ pub(crate) fn init(log: &LogSection, metrics: Arc<Metrics>) -> anyhow::Result<()
     let filter = EnvFilter::builder().parse(&log.level)?;
     let output = match log.format {
         LogFormat::Plain => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

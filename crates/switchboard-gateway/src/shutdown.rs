@@ -6,11 +6,17 @@
 //! | SIGTERM, SIGINT | 1001 (going away), or 1012 with `server.restart_on_shutdown` |
 //! | SIGUSR1 | 1012 (restart: reconnect soon) |
 //! | `POST /api/v1/admin/shutdown` | 1012 with `{"restart": true}`, else 1001 |
-//! | a second SIGTERM or SIGINT while draining | exit at once with status 1 |
+//! | another SIGTERM or SIGINT, 1 s or more after the first | exit at once with status 1 |
+//!
+//! A signal repeated within a second of the first is taken as the same
+//! request delivered twice (GNU `timeout` and some supervisors signal both
+//! the process and its group), not as an operator's "stop now".
 //!
 //! Once started, the listener stops accepting, every client gets its close
 //! frame after what is already queued for it, and the process exits 0 when
 //! every connection has closed or `server.shutdown_timeout` passed.
+
+use std::time::{Duration, Instant};
 
 use switchboard::ShutdownHandle;
 use tokio::sync::watch;
@@ -68,6 +74,9 @@ impl Trigger {
     }
 }
 
+/// Signals repeated within this long of the first are duplicates.
+const REPEAT_GRACE: Duration = Duration::from_secs(1);
+
 /// Watches the signals for the life of the process.
 pub(crate) async fn watch_signals(trigger: Trigger, restart_on_shutdown: bool) {
     #[cfg(unix)]
@@ -81,16 +90,25 @@ pub(crate) async fn watch_signals(trigger: Trigger, restart_on_shutdown: bool) {
             tracing::error!("cannot install signal handlers; stop the gateway with SIGKILL");
             return;
         };
+        let mut first: Option<Instant> = None;
         loop {
             let (restart, why) = tokio::select! {
                 _ = term.recv() => (restart_on_shutdown, "SIGTERM"),
                 _ = int.recv() => (restart_on_shutdown, "SIGINT"),
                 _ = usr1.recv() => (true, "SIGUSR1"),
             };
-            if trigger.is_shutting_down() && why != "SIGUSR1" {
+            if why != "SIGUSR1"
+                && let Some(at) = first
+                && at.elapsed() >= REPEAT_GRACE
+            {
                 tracing::warn!(signal = why, "second signal while draining: exiting now");
                 std::process::exit(1);
             }
+            if trigger.is_shutting_down() {
+                first.get_or_insert_with(Instant::now);
+                continue;
+            }
+            first = Some(Instant::now());
             trigger.start(restart, why);
         }
     }

@@ -153,7 +153,15 @@ async fn flags_beat_the_environment_which_beats_the_file() {
     let file = temp_file("json.toml", "[log]\nformat = \"json\"\n");
     let config = file.to_str().unwrap().to_owned();
     let first_line_is_json = |gw: &Gateway| {
-        let logs = gw.logs();
+        // stderr is read on its own thread: wait for the first line.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let logs = loop {
+            let logs = gw.logs();
+            if logs.contains('\n') || std::time::Instant::now() > deadline {
+                break logs;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
         let line = logs.lines().next().unwrap_or_default().to_owned();
         serde_json::from_str::<serde_json::Value>(&line).is_ok()
     };

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -23,6 +25,8 @@ pub struct Gateway {
     pub scheme: String,
     stderr: Arc<Mutex<String>>,
     stdout: Arc<Mutex<String>>,
+    /// The threads reading stdout and stderr; they end at EOF.
+    pumps: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Start options.
@@ -75,12 +79,12 @@ impl Gateway {
         let mut child = command.spawn().expect("the switchboard binary runs");
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = Arc::new(Mutex::new(String::new()));
-        pump(child.stderr.take().unwrap(), Arc::clone(&stderr));
+        let mut pumps = vec![pump(child.stderr.take().unwrap(), Arc::clone(&stderr))];
         let (tx, rx) = std::sync::mpsc::channel();
         {
             let out = child.stdout.take().unwrap();
             let stdout = Arc::clone(&stdout);
-            std::thread::spawn(move || {
+            pumps.push(std::thread::spawn(move || {
                 let mut reader = BufReader::new(out);
                 let mut line = String::new();
                 while reader.read_line(&mut line).unwrap_or(0) > 0 {
@@ -90,7 +94,7 @@ impl Gateway {
                     stdout.lock().unwrap().push_str(&line);
                     line.clear();
                 }
-            });
+            }));
         }
         let Ok(url) = rx.recv_timeout(START_TIMEOUT) else {
             let _ = child.kill();
@@ -107,6 +111,7 @@ impl Gateway {
             scheme: scheme.to_owned(),
             stderr,
             stdout,
+            pumps,
         }
     }
 
@@ -124,11 +129,20 @@ impl Gateway {
         assert!(status.success(), "kill -{name} {} failed", self.pid());
     }
 
+    /// The exit status, if the process has exited.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// Waits for the process to exit, at most `within`.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Everything it wrote is read once the pipes reach EOF.
+                for pump in self.pumps.drain(..) {
+                    let _ = pump.join();
+                }
                 return status;
             }
             if Instant::now() > deadline {
@@ -248,7 +262,10 @@ impl Drop for Gateway {
     }
 }
 
-fn pump(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn pump(
+    mut from: impl Read + Send + 'static,
+    into: Arc<Mutex<String>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = from.read(&mut buf) {
@@ -259,7 +276,7 @@ fn pump(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
                 .unwrap()
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
-    });
+    })
 }
 
 /// An HTTP response.
