@@ -156,6 +156,9 @@ pub trait HubHooks: Send + Sync + 'static {
     fn on_error(&self, _hub: &Hub, _info: &ConnectionInfo, _error: &crate::Error) {}
     /// A connection joined a room.
     fn on_join(&self, _hub: &Hub, _id: ConnectionId, _room: &Room) {}
+    /// A connection was attached to a user with [`Hub::identify`] (`old` is
+    /// the user it had before, if any).
+    fn on_identify(&self, _hub: &Hub, _id: ConnectionId, _old: Option<&UserId>, _new: &UserId) {}
     /// A connection left a room (explicitly or by disconnecting).
     fn on_leave(&self, _hub: &Hub, _id: ConnectionId, _room: &Room) {}
 }
@@ -333,14 +336,26 @@ impl Hub {
 
     /// Attaches a user to a connection (after authentication).
     pub fn identify(&self, id: ConnectionId, user: UserId) -> bool {
-        let mut conns = self.conn_shard(id).lock();
-        let Some(entry) = conns.get_mut(&id) else {
-            return false;
+        let old = {
+            let mut conns = self.conn_shard(id).lock();
+            let Some(entry) = conns.get_mut(&id) else {
+                return false;
+            };
+            let old = entry.info.user.replace(user.clone());
+            if let Some(old) = &old {
+                remove_member(self.user_shard(old), old, id);
+            }
+            insert_member(
+                self.user_shard(&user),
+                user.clone(),
+                id,
+                entry.sender.clone(),
+            );
+            old
         };
-        if let Some(old) = entry.info.user.replace(user.clone()) {
-            remove_member(self.user_shard(&old), &old, id);
+        for hook in self.hooks() {
+            hook.on_identify(self, id, old.as_ref(), &user);
         }
-        insert_member(self.user_shard(&user), user, id, entry.sender.clone());
         true
     }
 
