@@ -77,7 +77,11 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(transport: Transport, app: Switchboard) -> Self {
-        let hub = Hub::new();
+        Self::start_with_hub(transport, app, Hub::new()).await
+    }
+
+    /// Like [`Harness::start`], with the app on `hub` (a cluster's).
+    pub async fn start_with_hub(transport: Transport, app: Switchboard, hub: Hub) -> Self {
         let app = app.with_hub(hub.clone());
         let client = match transport {
             Transport::Memory => TestClient::new(app),
