@@ -68,6 +68,26 @@ impl ChannelRules {
         self
     }
 
+    /// Rules from configuration, in order: `(pattern, access)` pairs such
+    /// as `("public:*", "anyone")`, `("user:{user_id}:*", "authenticated")`,
+    /// `("billing:*", "permission:billing:read")` (see [`Access`]'s
+    /// `FromStr`). Nothing else is allowed.
+    pub fn from_pairs<I, P, A>(pairs: I) -> Result<Self, PatternError>
+    where
+        I: IntoIterator<Item = (P, A)>,
+        P: AsRef<str>,
+        A: AsRef<str>,
+    {
+        pairs
+            .into_iter()
+            .try_fold(Self::new(), |rules, (pattern, access)| {
+                Ok(rules.rule(
+                    ChannelPattern::new(pattern.as_ref())?,
+                    access.as_ref().parse()?,
+                ))
+            })
+    }
+
     /// The rules, in order.
     pub fn rules(&self) -> impl Iterator<Item = (&ChannelPattern, &Access)> {
         self.rules.iter().map(|(p, a)| (p, a))
@@ -424,6 +444,20 @@ mod tests {
         // No blow-up on a hostile name.
         let text = "a".repeat(255);
         assert!(!glob_match(b"*a*a*a*a*a*a*b", text.as_bytes()));
+    }
+
+    #[test]
+    fn rules_come_from_configuration() {
+        let rules = ChannelRules::from_pairs([
+            ("public:*", "anyone"),
+            ("user:{user_id}:*", "authenticated"),
+            ("billing:*", "permission:billing:read"),
+        ])
+        .unwrap();
+        let patterns: Vec<&str> = rules.rules().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(patterns, ["public:*", "user:{user_id}:*", "billing:*"]);
+        assert!(ChannelRules::from_pairs([("a b", "anyone")]).is_err());
+        assert!(ChannelRules::from_pairs([("a", "everyone")]).is_err());
     }
 
     #[test]
