@@ -1,50 +1,64 @@
 //! The WebSocket endpoints the gateway serves: what each protocol does, the
 //! built-in set, and mounting them on the app.
 
+use serde::Deserialize;
+use serde_json::{Value, json};
 use switchboard::broker::{Cluster, Payload, Target};
-use switchboard::{Error, Message, Outgoing, Room, RouteConfig, Switchboard, WebSocketUpgrade};
+use switchboard::protocol::wire::Channel;
+use switchboard::protocol::wire::payload::Event;
+use switchboard::protocol::{
+    ActionContext, ActionError, ChannelPattern, ChannelRules, StructuredProtocol,
+};
+use switchboard::{
+    Error, Message, Outgoing, Room, RouteConfig, Security, Switchboard, WebSocketUpgrade,
+};
 
-use crate::config::{EndpointKind, EndpointPlan};
-
-/// Whether this build serves the structured protocol (docs/protocol.md).
-/// It is being written alongside the gateway; until it lands, `/ws` is not
-/// served and `protocol = "structured"` is refused with a clear error.
-pub(crate) const STRUCTURED_AVAILABLE: bool = false;
+use crate::config::{EndpointKind, EndpointPlan, StructuredPlan};
 
 /// The room `/ws/broadcast` connections share.
 pub(crate) const BROADCAST_ROOM: &str = "broadcast";
 
+/// The action clients publish to a channel with, and the event it sends.
+pub(crate) const CHAT_ACTION: &str = "chat.send";
+pub(crate) const CHAT_EVENT: &str = "chat.message";
+
+/// Longest display name `chat.send` passes on.
+const MAX_NAME: usize = 64;
+
 /// The endpoints served when the config declares none.
 pub(crate) fn builtin(defaults: &RouteConfig) -> Vec<EndpointPlan> {
-    let mut endpoints = Vec::new();
-    if STRUCTURED_AVAILABLE {
-        endpoints.push(EndpointPlan {
+    vec![
+        EndpointPlan {
             path: "/ws".to_owned(),
-            kind: EndpointKind::Structured,
+            kind: EndpointKind::Structured(Box::new(StructuredPlan::builtin())),
             route: defaults.clone(),
-        });
-    }
-    endpoints.push(EndpointPlan {
-        path: "/ws/echo".to_owned(),
-        kind: EndpointKind::Echo,
-        route: defaults.clone(),
-    });
-    endpoints.push(EndpointPlan {
-        path: "/ws/broadcast".to_owned(),
-        kind: EndpointKind::Broadcast {
-            room: BROADCAST_ROOM.to_owned(),
         },
-        route: defaults.clone(),
-    });
-    endpoints
+        EndpointPlan {
+            path: "/ws/echo".to_owned(),
+            kind: EndpointKind::Echo,
+            route: defaults.clone(),
+        },
+        EndpointPlan {
+            path: "/ws/broadcast".to_owned(),
+            kind: EndpointKind::Broadcast {
+                room: BROADCAST_ROOM.to_owned(),
+            },
+            route: defaults.clone(),
+        },
+    ]
 }
 
-/// Adds every endpoint to `app`. `cluster` is given when a network broker
-/// joins instances: broadcast endpoints then reach every instance.
+/// Adds every endpoint to `app`. Structured endpoints send through
+/// `cluster`; broadcast endpoints do too when `distributed` (a network
+/// broker joins instances), and straight through the hub otherwise.
+/// `server_security` is `[security]`: a structured endpoint without its own
+/// uses it for `AUTHENTICATE` as well as the handshake.
 pub(crate) fn mount(
     mut app: Switchboard,
     endpoints: Vec<EndpointPlan>,
-    cluster: Option<&Cluster>,
+    cluster: &Cluster,
+    distributed: bool,
+    server_security: &Security,
 ) -> Switchboard {
     for endpoint in endpoints {
         let EndpointPlan { path, kind, route } = endpoint;
@@ -52,16 +66,87 @@ pub(crate) fn mount(
             EndpointKind::Echo => app.route_with(&path, route, echo),
             EndpointKind::Broadcast { room } => {
                 let room = Room::from(room);
-                let cluster = cluster.cloned();
+                let cluster = distributed.then(|| cluster.clone());
                 app.route_with(&path, route, move |ws: WebSocketUpgrade| {
                     broadcast(ws, room.clone(), cluster.clone())
                 })
             }
-            // Refused at validation while STRUCTURED_AVAILABLE is false.
-            EndpointKind::Structured => app,
+            EndpointKind::Structured(plan) => {
+                let route = match route.security {
+                    Some(_) => route,
+                    None => route.with_security(server_security.clone()),
+                };
+                structured(*plan, cluster).route(app, &path, route)
+            }
         };
     }
     app
+}
+
+/// The structured protocol (docs/protocol.md), with `chat.send` when the
+/// endpoint lets clients publish.
+fn structured(plan: StructuredPlan, cluster: &Cluster) -> StructuredProtocol {
+    let StructuredPlan {
+        config,
+        rules,
+        chat,
+    } = plan;
+    let protocol = StructuredProtocol::new(config)
+        .channels(rules.clone())
+        .cluster(cluster.clone());
+    if chat.is_empty() {
+        return protocol;
+    }
+    protocol.action(CHAT_ACTION, move |cx: ActionContext, send: ChatSend| {
+        chat_send(cx, send, rules.clone(), chat.clone())
+    })
+}
+
+/// `chat.send`'s data, as in docs/protocol.md's example.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatSend {
+    room: String,
+    text: String,
+    /// A display name (unverified; `user` carries the authenticated id).
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Publishes `EVENT chat.message {text, user, name}` to a channel the
+/// sender may subscribe to and that `chat_channels` allows; answers
+/// `{"delivered": <local recipients>}`.
+async fn chat_send(
+    cx: ActionContext,
+    send: ChatSend,
+    rules: ChannelRules,
+    allowed: Vec<ChannelPattern>,
+) -> Result<Value, ActionError> {
+    let channel = Channel::new(&send.room).map_err(|e| ActionError::new(format!("room: {e}")))?;
+    let permitted = allowed.iter().any(|p| p.is_match(channel.as_str()))
+        && rules.authorize(cx.connection(), &channel).await;
+    if !permitted {
+        return Err(ActionError::new(format!(
+            "not allowed to send to {}",
+            channel.as_str()
+        )));
+    }
+    if send.text.is_empty() {
+        return Err(ActionError::new("text: must not be empty"));
+    }
+    let name = send
+        .name
+        .map(|n| n.chars().take(MAX_NAME).collect::<String>());
+    let event = Event::new(
+        CHAT_EVENT,
+        json!({ "text": send.text, "user": cx.user_id(), "name": name }),
+    );
+    let published = cx
+        .publisher()
+        .to_channel(&channel, event)
+        .await
+        .map_err(|e| ActionError::new(format!("not delivered to other instances: {e}")))?;
+    Ok(json!({ "delivered": published.local }))
 }
 
 /// Sends every text and binary message back unchanged. Conformance runs and

@@ -1,16 +1,18 @@
-//! Server messages of the structured protocol that the HTTP API publishes:
-//! `EVENT`, `DATA` and `NOTIFICATION`, in the envelope of docs/protocol.md.
-//!
-//! TODO(protocol): use `switchboard-protocol`'s types once that crate lands,
-//! so the envelope has one definition.
+//! Structured messages the HTTP API publishes: `EVENT`, `DATA` and
+//! `NOTIFICATION` as the API takes them, turned into the protocol's own
+//! types (`switchboard::protocol::wire`) and envelope.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+use switchboard::protocol::wire::payload::{Data, Event, Level, Notification};
+use switchboard::protocol::wire::{Envelope, Message};
 
 /// A structured message as the API takes it: the `type` and the payload's
-/// fields side by side.
+/// fields side by side. Stricter than the protocol (unknown fields are
+/// refused), so a typo in a publisher shows up as a 400, not as a field
+/// silently missing on every client.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub(crate) enum ServerMessage {
@@ -37,55 +39,11 @@ pub(crate) enum ServerMessage {
     },
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Level {
-    #[default]
-    Info,
-    Success,
-    Warning,
-    Error,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotificationAction {
     label: String,
     action: String,
-}
-
-#[derive(Serialize)]
-struct Envelope<P> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    id: String,
-    timestamp: f64,
-    payload: P,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Payload<'a> {
-    Event {
-        event: &'a str,
-        data: &'a Value,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        channel: Option<&'a str>,
-    },
-    Data {
-        resource: &'a str,
-        data: &'a Value,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        channel: Option<&'a str>,
-    },
-    Notification {
-        title: &'a str,
-        message: &'a str,
-        level: Level,
-        actions: &'a [NotificationAction],
-        #[serde(skip_serializing_if = "Option::is_none")]
-        channel: Option<&'a str>,
-    },
 }
 
 impl ServerMessage {
@@ -111,44 +69,39 @@ impl ServerMessage {
         Ok(())
     }
 
-    /// The wire form, with a fresh id and the current time; `channel` is
-    /// set when the message goes to a room (a channel).
-    pub(crate) fn encode(&self, channel: Option<&str>) -> (String, String) {
-        let id = uuid::Uuid::new_v4().to_string();
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let payload = match self {
-            Self::Event { event, data } => Payload::Event {
-                event,
-                data,
-                channel,
-            },
-            Self::Data { resource, data } => Payload::Data {
-                resource,
-                data,
-                channel,
-            },
+    fn into_wire(self) -> Message {
+        match self {
+            Self::Event { event, data } => Event::new(event, data).into(),
+            Self::Data { resource, data } => Data::new(resource, data).into(),
             Self::Notification {
                 title,
                 message,
                 level,
                 actions,
-            } => Payload::Notification {
-                title,
-                message,
-                level: *level,
-                actions,
-                channel,
-            },
-        };
-        let envelope = Envelope {
-            kind: self.kind(),
-            id: id.clone(),
-            timestamp,
-            payload,
-        };
-        let text = serde_json::to_string(&envelope).expect("a message serialises");
+            } => actions
+                .into_iter()
+                .fold(Notification::new(title, message).level(level), |n, a| {
+                    n.action(a.label, a.action)
+                })
+                .into(),
+        }
+    }
+
+    /// The wire form, with a fresh id and the current time; `channel` is
+    /// set when the message goes to a room (a channel). Returns the id too.
+    pub(crate) fn encode(self, channel: Option<&str>) -> (String, String) {
+        let mut message = self.into_wire();
+        if let Some(channel) = channel {
+            message.set_channel(channel);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let envelope = Envelope::new(message)
+            .with_id(id.clone())
+            .with_timestamp(timestamp);
+        let text = serde_json::to_string(&envelope).expect("an envelope serialises");
         (id, text)
     }
 }
@@ -171,6 +124,9 @@ mod tests {
         assert_eq!(value["payload"]["event"], "article.published");
         assert_eq!(value["payload"]["data"]["title"], "Hello");
         assert_eq!(value["payload"]["channel"], "public:news");
+        // The protocol's own parser reads it back.
+        let parsed = switchboard::protocol::wire::envelope::parse(&text).unwrap();
+        assert_eq!(parsed.kind().to_string(), "EVENT");
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub(crate) async fn run(plan: Plan, metrics: Arc<Metrics>) -> anyhow::Result<()>
     let app = endpoints::mount(
         Switchboard::new(),
         plan.endpoints,
-        distributed.then_some(&cluster),
+        &cluster,
+        distributed,
+        &plan.server.security,
     )
     .with_hub(hub)
     .with_config(plan.server.clone())

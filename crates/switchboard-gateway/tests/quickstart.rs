@@ -64,6 +64,18 @@ async fn the_defaults_serve_echo_broadcast_the_demo_page_and_health() {
             .starts_with("text/html")
     );
     assert!(page.body.contains("<title>Switchboard"), "{}", page.body);
+    // The page speaks the structured protocol at /ws.
+    assert!(page.body.contains("\"/ws\"") && page.body.contains("chat.send"));
+
+    // The structured protocol is at /ws.
+    let ws = gw
+        .ws_client()
+        .request("/ws")
+        .protocol("switchboard.v1")
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(ws.protocol(), Some("switchboard.v1"));
 
     let health = gw.get("/healthz").await;
     assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
@@ -73,7 +85,7 @@ async fn the_defaults_serve_echo_broadcast_the_demo_page_and_health() {
     let metrics = gw.get("/metrics").await;
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics.body.contains("switchboard_connections 3\n"),
+        metrics.body.contains("switchboard_connections 4\n"),
         "{}",
         metrics.body
     );

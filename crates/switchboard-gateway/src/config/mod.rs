@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use load::{ENV_VARS, Overrides, Sources, load};
-pub(crate) use plan::{ApiPlan, BrokerPlan, EndpointKind, EndpointPlan, Plan};
+pub(crate) use plan::{ApiPlan, BrokerPlan, EndpointKind, EndpointPlan, Plan, StructuredPlan};
 pub(crate) use units::{Secret, Size, Span};
 
 /// The commented example config (`switchboard config example`).
@@ -397,6 +397,62 @@ pub(crate) struct EndpointSection {
     /// Replaces `[security]` for this endpoint.
     #[serde(default)]
     pub(crate) security: Option<SecuritySection>,
+    /// `structured` only: the protocol's settings.
+    #[serde(default)]
+    pub(crate) structured: Option<StructuredSection>,
+}
+
+/// A structured-protocol endpoint's settings (docs/protocol.md); the
+/// defaults are the protocol's.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StructuredSection {
+    pub(crate) require_auth: bool,
+    pub(crate) auth_deadline: Span,
+    pub(crate) max_auth_failures: u32,
+    pub(crate) heartbeat_interval: Span,
+    pub(crate) heartbeat_timeout: Span,
+    pub(crate) session_warning: Span,
+    pub(crate) max_subscriptions: usize,
+    pub(crate) max_errors: usize,
+    pub(crate) error_window: Span,
+    pub(crate) max_concurrent_actions: usize,
+    /// Who may subscribe to what, first match wins; `None`: the protocol's
+    /// defaults (`public:*` anyone, `user:{user_id}:*` that user).
+    pub(crate) channels: Option<Vec<ChannelRuleSection>>,
+    /// Channels clients may send to with the `chat.send` action (they must
+    /// also be allowed to subscribe to them). Empty: no `chat.send`.
+    pub(crate) chat_channels: Vec<String>,
+}
+
+impl Default for StructuredSection {
+    fn default() -> Self {
+        let p = switchboard::protocol::ProtocolConfig::default();
+        Self {
+            require_auth: p.require_auth,
+            auth_deadline: Span(p.auth_deadline),
+            max_auth_failures: p.max_auth_failures,
+            heartbeat_interval: Span(p.heartbeat_interval),
+            heartbeat_timeout: Span(p.heartbeat_timeout),
+            session_warning: Span(p.session_warning),
+            max_subscriptions: p.max_subscriptions,
+            max_errors: p.max_errors,
+            error_window: Span(p.error_window),
+            max_concurrent_actions: p.max_concurrent_actions,
+            channels: None,
+            chat_channels: vec!["public:*".to_owned()],
+        }
+    }
+}
+
+/// One channel rule: a pattern and who it lets in.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChannelRuleSection {
+    /// `public:*`, `team:*`, `user:{user_id}:*`, `room:*:chat`.
+    pub(crate) pattern: String,
+    /// `anyone`, `authenticated`, `admin`, `nobody`, `permission:<name>`.
+    pub(crate) access: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::broker::InstanceId;
+use switchboard::protocol::{Access, ChannelPattern, ChannelRules, ProtocolConfig};
 use switchboard::security::{ForwardedHeader, TrustedProxies};
 use switchboard::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
 use switchboard_redis::{RedisBroker, RedisConfig};
@@ -16,10 +17,11 @@ use super::security::{self, MIN_KEY_LEN};
 use super::units::Secret;
 use super::{
     BrokerKind, CompressionSection, Config, EndpointSection, ForwardedHeaderName, KeepaliveSection,
-    LimitsSection, LogSection, ProtocolName,
+    LimitsSection, LogSection, ProtocolName, StructuredSection,
 };
 use crate::endpoints;
 use crate::http::RESERVED_PATHS;
+use switchboard::protocol::wire::Channel;
 
 /// Problems found in a configuration, each as `key: what is wrong`.
 #[derive(Debug, Default)]
@@ -89,11 +91,30 @@ pub(crate) struct EndpointPlan {
     pub(crate) route: RouteConfig,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum EndpointKind {
     Echo,
     Broadcast { room: String },
-    Structured,
+    Structured(Box<StructuredPlan>),
+}
+
+/// A structured-protocol endpoint: the protocol's settings, who may
+/// subscribe to what, and where `chat.send` may publish.
+#[derive(Debug, Clone)]
+pub(crate) struct StructuredPlan {
+    pub(crate) config: ProtocolConfig,
+    pub(crate) rules: ChannelRules,
+    pub(crate) chat: Vec<ChannelPattern>,
+}
+
+impl StructuredPlan {
+    /// The built-in `/ws`: the protocol's defaults, `chat.send` on `public:*`.
+    pub(crate) fn builtin() -> Self {
+        let mut p = Problems::default();
+        let plan = structured_plan("endpoints[0]", &StructuredSection::default(), None, &mut p);
+        debug_assert!(p.0.is_empty(), "{p}");
+        plan
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -303,23 +324,25 @@ fn endpoints_plan(config: &Config, defaults: &RouteConfig, p: &mut Problems) -> 
     for (i, e) in sections.iter().enumerate() {
         let at = format!("endpoints[{i}]");
         check_path(&at, e, &mut router, p);
+        if e.structured.is_some() && e.protocol != ProtocolName::Structured {
+            p.push(
+                format!("{at}.structured"),
+                "only for protocol = \"structured\"",
+            );
+        }
         let kind = match (e.protocol, &e.room) {
             (ProtocolName::Echo, None) => EndpointKind::Echo,
             (ProtocolName::Broadcast, room) => {
                 let room = room.clone().unwrap_or_else(|| "broadcast".to_owned());
-                if room.is_empty() {
-                    p.push(format!("{at}.room"), "must not be empty");
+                if let Err(e) = Channel::validate(&room) {
+                    p.push(format!("{at}.room"), e.to_string());
                 }
                 EndpointKind::Broadcast { room }
             }
             (ProtocolName::Structured, None) => {
-                if !endpoints::STRUCTURED_AVAILABLE {
-                    p.push(
-                        format!("{at}.protocol"),
-                        "\"structured\" is not available in this build yet (the protocol server has not landed): use \"echo\" or \"broadcast\"",
-                    );
-                }
-                EndpointKind::Structured
+                let section = e.structured.clone().unwrap_or_default();
+                let size = e.limits.max_message_size.map(|s| s.0);
+                EndpointKind::Structured(Box::new(structured_plan(&at, &section, size, p)))
             }
             (_, Some(_)) => {
                 p.push(format!("{at}.room"), "only for protocol = \"broadcast\"");
@@ -333,6 +356,81 @@ fn endpoints_plan(config: &Config, defaults: &RouteConfig, p: &mut Problems) -> 
         });
     }
     plans
+}
+
+/// Checks and builds a structured endpoint's settings. `max_message_size`
+/// is the endpoint's own `limits.max_message_size`, if any (the protocol's
+/// default otherwise: 64 KiB, as docs/protocol.md promises).
+fn structured_plan(
+    at: &str,
+    s: &StructuredSection,
+    max_message_size: Option<usize>,
+    p: &mut Problems,
+) -> StructuredPlan {
+    let at = format!("{at}.structured");
+    for (key, value) in [
+        ("auth_deadline", s.auth_deadline.0),
+        ("heartbeat_interval", s.heartbeat_interval.0),
+        ("heartbeat_timeout", s.heartbeat_timeout.0),
+        ("error_window", s.error_window.0),
+    ] {
+        nonzero(p, &format!("{at}.{key}"), value);
+    }
+    for (key, value) in [
+        ("max_subscriptions", s.max_subscriptions),
+        ("max_errors", s.max_errors),
+        ("max_concurrent_actions", s.max_concurrent_actions),
+        ("max_auth_failures", s.max_auth_failures as usize),
+    ] {
+        if value == 0 {
+            p.push(format!("{at}.{key}"), "must be at least 1");
+        }
+    }
+    let mut config = ProtocolConfig::default()
+        .with_require_auth(s.require_auth)
+        .with_auth_deadline(s.auth_deadline.0)
+        .with_max_auth_failures(s.max_auth_failures)
+        .with_heartbeat(s.heartbeat_interval.0, s.heartbeat_timeout.0)
+        .with_session_warning(s.session_warning.0)
+        .with_max_subscriptions(s.max_subscriptions)
+        .with_max_errors(s.max_errors, s.error_window.0)
+        .with_max_concurrent_actions(s.max_concurrent_actions);
+    if let Some(size) = max_message_size {
+        config = config.with_max_message_size(size);
+    }
+    let rules = match &s.channels {
+        None => ChannelRules::default(),
+        Some(list) => {
+            let mut rules = ChannelRules::new();
+            for (i, rule) in list.iter().enumerate() {
+                let pattern = ChannelPattern::new(&rule.pattern)
+                    .map_err(|e| p.push(format!("{at}.channels[{i}].pattern"), e.to_string()));
+                let access = rule
+                    .access
+                    .parse::<Access>()
+                    .map_err(|e| p.push(format!("{at}.channels[{i}].access"), e.to_string()));
+                if let (Ok(pattern), Ok(access)) = (pattern, access) {
+                    rules = rules.rule(pattern, access);
+                }
+            }
+            rules
+        }
+    };
+    let chat = s
+        .chat_channels
+        .iter()
+        .enumerate()
+        .filter_map(|(i, pattern)| {
+            ChannelPattern::new(pattern)
+                .map_err(|e| p.push(format!("{at}.chat_channels[{i}]"), e.to_string()))
+                .ok()
+        })
+        .collect();
+    StructuredPlan {
+        config,
+        rules,
+        chat,
+    }
 }
 
 fn check_path(at: &str, e: &EndpointSection, router: &mut matchit::Router<()>, p: &mut Problems) {

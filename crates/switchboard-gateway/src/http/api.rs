@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard::broker::{ConnectionAddr, Payload, PublishError, Published, Target};
+use switchboard::protocol::wire::Channel;
 use switchboard::{CloseCode, ConnectionId, ConnectionInfo, Room, UserId};
 
 use super::body::{ApiError, ApiJson};
@@ -17,9 +18,6 @@ use crate::message::ServerMessage;
 use crate::state::Shared;
 
 type ApiResult = Result<Json<Value>, ApiError>;
-
-/// Longest room or user name accepted (a channel name, docs/protocol.md).
-const MAX_NAME: usize = 255;
 
 /// `{"room": ...}`, `{"user": ...}`, `{"connection": ...}` or `{"all": true}`.
 #[derive(Debug, Default, Deserialize)]
@@ -65,19 +63,11 @@ impl TargetSpec {
     }
 }
 
+/// Rooms are channels and users appear in channel names, so both follow
+/// the protocol's channel naming rules.
 fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty()
-        && name.len() <= MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b":_-.@/=".contains(&b));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "{field}: {name:?} is not a valid name: use 1-255 characters of A-Z a-z 0-9 : _ - . @ / ="
-        )))
-    }
+    Channel::validate(name)
+        .map_err(|e| ApiError::bad_request(format!("{field}: {name:?} is not a valid name: {e}")))
 }
 
 /// `42` (a connection of this instance) or `instance/42` (anywhere).
@@ -117,11 +107,12 @@ pub(super) async fn publish(
         Target::Room(room) => Some(room.as_str()),
         _ => None,
     };
-    let (id, payload, type_name) = match (&request.message, request.text) {
+    let (id, payload, type_name) = match (request.message, request.text) {
         (Some(message), None) => {
             message.validate().map_err(ApiError::bad_request)?;
+            let kind = message.kind();
             let (id, text) = message.encode(channel);
-            (Some(id), Payload::text(text), message.kind())
+            (Some(id), Payload::text(text), kind)
         }
         (None, Some(text)) => (None, Payload::text(text), "text"),
         (Some(_), Some(_)) => {
