@@ -335,7 +335,8 @@ impl Hub {
     }
 
     /// Attaches a user to a connection (after authentication).
-    pub fn identify(&self, id: ConnectionId, user: UserId) -> bool {
+    pub fn identify(&self, id: ConnectionId, user: impl Into<UserId>) -> bool {
+        let user: UserId = user.into();
         let old = {
             let mut conns = self.conn_shard(id).lock();
             let Some(entry) = conns.get_mut(&id) else {
