@@ -407,3 +407,68 @@ fn every_problem_is_reported_at_once() {
         ]
     );
 }
+
+/// docs/configuration.md, read at test time.
+fn configuration_doc() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+fn key_paths(value: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                key_paths(value, &path, out);
+            }
+        }
+        toml::Value::Array(items)
+            if !items.is_empty() && items.iter().all(toml::Value::is_table) =>
+        {
+            for item in items {
+                key_paths(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => out.push(prefix.to_owned()),
+    }
+}
+
+#[test]
+fn every_key_of_the_example_is_in_the_configuration_doc() {
+    let doc = configuration_doc();
+    let example: toml::Value = toml::from_str(&maximal_example()).unwrap();
+    let mut keys = Vec::new();
+    key_paths(&example, "", &mut keys);
+    keys.dedup();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|key| {
+            // An endpoint's security table has [security]'s keys.
+            let general = key
+                .strip_prefix("endpoints[].")
+                .filter(|k| k.starts_with("security."));
+            !doc.contains(&format!("`{key}`"))
+                && !general.is_some_and(|k| doc.contains(&format!("`{k}`")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from docs/configuration.md: {missing:?}"
+    );
+    assert!(keys.len() > 60, "only {} keys found", keys.len());
+}
+
+#[test]
+fn every_environment_variable_is_in_the_configuration_doc() {
+    let doc = configuration_doc();
+    for (name, _) in crate::config::ENV_VARS {
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "{name} is not in docs/configuration.md"
+        );
+    }
+}
