@@ -39,6 +39,7 @@ import type {
   TokenReason,
 } from "./options.js";
 import {
+  AUTH_UNAVAILABLE_REASON,
   CloseCode,
   ConnectionState,
   isValidChannel,
@@ -462,6 +463,12 @@ export class SwitchboardClient {
       // time and the reconnect fetches a new token.
       conn.refreshing.reject(error);
       conn.refreshing = null;
+      return;
+    }
+    if (reason === AUTH_UNAVAILABLE_REASON) {
+      // The server could not check the token (the attempt does not count):
+      // retrying at once would spin, so try again on a new connection, with backoff.
+      this.#drop(conn, CloseCode.Abnormal, reason, { reconnect: true });
       return;
     }
     if (typeof this.#s.token === "function" && attemptsLeft > 0) {

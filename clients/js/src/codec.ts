@@ -37,7 +37,7 @@ const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: 
   },
   DISCONNECT: { code: (v) => v === undefined || num(v), reason: optStr },
   AUTHENTICATE_SUCCESS: { user_id: str, expires_at: numOrNull, permissions: strList },
-  AUTHENTICATE_FAILURE: { reason: str, attempts_left: num },
+  AUTHENTICATE_FAILURE: { code: (v) => v === undefined || str(v), reason: str, attempts_left: num },
   SUBSCRIBE_SUCCESS: { channel: str },
   SUBSCRIBE_FAILURE: { channel: str, code: str, reason: str },
   UNSUBSCRIBE_ACK: { subscriptions: strList },
@@ -92,6 +92,11 @@ export function decodeServerMessage(text: string): Decoded {
       }
     }
   }
+  // Defaults the client relies on, for servers that leave them out.
+  const payload =
+    messageType === "AUTHENTICATE_FAILURE" && rawPayload["code"] === undefined
+      ? { ...rawPayload, code: "auth_failed" }
+      : rawPayload;
   // Checked above field by field; the cast names the result.
-  return { ok: true, message: { ...value, payload: rawPayload } as unknown as ServerMessage };
+  return { ok: true, message: { ...value, payload } as unknown as ServerMessage };
 }

@@ -44,6 +44,7 @@ export {
   TokenProviderError,
 } from "./errors.js";
 export {
+  AUTH_UNAVAILABLE_REASON,
   CLIENT_MESSAGE_TYPES,
   CLOSE_CODE_ADVICE,
   CLOSE_CODES,

@@ -154,9 +154,17 @@ export interface AuthenticateSuccessPayload {
 }
 
 export interface AuthenticateFailurePayload {
+  /** `auth_failed` (filled in by this client when a server leaves it out). */
+  readonly code: ErrorCode | (string & {});
   readonly reason: string;
   readonly attempts_left: number;
 }
+
+/**
+ * The AUTHENTICATE_FAILURE reason when the server could not check the token
+ * (its authenticator is unavailable): the attempt does not count.
+ */
+export const AUTH_UNAVAILABLE_REASON = "Authentication unavailable";
 
 export interface SubscribePayload {
   readonly subscriptions: readonly string[];

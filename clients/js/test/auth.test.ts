@@ -315,4 +315,40 @@ describe("authentication", () => {
     assert.ok(ready.error() instanceof AuthenticationError);
     assert.match((ready.error() as AuthenticationError).reason, /invalid_message/);
   });
+  test("'Authentication unavailable' (does not count) retries on a new connection with backoff, also with a fixed token", async () => {
+    const { client, clock, log } = setup({ token: "fixed" });
+    const ready = track(client.connect());
+    const socket = FakeSocket.last();
+    ack(socket, { requires_auth: true });
+    await flush();
+    socket.receive({
+      type: "AUTHENTICATE_FAILURE",
+      correlation_id: socket.lastSent("AUTHENTICATE").id,
+      payload: { code: "auth_failed", reason: "Authentication unavailable", attempts_left: 3 },
+    });
+    await flush();
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 1, "not retried at once");
+    assert.ok(log.includes("disconnected:1006:retry"), log.join(" "));
+    await clock.advance(250);
+    const next = FakeSocket.last();
+    assert.notEqual(next, socket);
+    ack(next, { requires_auth: true });
+    await flush();
+    authOk(next);
+    await flush();
+    assert.equal(ready.settled(), "resolved");
+  });
+
+  test("AUTHENTICATE_FAILURE without a code gets auth_failed", async () => {
+    const { client } = setup({ token: "bad" });
+    const failures: string[] = [];
+    client.on("AUTHENTICATE_FAILURE", (m) => failures.push(m.payload.code));
+    void client.connect();
+    const socket = FakeSocket.last();
+    ack(socket, { requires_auth: true });
+    await flush();
+    socket.receive({ type: "AUTHENTICATE_FAILURE", payload: { reason: "Invalid token: bad signature", attempts_left: 2 } });
+    await flush();
+    assert.deepEqual(failures, ["auth_failed"]);
+  });
 });
