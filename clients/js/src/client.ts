@@ -481,12 +481,15 @@ export class SwitchboardClient {
 
   #scheduleRefresh(conn: Connection, expiresAt: number | null, serverTime: number | undefined): void {
     this.#timers.clearTimeout(conn.timers.refresh);
+    conn.refreshAt = null;
     if (expiresAt === null || typeof this.#s.token !== "function") return;
     // Measured against the server's clock (the message's timestamp), so a
     // skewed client clock does not matter.
     const lifetime = expiresAt * 1000 - (serverTime === undefined ? this.#timers.now() : serverTime * 1000);
     const delay = Math.max(0, lifetime - Math.min(this.#s.refreshMargin, lifetime / 2));
+    conn.refreshAt = this.#timers.now() + delay;
     conn.timers.refresh = this.#timers.setTimeout(() => {
+      conn.refreshAt = null;
       this.#refresh(conn).catch(() => {
         // Reported through `auth_failed` / `error`; the server's
         // session_expiring warning or 4003 brings another chance.
@@ -643,7 +646,11 @@ export class SwitchboardClient {
         ? data.expires_at
         : (this.#session?.expiresAt ?? 0);
     this.#events.emit("session_expiring", { expiresAt });
-    if (typeof this.#s.token === "function" && conn.ready && conn.refreshing === null) {
+    // A refresh still to come handles it: the server warns at once after every
+    // refresh of a session shorter than its warning window, and answering each
+    // warning with a refresh would loop.
+    const scheduled = conn.refreshAt !== null && conn.refreshAt > this.#timers.now();
+    if (typeof this.#s.token === "function" && conn.ready && conn.refreshing === null && !scheduled) {
       this.#refresh(conn).catch(() => {
         // Reported through `auth_failed` / `error`.
       });

@@ -32,6 +32,8 @@ export interface Connection {
   authId: string | null;
   /** The caller waiting for a session refresh, if one is in flight. */
   refreshing: Waiter<void> | null;
+  /** When the scheduled refresh fires (client clock, ms), if one is scheduled. */
+  refreshAt: number | null;
   /** The server's DISCONNECT, whose reason is reported if the close frame has none. */
   serverDisconnect: { readonly code?: number; readonly reason?: string } | null;
   /** Set when the client drops the connection itself: overrides the close-code advice. */
@@ -49,6 +51,7 @@ export function newConnection(socket: WebSocketLike, token: Promise<TokenResult>
     closed: false,
     authId: null,
     refreshing: null,
+    refreshAt: null,
     serverDisconnect: null,
     override: null,
     timers: {},

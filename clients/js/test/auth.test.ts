@@ -351,4 +351,47 @@ describe("authentication", () => {
     await flush();
     assert.deepEqual(failures, ["auth_failed"]);
   });
+  test("a session shorter than the server's warning window is not refreshed in a loop", async () => {
+    const p = provider();
+    const { client, clock } = setup({ token: p.fn, watchServerHeartbeat: false });
+    void client.connect();
+    const socket = FakeSocket.last();
+    ack(socket, { requires_auth: true });
+    await flush();
+    const warn = (expiresAt: number) =>
+      socket.receive({ type: "EVENT", payload: { event: "switchboard.session_expiring", data: { expires_at: expiresAt } } });
+    let now = clock.now() / 1000;
+    authOk(socket, { timestamp: now, expires_at: now + 20 });
+    warn(now + 20); // less than 30 s left: the server warns at once
+    await flush();
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 1, "the scheduled refresh (at 10 s) covers it");
+    await clock.advance(10_000);
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 2);
+    now = clock.now() / 1000;
+    authOk(socket, { timestamp: now, expires_at: now + 20 });
+    warn(now + 20);
+    await flush();
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 2);
+    assert.deepEqual(p.reasons, ["connect", "refresh"]);
+    assert.equal(client.state, "authenticated");
+  });
+
+  test("a warning with the scheduled refresh overdue (a throttled background tab) refreshes at once", async () => {
+    const p = provider();
+    const { client, clock } = setup({ token: p.fn, watchServerHeartbeat: false });
+    void client.connect();
+    const socket = FakeSocket.last();
+    ack(socket, { requires_auth: true });
+    await flush();
+    const now = clock.now() / 1000;
+    authOk(socket, { timestamp: now, expires_at: now + 600 });
+    await flush();
+    // The timer did not fire (throttled); time moved on all the same.
+    const clockNow = clock.now.bind(clock);
+    clock.now = () => clockNow() + 580_000;
+    socket.receive({ type: "EVENT", payload: { event: "switchboard.session_expiring", data: { expires_at: now + 600 } } });
+    await flush();
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 2);
+    assert.deepEqual(p.reasons, ["connect", "refresh"]);
+  });
 });
