@@ -171,7 +171,12 @@ fn check(file: &Path, no_env: bool) -> ExitCode {
             let scheme = if plan.tls.is_some() { "wss" } else { "ws" };
             println!("  listen: {scheme}://{}", plan.listen);
             for endpoint in &plan.endpoints {
-                println!("  endpoint: {} ({:?})", endpoint.path, endpoint.kind);
+                match &endpoint.kind {
+                    config::EndpointKind::Broadcast { room } => {
+                        println!("  endpoint: {} (broadcast to room {room})", endpoint.path);
+                    }
+                    kind => println!("  endpoint: {} ({})", endpoint.path, kind.name()),
+                }
             }
             let broker = match &plan.broker {
                 config::BrokerPlan::Memory => "memory".to_owned(),

@@ -98,6 +98,17 @@ pub(crate) enum EndpointKind {
     Structured(Box<StructuredPlan>),
 }
 
+impl EndpointKind {
+    /// The protocol's name, as in the config file.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Echo => "echo",
+            Self::Broadcast { .. } => "broadcast",
+            Self::Structured(_) => "structured",
+        }
+    }
+}
+
 /// A structured-protocol endpoint: the protocol's settings, who may
 /// subscribe to what, and where `chat.send` may publish.
 #[derive(Debug, Clone)]
