@@ -111,11 +111,15 @@ async fn bad_input_answers_400_with_a_message() {
         ),
         (
             r#"{"target": {"room": ""}, "text": "x"}"#,
-            "not a valid name",
+            "not a valid room",
         ),
         (
             r#"{"target": {"room": "a b"}, "text": "x"}"#,
-            "not a valid name",
+            "not a valid room",
+        ),
+        (
+            r#"{"target": {"user": ""}, "text": "x"}"#,
+            "not a valid user id",
         ),
         (r#"{"target": {"all": false}, "text": "x"}"#, "must be true"),
         (
@@ -269,6 +273,21 @@ async fn publish_reaches_rooms_users_connections_and_everyone() {
     assert_eq!(got["payload"]["resource"], "prices");
     assert!(got["payload"].get("channel").is_none());
     let _: serde_json::Value = a.recv_json().await.unwrap();
+
+    // User ids are not channel names: any printable text.
+    let odd_user = gw
+        .post(
+            "/api/v1/publish",
+            r#"{"target": {"user": "auth0|5f7c"}, "text": "x"}"#,
+        )
+        .await;
+    assert_eq!(odd_user.status, 200, "{}", odd_user.body);
+    assert_eq!(
+        gw.get("/api/v1/users/auth0%7C5f7c/connections")
+            .await
+            .status,
+        200
+    );
 
     // Nobody there: 200 with local 0.
     let nobody = gw

@@ -43,11 +43,11 @@ impl TargetSpec {
             ));
         }
         if let Some(room) = &self.room {
-            check_name("target.room", room)?;
+            check_room("target.room", room)?;
             return Ok((Target::room(room.as_str()), "room"));
         }
         if let Some(user) = &self.user {
-            check_name("target.user", user)?;
+            check_user("target.user", user)?;
             return Ok((Target::user(user.as_str()), "user"));
         }
         if let Some(connection) = &self.connection {
@@ -63,11 +63,21 @@ impl TargetSpec {
     }
 }
 
-/// Rooms are channels and users appear in channel names, so both follow
-/// the protocol's channel naming rules.
-fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
+/// Rooms are channels: they follow the protocol's channel naming rules.
+fn check_room(field: &str, name: &str) -> Result<(), ApiError> {
     Channel::validate(name)
-        .map_err(|e| ApiError::bad_request(format!("{field}: {name:?} is not a valid name: {e}")))
+        .map_err(|e| ApiError::bad_request(format!("{field}: {name:?} is not a valid room: {e}")))
+}
+
+/// User ids come from tokens (`sub` claims such as `auth0|5f7c...`): any
+/// text of 1-255 bytes without control characters.
+fn check_user(field: &str, user: &str) -> Result<(), ApiError> {
+    if user.is_empty() || user.len() > 255 || user.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: not a valid user id: use 1-255 bytes without control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// `42` (a connection of this instance) or `instance/42` (anywhere).
@@ -142,7 +152,7 @@ pub(super) async fn publish(
             local, forwarded, ..
         }) => {
             shared.metrics.published(kind, "ok");
-            tracing::info!(target = kind, r#type = type_name, local, "published");
+            tracing::info!(to = kind, r#type = type_name, local, "published");
             let mut body = json!({ "local": local, "forwarded": forwarded });
             if let Some(id) = id {
                 body["id"] = json!(id);
@@ -151,7 +161,7 @@ pub(super) async fn publish(
         }
         Err(PublishError { local, source, .. }) => {
             shared.metrics.published(kind, "broker_error");
-            tracing::warn!(target = kind, local, error = %source, "publish not forwarded: broker failed");
+            tracing::warn!(to = kind, local, error = %source, "publish not forwarded: broker failed");
             Err(ApiError::broker(
                 &format_args!("the broker did not take the message: {source}"),
                 Some(local),
@@ -231,7 +241,7 @@ async fn close(
     match result {
         Ok(published) => {
             tracing::info!(
-                target = kind,
+                to = kind,
                 code = u16::from(code),
                 local = published.local,
                 "disconnected"
@@ -386,7 +396,7 @@ pub(super) async fn user_connections(
     State(shared): State<Shared>,
     Path(user): Path<String>,
 ) -> ApiResult {
-    check_name("user", &user)?;
+    check_user("user", &user)?;
     let infos = infos(&shared, shared.hub.user_connections(user.as_str()));
     Ok(Json(listing(&shared, infos, MAX_LIMIT)))
 }
@@ -397,7 +407,7 @@ pub(super) async fn close_user(
     Path(user): Path<String>,
     Query(spec): Query<CloseSpec>,
 ) -> ApiResult {
-    check_name("user", &user)?;
+    check_user("user", &user)?;
     let (code, reason) = spec.resolve()?;
     close(&shared, Target::user(user), "user", code, &reason).await
 }
@@ -432,7 +442,7 @@ pub(super) async fn rooms(
 /// `GET /api/v1/rooms/{room}`: its size here and across the cluster, and
 /// its members here.
 pub(super) async fn room(State(shared): State<Shared>, Path(room): Path<String>) -> ApiResult {
-    check_name("room", &room)?;
+    check_room("room", &room)?;
     let mut members = shared.hub.room_members(room.as_str());
     members.sort();
     let started = Instant::now();
