@@ -280,8 +280,11 @@ impl WebSocket {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>, Error>> {
-        let shared = Arc::clone(&self.sender.shared);
-        self.reader().poll_recv(&shared, cx)
+        let reader = self
+            .reader
+            .as_mut()
+            .expect("the reader is only taken on drop");
+        reader.poll_recv(&self.sender.shared, cx)
     }
 
     /// Receives the next message as text; a binary message is an
