@@ -27,7 +27,14 @@ SCENARIOS = {
     "echo_pipe16": ("echo", "Pipelined echo, 100 connections × 20 B, 16 in flight"),
     "idle": ("idle", "Idle memory, 5,000 connections"),
     "storm": ("storm", "Connect storm, 32 churners, RST close, no auth"),
+    "storm_hs256": ("storm", "Connect storm, 32 churners, RST close, HS256 JWT verified on every handshake"),
+    "storm_rs256": ("storm", "Connect storm, 32 churners, RST close, RS256 (RSA-2048) JWT verified on every handshake"),
     "fanout": ("fanout", "Fan-out, 1 publisher → 1,000 subscribers, 64 B text, window 8"),
+    "fanout_10k": ("fanout", "Fan-out, 1 publisher → 10,000 subscribers, 64 B text, window 8"),
+    "fanout_10k_r10": ("fanout", "Fan-out, 1 publisher → 10,000 subscribers, 64 B text, 10 publishes/s (one message at a time)"),
+    "xinst": ("fanout", "Cross-instance, 1 publisher → 1,000 subscribers over two gateways and Redis, 64 B text, window 8"),
+    "xinst_r1000": ("fanout", "Cross-instance, 1 publisher → 10 subscribers over two gateways and Redis, 1,000 publishes/s"),
+    "soak": ("soak", "Soak: memory after each cycle of fan-out, connect storm and echo"),
     "a2a": ("a2a", "All-to-all, N = 100, 20 B binary (broadcast_test shape)"),
     "bcast_1k": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, window 8, compression off"),
     "bcast_1k_deflate": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, window 8, permessage-deflate"),
@@ -35,6 +42,12 @@ SCENARIOS = {
     "bcast_1k_deflate_r25": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, 25 publishes/s, permessage-deflate"),
     "idle_deflate": ("idle", "Idle memory, 5,000 connections, permessage-deflate agreed"),
 }
+
+
+# Scenarios only Switchboard runs (the peers have no JWT, no broker, no permessage-deflate);
+# their tables leave the peers out.
+SWITCHBOARD_ONLY = {"storm_hs256", "storm_rs256", "xinst", "xinst_r1000", "soak",
+                    "bcast_1k_deflate", "bcast_1k_deflate_r25", "idle_deflate"}
 
 
 def med(xs):
@@ -196,6 +209,51 @@ def compression_section(w, cells, scenarios, servers):
         w("")
 
 
+def soak_section(w, cell):
+    """Memory over a long run: VmRSS after each cycle, with every client gone."""
+    if cell is None or not cell.ok:
+        w(f"Not measured: {cell.reason if cell else 'not run'}.")
+        w("")
+        return
+    res = cell.ok[0]["result"]
+    cycles = res.get("cycles") or []
+    base = res.get("baseline_vmrss_kib")
+    w(f"One gateway, {len(cycles)} cycles. VmRSS before the first cycle: {fmt_num(base)} KiB.")
+    w("")
+    w("| Cycle | VmRSS after (KiB) | fan-out deliveries | missing | handshakes | echoes verified |")
+    w("|---|---|---|---|---|---|")
+    for c in cycles:
+        w(f"| {c['cycle']} | {fmt_num(c.get('vmrss_kib'))} "
+          f"| {fmt_num(get(c, 'fanout', 'deliveries'))} | {fmt_num(get(c, 'fanout', 'sequence', 'missing'))} "
+          f"| {fmt_num(get(c, 'storm', 'handshakes'))} | {fmt_num(get(c, 'echo', 'verified'))} |")
+    w("")
+    rss = [c.get("vmrss_kib") for c in cycles if c.get("vmrss_kib")]
+    if len(rss) >= 3:
+        later = rss[1:]
+        w(f"From cycle 2 to cycle {len(rss)}: {later[-1] - later[0]:+,} KiB "
+          f"(min {min(later):,}, max {max(later):,} KiB); cycle 1 includes the allocator's first "
+          "growth to the working set.")
+        w("")
+
+
+def soak_verdict(cell):
+    """(measured text, status) for the flat-memory target."""
+    if cell is None or not cell.ok:
+        return None
+    cycles = cell.ok[0]["result"].get("cycles") or []
+    rss = [c.get("vmrss_kib") for c in cycles if c.get("vmrss_kib")]
+    if len(rss) < 3:
+        return None
+    later = rss[1:]
+    growth = later[-1] - later[0]
+    # Flat: the last cycle is within 5 % (or 2 MiB) of cycle 2's, and no cycle after the
+    # first exceeds the first by more than that either.
+    tol = max(2048, 0.05 * later[0])
+    flat = growth <= tol and max(later) - rss[0] <= tol
+    return (f"VmRSS after cycle 1: {rss[0]:,} KiB; cycle 2: {later[0]:,} KiB; cycle {len(rss)}: "
+            f"{later[-1]:,} KiB ({growth:+,} KiB)", "met" if flat else "**MISSED**")
+
+
 def main():
     meta_path, results_path, out_path = sys.argv[1:4]
     meta = json.load(open(meta_path))
@@ -296,6 +354,7 @@ def main():
     w("")
     for sc in scenarios:
         kind, title = SCENARIOS[sc]
+        xinst_notes = []
         w(f"### {title}")
         w("")
         if kind == "echo":
@@ -316,7 +375,12 @@ def main():
         elif kind == "a2a":
             w("| Server | deliveries/s | deliveries per server CPU-s | rounds/s | p50 | p99 | server / generator CPU | missing | dup | stalled |")
             w("|---|---|---|---|---|---|---|---|---|---|")
+        elif kind == "soak":
+            soak_section(w, cells.get(("switchboard", sc)))
+            continue
         for sv in servers:
+            if sc in SWITCHBOARD_ONLY and sv != "switchboard":
+                continue
             cell = cells[(sv, sc)]
             label = SERVER_LABEL.get(sv, sv)
             ncol = {"echo": 12, "storm": 9, "idle": 7, "fanout": 12, "a2a": 10, "compress": 13}[kind]
@@ -369,6 +433,8 @@ def main():
                   f"| {fmt_num(cell.total('published'))} | {fmt_num(cell.total('sequence', 'missing'))} "
                   f"| {fmt_num(cell.total('sequence', 'duplicated'))} "
                   f"| {fmt_num(cell.total('sequence', 'out_of_order'))} |")
+                if sc.startswith("xinst"):
+                    xinst_notes.append((title, cell))
             elif kind == "a2a":
                 stalled = any(v for v in cell.vals("stalled"))
                 w(f"| {label} | {fmt_num(cell.m('deliveries_per_sec'))}{fmt_range(cell.vals('deliveries_per_sec'))} "
@@ -379,6 +445,21 @@ def main():
                   f"| {fmt_num(cell.total('sequence', 'missing'))} | {fmt_num(cell.total('sequence', 'duplicated'))} "
                   f"| {'yes' if stalled else 'no'} |")
         w("")
+        for _title, cell in xinst_notes:
+            parts = []
+            for i, _url in enumerate(cell.ok[0]["result"].get("per_url") or []):
+                def lat(key, i=i):
+                    return med([get(per_url[i], "latency", key) for r in cell.ok
+                                if len(per_url := r["result"].get("per_url") or []) > i])
+                where = "the publisher's gateway" if i == 0 else "the other gateway (through Redis)"
+                parts.append(f"subscribers on {where}: p50 {fmt_us(lat('p50_us'))}, p99 {fmt_us(lat('p99_us'))}")
+            redis_ms = med([r["redis_cpu_ticks"] / r["clk_tck"] * 1000 for r in cell.ok
+                            if r.get("redis_cpu_ticks") is not None])
+            w("By instance: " + "; ".join(parts) + ". "
+              + ("" if redis_ms is None else
+                 f"redis-server used {redis_ms:.0f} ms of CPU per run (median; not in the server CPU "
+                 "columns, which add up both gateways).") )
+            w("")
 
     # ------------------------------------------------------------------ ratios
     rate_key = {"echo": "msgs_per_sec", "storm": "handshakes_per_sec", "fanout": "deliveries_per_sec",
@@ -397,6 +478,8 @@ def main():
         w("|---|" + "---|" * len(peers))
         for sc in scenarios:
             kind, title = SCENARIOS[sc]
+            if sc in SWITCHBOARD_ONLY:
+                continue
             sb = cells[("switchboard", sc)]
             row = [title]
             for p in peers:
@@ -517,11 +600,39 @@ def main():
 
     per_cpu_target("storm", "handshakes_per_server_cpu_sec", 30_000,
                    "Handshakes ≥ 30k per server CPU-second (no auth)", "handshakes per server CPU-s")
-    w("| Handshakes ≥ 28k per server CPU-second with HS256 | — | not measured: the gateway's JWT "
-      "configuration is not settled; the generator supports it (`connect-storm --jwt-hs256-secret`) |")
-    w("| Through Redis: p99 < 5 ms at 1,000 publishes/s | — | not measured: needs two gateway "
-      "instances with Redis and the HTTP publish API (`cross-instance --rate 1000 --publish-http URL "
-      "--http-body TEMPLATE` is ready for it) |")
+    per_cpu_target("storm_hs256", "handshakes_per_server_cpu_sec", 28_000,
+                   "Handshakes ≥ 28k per server CPU-second with HS256", "handshakes per server CPU-s")
+    per_cpu_target("storm_rs256", "handshakes_per_server_cpu_sec", 18_000,
+                   "Handshakes ≥ 18k per server CPU-second with RS256", "handshakes per server CPU-s")
+    per_cpu_target("fanout_10k", "deliveries_per_server_cpu_sec", 200_000,
+                   "Fan-out one publish → 10,000 ≥ 200k deliveries/s per server core", "deliveries per server CPU-s")
+
+    label = "Last delivery to 10,000 subscribers within 50 ms (one message at a time, p99)"
+    cell = sb_cell("fanout_10k_r10")
+    if cell is None or not cell.ok:
+        w(f"| {label} | — | {not_measured('fanout_10k_r10')} |")
+    else:
+        p50, p99 = cell.m("last_subscriber_latency", "p50_us"), cell.m("last_subscriber_latency", "p99_us")
+        status = "met" if p99 is not None and p99 <= 50_000 else "**MISSED**"
+        w(f"| {label} | last subscriber p50 {fmt_us(p50)}, p99 {fmt_us(p99)} | {status} |")
+
+    label = "Through Redis: p99 < 5 ms at 1,000 publishes/s"
+    cell = sb_cell("xinst_r1000")
+    if cell is None or not cell.ok:
+        w(f"| {label} | — | {not_measured('xinst_r1000')} |")
+    else:
+        p99 = cell.m("latency", "p99_us")
+        rate = cell.m("published") / cell.m("duration_s") if cell.m("duration_s") else None
+        status = "met" if p99 is not None and p99 < 5_000 else "**MISSED**"
+        w(f"| {label} | p99 {fmt_us(p99)} over every subscriber (half of them across Redis), "
+          f"p50 {fmt_us(cell.m('latency', 'p50_us'))}; {fmt_num(rate)} publishes/s | {status} |")
+
+    label = "Memory flat across a long run"
+    verdict = soak_verdict(sb_cell("soak"))
+    if verdict is None:
+        w(f"| {label} | — | {not_measured('soak')} |")
+    else:
+        w(f"| {label} | {verdict[0]} | {verdict[1]} |")
     w("")
     w("For reference, the same per-core figures for the peers in this run:")
     w("")
