@@ -20,7 +20,7 @@ use crate::security;
 use crate::server::AppInner;
 use crate::socket::{Ended, Reader};
 use crate::transport::Transport;
-use crate::upgrade::{Slot, SlotState, SocketContext, WebSocketUpgrade};
+use crate::upgrade::{Pending, Slot, SlotState, SocketContext, WebSocketUpgrade};
 
 /// Most bytes read and thrown away after an error response, so that the
 /// response is not lost to a TCP reset over unread request bytes.
@@ -29,12 +29,7 @@ const LINGER_BYTES: usize = 64 * 1024;
 pub(crate) async fn serve(app: Arc<AppInner>, io: Transport, addr: SocketAddr) {
     let _guard = app.track();
     let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
-        let rejection = Rejection::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Server at connection capacity",
-        )
-        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        respond(io, &rejection).await;
+        respond_stream(io, &at_capacity()).await;
         return;
     };
     // The handshake runs in its own allocation, freed when it is done:
@@ -42,23 +37,67 @@ pub(crate) async fn serve(app: Arc<AppInner>, io: Transport, addr: SocketAddr) {
     let Some(admitted) = Box::pin(handshake(&app, io, addr)).await else {
         return;
     };
+    run(&app, admitted).await;
+}
+
+/// Serves a request whose head an HTTP server (hyper) already read, through
+/// the same routing, checks, handler and close as [`serve`]; the answer goes
+/// back through `pending`.
+#[cfg(feature = "hyper")]
+pub(crate) async fn serve_parsed(
+    app: Arc<AppInner>,
+    parts: http::request::Parts,
+    pending: Pending,
+    addr: SocketAddr,
+) {
+    let _guard = app.track();
+    let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
+        respond(pending, &at_capacity()).await;
+        return;
+    };
+    // Our own reader takes only HTTP/1.1 (RFC 6455 §4.1); so do we here.
+    let routed = if parts.version == http::Version::HTTP_11 {
+        route(&app, parts, addr)
+    } else {
+        Err(switchboard_ws::HandshakeError::Malformed.into())
+    };
+    let checked = match routed {
+        Ok(routed) => Box::pin(admit(&app, routed)).await,
+        Err(rejection) => Err(rejection),
+    };
+    match checked {
+        Ok(admitted) => run(&app, admitted.with(pending)).await,
+        Err(rejection) => respond(pending, &rejection).await,
+    }
+}
+
+/// The refusal when [`crate::ServerConfig::max_connections`] are open.
+fn at_capacity() -> Rejection {
+    Rejection::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Server at connection capacity",
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+}
+
+/// Runs the handler of an admitted request, then the close.
+async fn run(app: &Arc<AppInner>, admitted: Admitted<Pending>) {
     let Admitted {
         io,
-        leftover,
         info,
         route,
         accept_key,
         protocol,
         admission,
     } = admitted;
-    run_handler(&app, io, leftover, info, route, accept_key, protocol).await;
+    run_handler(app, io, info, route, accept_key, protocol).await;
     drop(admission);
 }
 
-/// A request that passed every check before the handler.
-struct Admitted {
-    io: Transport,
-    leftover: BytesMut,
+/// A request that passed every check before the handler, and (once known)
+/// where its answer goes.
+struct Admitted<Io = ()> {
+    io: Io,
     info: Arc<RequestInfo>,
     route: usize,
     accept_key: String,
@@ -67,9 +106,26 @@ struct Admitted {
     admission: security::Admission,
 }
 
+impl Admitted {
+    fn with(self, io: Pending) -> Admitted<Pending> {
+        Admitted {
+            io,
+            info: self.info,
+            route: self.route,
+            accept_key: self.accept_key,
+            protocol: self.protocol,
+            admission: self.admission,
+        }
+    }
+}
+
 /// Reads the head under the deadline, routes and validates it, and runs the
 /// security pipeline; answers the client itself when any of it refuses.
-async fn handshake(app: &Arc<AppInner>, mut io: Transport, addr: SocketAddr) -> Option<Admitted> {
+async fn handshake(
+    app: &Arc<AppInner>,
+    mut io: Transport,
+    addr: SocketAddr,
+) -> Option<Admitted<Pending>> {
     let config = &app.config;
     let head = tokio::time::timeout(
         config.handshake_timeout,
@@ -79,12 +135,12 @@ async fn handshake(app: &Arc<AppInner>, mut io: Transport, addr: SocketAddr) -> 
     let (mut buf, head_len) = match head {
         Err(_elapsed) => {
             let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, "Handshake timed out");
-            respond(io, &rejection).await;
+            respond_stream(io, &rejection).await;
             return None;
         }
         Ok(Err(HeadError::Io)) => return None,
         Ok(Err(HeadError::Reject(rejection))) => {
-            respond(io, &rejection).await;
+            respond_stream(io, &rejection).await;
             return None;
         }
         Ok(Ok(head)) => head,
@@ -108,25 +164,27 @@ async fn handshake(app: &Arc<AppInner>, mut io: Transport, addr: SocketAddr) -> 
     } else {
         leftover
     };
-    let (mut info, route, accept_key, protocol) = match parsed {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => {
-            respond(io, &rejection).await;
-            return None;
-        }
+    let checked = match parsed {
+        Ok(routed) => admit(app, routed).await,
+        Err(rejection) => Err(rejection),
     };
-    // Origin, rate limits, caps, authentication, guards.
+    match checked {
+        Ok(admitted) => Some(admitted.with(Pending::Stream { io, leftover })),
+        Err(rejection) => {
+            respond_stream(io, &rejection).await;
+            None
+        }
+    }
+}
+
+/// Origin, rate limits, caps, authentication, guards: the security
+/// pipeline for a routed request, whichever server read it.
+async fn admit(app: &AppInner, routed: Routed) -> Result<Admitted, Rejection> {
+    let (mut info, route, accept_key, protocol) = routed;
     let route_config = &app.routes[route].config;
-    let admission = match security::admit(config, route_config, &mut info).await {
-        Ok(admission) => admission,
-        Err(rejection) => {
-            respond(io, &rejection).await;
-            return None;
-        }
-    };
-    Some(Admitted {
-        io,
-        leftover,
+    let admission = security::admit(&app.config, route_config, &mut info).await?;
+    Ok(Admitted {
+        io: (),
         info: Arc::new(info),
         route,
         accept_key,
@@ -162,13 +220,22 @@ async fn read_head(
     }
 }
 
-type Upgrade = (RequestInfo, usize, String, Option<String>);
+type Routed = (RequestInfo, usize, String, Option<String>);
 
 /// Parses, routes and validates the request; everything that may refuse it
 /// before the handler runs.
-fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Upgrade, Rejection> {
+fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Routed, Rejection> {
     let head = bytes::Bytes::copy_from_slice(head);
     let parts = handshake::parse_request_shared(&head, &app.config.handshake_limits)?;
+    route(app, parts, addr)
+}
+
+/// Routes and validates a parsed request head, and picks the subprotocol.
+fn route(
+    app: &AppInner,
+    parts: http::request::Parts,
+    addr: SocketAddr,
+) -> Result<Routed, Rejection> {
     let matched = app
         .router
         .at(parts.uri.path())
@@ -210,8 +277,7 @@ fn upgrade(app: &AppInner, head: &[u8], addr: SocketAddr) -> Result<Upgrade, Rej
 
 async fn run_handler(
     app: &Arc<AppInner>,
-    io: Transport,
-    leftover: BytesMut,
+    io: Pending,
     info: Arc<RequestInfo>,
     index: usize,
     accept_key: String,
@@ -226,7 +292,6 @@ async fn run_handler(
     };
     let upgrade = WebSocketUpgrade::new(
         io,
-        leftover,
         accept_key,
         protocol,
         Arc::clone(&info),
@@ -326,9 +391,21 @@ async fn finish(
     }
 }
 
+/// Answers a refused handshake, on whichever side it came in.
+async fn respond(io: Pending, rejection: &Rejection) {
+    match io {
+        Pending::Stream { io, .. } => respond_stream(io, rejection).await,
+        #[cfg(feature = "hyper")]
+        Pending::Http(pending) => {
+            tracing::debug!(status = %rejection.status, reason = %rejection.reason, "handshake refused");
+            pending.refuse(rejection);
+        }
+    }
+}
+
 /// Writes an HTTP error response and closes, reading and discarding a little
 /// of what the client still sends so the response is not lost to a reset.
-async fn respond(io: Transport, rejection: &Rejection) {
+async fn respond_stream(io: Transport, rejection: &Rejection) {
     // Boxed: refusals are rare, and their state should not size every
     // connection's future.
     Box::pin(respond_now(io, rejection)).await;

@@ -44,6 +44,8 @@
 //! - [`protocol`]: the structured JSON protocol (`docs/protocol.md`) and
 //!   the engine it runs on.
 //! - [`config`]: settings and their defaults; [`codes`]: our close codes.
+//! - `service` (feature `hyper`): the app's routes as a tower `Service`,
+//!   to mount them in an axum `Router` or any hyper server.
 //! - [`testing`]: the in-process test client.
 //! - [`ws`]: the codec (re-exported `switchboard-ws`).
 
@@ -61,6 +63,8 @@ pub mod protocol;
 pub mod request;
 pub mod security;
 pub mod server;
+#[cfg(feature = "hyper")]
+pub mod service;
 pub mod socket;
 pub mod testing;
 mod transport;
@@ -79,6 +83,8 @@ pub use protocol::{Publisher, StructuredProtocol};
 pub use request::RequestInfo;
 pub use security::{Identity, Security};
 pub use server::{App, HttpFallback, Server, ShutdownHandle, Switchboard};
+#[cfg(feature = "hyper")]
+pub use service::WebSocketService;
 pub use socket::{Message, WebSocket};
 pub use switchboard_ws::{CloseCode, CloseFrame, OutFrame, Utf8Bytes};
 pub use testing::{TestClient, TestError, TestSocket};

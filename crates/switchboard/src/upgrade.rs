@@ -27,7 +27,7 @@ pub(crate) enum SlotState {
     Held,
     /// The handler dropped the upgrade without accepting it.
     Unaccepted {
-        io: Transport,
+        io: Pending,
         rejection: Option<Rejection>,
     },
     /// The socket was accepted; its reader came back when the socket was dropped.
@@ -55,6 +55,20 @@ impl Slot {
     }
 }
 
+/// A connection waiting for the answer to its handshake: where the answer
+/// goes, and where the socket's stream comes from once it is `101`.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// A stream we read the request head from ourselves (our listener,
+    /// [`crate::App::serve_connection`]): the answer is written to it, and
+    /// `leftover` holds what the client sent after the head.
+    Stream { io: Transport, leftover: BytesMut },
+    /// A request an HTTP server (hyper, under axum or any tower stack)
+    /// read: it writes the answer we hand it, then gives the stream over.
+    #[cfg(feature = "hyper")]
+    Http(crate::service::HttpPending),
+}
+
 /// Server settings an accepted socket needs.
 #[derive(Debug, Clone)]
 pub(crate) struct SocketContext {
@@ -67,7 +81,7 @@ pub(crate) struct SocketContext {
 /// accept it. Dropping it without accepting answers `500` (or the rejection
 /// given to [`WebSocketUpgrade::reject`]).
 pub struct WebSocketUpgrade {
-    io: Option<(Transport, BytesMut)>,
+    io: Option<Pending>,
     accept_key: String,
     protocol: Option<String>,
     info: Arc<RequestInfo>,
@@ -88,8 +102,7 @@ impl std::fmt::Debug for WebSocketUpgrade {
 
 impl WebSocketUpgrade {
     pub(crate) fn new(
-        io: Transport,
-        leftover: BytesMut,
+        io: Pending,
         accept_key: String,
         protocol: Option<String>,
         info: Arc<RequestInfo>,
@@ -97,7 +110,7 @@ impl WebSocketUpgrade {
         slot: Arc<Slot>,
     ) -> Self {
         Self {
-            io: Some((io, leftover)),
+            io: Some(io),
             accept_key,
             protocol,
             info,
@@ -159,7 +172,7 @@ impl WebSocketUpgrade {
 
     /// Completes the handshake (`101 Switching Protocols`) and returns the socket.
     pub async fn accept(mut self) -> Result<WebSocket, Error> {
-        let Some((mut io, leftover)) = self.io.take() else {
+        let Some(pending) = self.io.take() else {
             return Err(Error::Closed);
         };
         let route = &self.cx.route;
@@ -168,12 +181,33 @@ impl WebSocketUpgrade {
             .as_ref()
             .and_then(|config| negotiate(self.info.headers(), config));
         let extensions = deflate.as_ref().map(DeflateParams::response_header);
-        let response = handshake::switching_protocols(
-            &self.accept_key,
-            self.protocol.as_deref(),
-            extensions.as_deref(),
-        );
-        io.write_all(&response).await?;
+        let (io, leftover) = match pending {
+            Pending::Stream { mut io, leftover } => {
+                let response = handshake::switching_protocols(
+                    &self.accept_key,
+                    self.protocol.as_deref(),
+                    extensions.as_deref(),
+                );
+                io.write_all(&response).await?;
+                (io, leftover)
+            }
+            #[cfg(feature = "hyper")]
+            Pending::Http(pending) => {
+                if let Err(rejection) = pending.upgradable() {
+                    // Answered with this status when the upgrade is dropped.
+                    self.io = Some(Pending::Http(pending));
+                    self.rejection = Some(rejection.clone());
+                    return Err(Error::Rejected(rejection));
+                }
+                pending
+                    .switch(
+                        &self.accept_key,
+                        self.protocol.as_deref(),
+                        extensions.as_deref(),
+                    )
+                    .await?
+            }
+        };
         let (read, write) = io.split();
         let hub = &self.cx.hub;
         let id = hub.next_id();
@@ -225,7 +259,7 @@ impl WebSocketUpgrade {
 
 impl Drop for WebSocketUpgrade {
     fn drop(&mut self) {
-        if let Some((io, _)) = self.io.take() {
+        if let Some(io) = self.io.take() {
             *self.slot.0.lock() = SlotState::Unaccepted {
                 io,
                 rejection: self.rejection.take(),
