@@ -71,6 +71,11 @@ pub(crate) struct Shared {
     pub(crate) reader_wake: AtomicWaker,
     /// Set by the reader on every frame; cleared by the keepalive.
     pub(crate) heard: AtomicBool,
+    /// Set by the reader when it returns a message with more received bytes
+    /// behind it (a pipelined batch): the socket's own sends then go through
+    /// the writer task, which sends the whole batch's replies in one write
+    /// once the handler has worked through it, instead of one write each.
+    pub(crate) more_buffered: AtomicBool,
     /// The reader has seen the peer's close frame.
     peer_closed: AtomicBool,
     /// The close frame we sent, once sent.
@@ -113,6 +118,7 @@ impl Shared {
             dead: AtomicBool::new(false),
             reader_wake: AtomicWaker::new(),
             heard: AtomicBool::new(true),
+            more_buffered: AtomicBool::new(false),
             peer_closed: AtomicBool::new(false),
             sent_close: Mutex::new(None),
             aborting: AtomicBool::new(false),
@@ -180,18 +186,22 @@ impl Shared {
             .is_some_and(|p| !p.server_no_context_takeover && p.server_window_bits.is_some())
     }
 
-    /// Writes `frame` straight to the socket when nothing is queued and no
-    /// one else is writing: the common request/response case then needs no
-    /// hop to the writer task. One non-blocking attempt; whatever does not
-    /// fit goes to the front of the queue for the writer. Falls back to
-    /// [`Shared::push`] otherwise.
+    /// Writes `frame` straight to the socket when nothing is queued, no one
+    /// else is writing and the reader holds no further request: the common
+    /// request/response case then needs no hop to the writer task. One
+    /// non-blocking attempt; whatever does not fit goes to the front of the
+    /// queue for the writer. Falls back to [`Shared::push`] otherwise.
     fn send_direct(&self, frame: OutFrame) -> Result<(), (TrySendError, OutFrame)> {
         {
             let mut q = self.queue.lock();
             if q.closing {
                 return Err((TrySendError::Closed, frame));
             }
-            if q.writing || !q.frames.is_empty() || !q.pongs.is_empty() || self.writer_compresses()
+            if q.writing
+                || !q.frames.is_empty()
+                || !q.pongs.is_empty()
+                || self.more_buffered.load(Ordering::Relaxed)
+                || self.writer_compresses()
             {
                 drop(q);
                 return self.push(frame, false);

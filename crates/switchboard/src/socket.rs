@@ -105,9 +105,11 @@ impl Reader {
                     }
                     match message {
                         switchboard_ws::Message::Text(t) => {
+                            self.note_pipelined(shared);
                             return Poll::Ready(Ok(Some(Message::Text(t))));
                         }
                         switchboard_ws::Message::Binary(b) => {
+                            self.note_pipelined(shared);
                             return Poll::Ready(Ok(Some(Message::Binary(b))));
                         }
                         switchboard_ws::Message::Ping(payload) => shared.push_pong(payload),
@@ -143,6 +145,15 @@ impl Reader {
                 }
                 Ok(_) => {}
             }
+        }
+    }
+
+    /// Tells the send side whether more of the peer's bytes wait behind the
+    /// message being returned (see [`Shared::more_buffered`]).
+    fn note_pipelined(&self, shared: &Shared) {
+        let more = !self.buf.is_empty();
+        if shared.more_buffered.load(Ordering::Relaxed) != more {
+            shared.more_buffered.store(more, Ordering::Relaxed);
         }
     }
 

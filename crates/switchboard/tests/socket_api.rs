@@ -634,3 +634,89 @@ async fn send_waits_for_room_while_the_client_does_not_read() {
     }
     assert_eq!(common::close_code(&mut ws).await, CloseCode::Normal);
 }
+
+// --- Pipelined requests ------------------------------------------------------
+//
+// When the reader holds more of the peer's bytes behind a message, the
+// handler's replies go through the writer task (one write for the batch)
+// instead of one write each. Order, completeness and latency must not change.
+
+/// `count` masked text frames `"m0"`, `"m1"`, ... in one buffer.
+fn batch(count: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..count {
+        out.extend(common::frame(
+            common::FIN | 0x1,
+            format!("m{i}").as_bytes(),
+            true,
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_pipelined_batch_is_answered_completely_and_in_order() {
+    let server = spawn_server(Switchboard::new().route("/echo", echo)).await;
+    let mut socket = TestClient::tcp(server.addr)
+        .with_timeout(TIMEOUT)
+        .connect("/echo")
+        .await
+        .unwrap();
+    // A ping in the middle is answered too, and does not disturb the order.
+    let mut bytes = batch(300);
+    bytes.extend(common::frame(common::FIN | 0x9, b"mid", true));
+    bytes.extend(batch(300));
+    socket.send_raw(&bytes).await.unwrap();
+    let mut texts = Vec::new();
+    let mut pong = false;
+    while texts.len() < 600 {
+        match socket.recv_message().await.unwrap() {
+            WsMessage::Text(t) => texts.push(t.to_string()),
+            WsMessage::Pong(p) => {
+                assert_eq!(&p[..], b"mid");
+                pong = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let expected: Vec<String> = (0..300).chain(0..300).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, expected);
+    // The pong goes out at the latest with the replies after it.
+    if !pong {
+        match socket.recv_message().await.unwrap() {
+            WsMessage::Pong(p) => assert_eq!(&p[..], b"mid"),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reply_inside_a_batch_is_not_held_until_the_next_receive() {
+    // The handler answers the first message of a two-message batch, then
+    // works for a while before it reads the second: the first reply must
+    // leave at once, not when the handler next reads.
+    let app = Switchboard::new().route("/slow", |ws: WebSocketUpgrade| async move {
+        let mut ws = ws.accept().await?;
+        while let Some(message) = ws.recv().await? {
+            ws.send(message).await?;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        }
+        Ok::<(), Error>(())
+    });
+    let server = spawn_server(app).await;
+    let mut socket = TestClient::tcp(server.addr)
+        .with_timeout(TIMEOUT)
+        .connect("/slow")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    socket.send_raw(&batch(2)).await.unwrap();
+    assert_eq!(socket.recv_text().await.unwrap().as_str(), "m0");
+    let first = started.elapsed();
+    assert!(
+        first < Duration::from_millis(700),
+        "the first reply took {first:?}: it waited for the handler's next read"
+    );
+    assert_eq!(socket.recv_text().await.unwrap().as_str(), "m1");
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+}
