@@ -346,6 +346,25 @@ def main():
       "delivery\" counts the bytes the subscribers read from their sockets in the window (frame "
       "headers and payload; TCP/IP headers excluded) divided by the deliveries. The `_deflate` "
       "scenarios run on Switchboard only: the peers run without permessage-deflate.")
+    w("- Connect storms with a JWT (`storm_hs256`, `storm_rs256`, Switchboard only): the gateway "
+      "runs with a config whose `/ws/echo` has `guards = [\"authenticated\"]` and one "
+      "`[[endpoints.security.jwt.keys]]` (HS256 with a 48-byte secret, or RS256 with an RSA-2048 "
+      "public key made by `openssl genpkey`); every handshake carries `Authorization: Bearer` and "
+      "the gateway verifies the signature and claims each time (it caches nothing). The configs "
+      "are written to the results directory.")
+    w("- Fan-out to 10,000 (`fanout_10k`): as fast as the window of 8 allows, and "
+      "(`fanout_10k_r10`) at 10 publishes/s, one message at a time, so the \"last subscriber\" "
+      "latency is the time one publish takes to reach all 10,000. On loopback, the kernel's work "
+      "for each send (the receiving side's TCP processing and wake-up included) is charged to the "
+      "sending process, so a publish to N idle sockets costs the server N send system calls.")
+    w("- Cross-instance (`xinst`, `xinst_r1000`, Switchboard only): a private `redis-server` "
+      "(persistence off) and two gateways with `[broker] type = \"redis\"`, all three pinned to "
+      "CPU 0; subscribers alternate between the gateways and the publisher is a WebSocket client "
+      "of the first, so half of the deliveries cross Redis. Server CPU adds up both gateways; "
+      "Redis's own CPU is given below the table.")
+    w("- Soak (`soak`, Switchboard only, once): one gateway through `SOAK_CYCLES` (default 10) "
+      "cycles of a 1,000-subscriber fan-out, a 2 s connect storm and a 2 s echo run with 100 "
+      "clients × 1 KiB; after each cycle, with every client gone, its VmRSS is read.")
     w("- The medians are over repetitions; each repetition interleaves the servers.")
     w("")
 
