@@ -1,19 +1,23 @@
-//! An app's WebSocket routes as a tower [`Service`](tower::Service), to mount them in an
-//! axum `Router` or any hyper server: one port for the application's HTTP
-//! routes and its WebSocket endpoints, with the application's server as the
-//! listener (feature `hyper`; feature `axum` also reads axum's client address).
+//! An app's WebSocket routes as a tower [`Service`](tower::Service), to
+//! mount them in an axum `Router` or any hyper server: one port for the
+//! application's HTTP routes and its WebSocket endpoints, with the
+//! application's server as the listener (feature `hyper`; feature `axum`
+//! also reads axum's client address).
 //!
-//! ```ignore
+//! ```no_run
+//! # use switchboard::{Error, Path, Switchboard, WebSocketUpgrade};
+//! # async fn chat(ws: WebSocketUpgrade, Path(room): Path<String>) -> Result<(), Error> { Ok(()) }
+//! # async fn run() -> std::io::Result<()> {
 //! use std::net::SocketAddr;
 //! use axum::routing::get;
 //!
 //! let ws = Switchboard::new().route("/ws/chat/{room}", chat).into_app();
-//! let shutdown = ws.shutdown_handle();
 //! let app = axum::Router::new()
 //!     .route("/api/health", get(|| async { "ok" }))
 //!     .route_service("/ws/chat/{room}", ws.service());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! # }
 //! ```
 //!
 //! The request hyper read goes through exactly what a connection to
@@ -81,6 +85,11 @@ use crate::upgrade::Pending;
 /// own listener does. A server that cannot hand the connection over
 /// (no upgrade in the request's extensions) gets `500` when the handler
 /// accepts.
+///
+/// The HTTP server reads the request head under its own limits and
+/// timeouts, and sets up the socket (`TCP_NODELAY`): the app's
+/// `handshake_timeout`, `handshake_limits` and `nodelay` settings apply to
+/// its own listener only.
 ///
 /// # Shutdown
 /// Connections served through the service count in
