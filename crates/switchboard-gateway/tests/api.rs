@@ -422,6 +422,7 @@ async fn the_api_can_be_turned_off() {
     });
     assert_eq!(gw.post("/api/v1/publish", "{}").await.status, 404);
     assert_eq!(gw.get("/").await.status, 404);
+    assert_eq!(gw.get("/switchboard-client.js").await.status, 404);
     assert_eq!(gw.get("/metrics").await.status, 404);
     assert_eq!(gw.get("/healthz").await.status, 200);
 }

@@ -64,8 +64,15 @@ async fn the_defaults_serve_echo_broadcast_the_demo_page_and_health() {
             .starts_with("text/html")
     );
     assert!(page.body.contains("<title>Switchboard"), "{}", page.body);
-    // The page speaks the structured protocol at /ws.
+    // The page speaks the structured protocol at /ws, through the TypeScript
+    // client the gateway serves (the next test).
     assert!(page.body.contains("\"/ws\"") && page.body.contains("chat.send"));
+    assert!(
+        page.body.contains(r#"<script type="module">"#)
+            && page.body.contains(r#"from "/switchboard-client.js";"#),
+        "{}",
+        page.body
+    );
 
     // The structured protocol is at /ws.
     let ws = gw
@@ -93,4 +100,61 @@ async fn the_defaults_serve_echo_broadcast_the_demo_page_and_health() {
     // The WebSocket routes still refuse plain HTTP with 426.
     assert_eq!(gw.get("/ws/echo").await.status, 426);
     assert_eq!(gw.get("/nope").await.status, 404);
+}
+
+/// The committed bundle of `clients/js` (`npm run bundle` there).
+const CLIENT_JS: &str = include_str!("../assets/switchboard-client.js");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_bundle_the_demo_page_imports_is_served_as_javascript() {
+    let gw = Gateway::start(&[]);
+    let js = gw.get("/switchboard-client.js").await;
+    assert_eq!(js.status, 200, "{}", js.body);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("cache-control"), Some("no-cache"));
+    assert_eq!(js.body, CLIENT_JS, "the embedded bundle, byte for byte");
+    assert!(js.body.starts_with("// GENERATED FILE: do not edit."));
+    assert!(
+        js.body.contains("as SwitchboardClient"),
+        "exports the client"
+    );
+
+    // Revalidation: the same ETag answers 304 without a body.
+    let etag = js.header("etag").expect("an ETag").to_owned();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 18,
+        "{etag}"
+    );
+    let again = gw
+        .send(
+            "GET",
+            "/switchboard-client.js",
+            &[("if-none-match", &format!("W/\"other\", {etag}"))],
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(again.body, "");
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    let stale = gw
+        .send(
+            "GET",
+            "/switchboard-client.js",
+            &[("if-none-match", "\"0000000000000000\"")],
+            None,
+        )
+        .await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body.len(), CLIENT_JS.len());
+
+    // HEAD too (axum answers HEAD from GET routes).
+    let head = gw.send("HEAD", "/switchboard-client.js", &[], None).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
 }

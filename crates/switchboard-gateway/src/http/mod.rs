@@ -11,7 +11,8 @@
 //!   OpenAPI document by a test), the router, the API-key check, request
 //!   metrics and the hyper fallback.
 //! - `api`: the `/api/v1` handlers; `body`: JSON bodies and errors.
-//! - `pages`: `/`, `/healthz`, `/readyz`, `/metrics`, the OpenAPI document.
+//! - `pages`: `/` and the client bundle it loads, `/healthz`, `/readyz`,
+//!   `/metrics`, the OpenAPI document.
 
 mod api;
 mod body;
@@ -37,12 +38,20 @@ use body::ApiError;
 
 /// Paths the HTTP side serves, so no WebSocket endpoint may take them
 /// (and nothing under `/api/`).
-pub(crate) const RESERVED_PATHS: &[&str] = &["/", "/healthz", "/readyz", "/metrics", "/api"];
+pub(crate) const RESERVED_PATHS: &[&str] = &[
+    "/",
+    "/switchboard-client.js",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api",
+];
 
 /// Every HTTP route: method and path template. The router is built from
 /// this table, and a test checks it against `openapi.json` both ways.
 pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
+    ("GET", "/switchboard-client.js"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -69,6 +78,7 @@ fn is_public(path: &str) -> bool {
 fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
     match (method, path) {
         ("GET", "/") => get(pages::demo),
+        ("GET", "/switchboard-client.js") => get(pages::client_js),
         ("GET", "/healthz") => get(pages::healthz),
         ("GET", "/readyz") => get(pages::readyz),
         ("GET", "/metrics") => get(pages::metrics),
@@ -94,7 +104,7 @@ pub(crate) fn router(shared: Shared) -> Router {
     let mut protected = Router::new();
     let mut any_protected = false;
     for (method, path) in ROUTES {
-        let skip = (*path == "/" && !shared.demo)
+        let skip = ((*path == "/" || *path == "/switchboard-client.js") && !shared.demo)
             || (*path == "/metrics" && !shared.metrics_enabled)
             || (path.starts_with("/api/") && !shared.api.enabled);
         if skip {
