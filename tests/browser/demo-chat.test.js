@@ -1,0 +1,189 @@
+// Chromium against the release gateway's own demo page (`GET /`), which runs the TypeScript
+// client (clients/js) that the gateway serves at /switchboard-client.js:
+//
+// * two browsers (two Chromium processes, separate profiles) join the same room and talk both
+//   ways through `chat.send` on the structured protocol at /ws;
+// * the gateway is stopped by PID and started again on the same port: both pages show they
+//   are reconnecting, then that they are back, and the client resubscribed by itself, so a
+//   message from A reaches B again (and B's reaches A);
+// * a room the channel rules forbid shows the client's error on the page.
+//
+// The page is loaded from the gateway itself, so page and socket share its origin (the
+// gateway's default origin policy). `?minDelay=100&maxDelay=1000` lowers the client's
+// reconnect backoff (a query option the demo page reads) to keep the test short.
+// Screenshots: target/browser-artifacts/demo-chat-{a,b}.png (and -down, -error).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { artifactPath, chromiumSkip, launchChromium, startGateway } from './lib/harness.js';
+
+const skip = chromiumSkip();
+const WAIT_MS = 20_000;
+const ROOM = 'e2e-demo';
+const CHANNEL = `public:${ROOM}`;
+const PAGE = '/?minDelay=100&maxDelay=1000';
+
+/** Chromium's own console line for a refused socket while the gateway is down. */
+const REFUSED_SOCKET = /WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/;
+
+/** What the page shows: status text and state, counters, channel, error, chat messages. */
+function view(page) {
+  return page.evaluate(() => ({
+    status: document.getElementById('status').textContent,
+    state: document.getElementById('status').dataset.state,
+    channel: document.getElementById('channel').textContent,
+    reconnects: Number(document.getElementById('reconnects').textContent),
+    resubscribed: Number(document.getElementById('resubscribed').textContent),
+    error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
+    messages: [...document.querySelectorAll('[data-testid="message"]')].map((m) => ({
+      name: m.dataset.name,
+      text: m.querySelector('.text').textContent,
+    })),
+    // The page's own lines (joined, connection closed, reconnected, …) and server messages.
+    info: [...document.querySelectorAll('.msg.info')].map((m) => m.textContent),
+    server: [...document.querySelectorAll('.msg.server')].map((m) => m.textContent),
+  }));
+}
+
+/** Waits until `predicate(view)` holds on `page`; the failure names what the page showed. */
+async function waitForView(page, label, predicate, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await view(page);
+    if (predicate(last)) return last;
+    if (Date.now() > deadline) {
+      assert.fail(`${label}: not within ${timeoutMs} ms; the page shows ${JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Opens the demo page in its own Chromium, records its sockets and the bundle's response. */
+async function openDemo(t, gw, name) {
+  const chrome = await launchChromium(t);
+  const page = await chrome.newPage();
+  page.sockets = [];
+  page.on('websocket', (ws) => page.sockets.push(ws.url()));
+  const bundle = page.waitForResponse((r) => new URL(r.url()).pathname === '/switchboard-client.js', {
+    timeout: WAIT_MS,
+  });
+  await page.goto(gw.httpUrl(PAGE));
+  const response = await bundle;
+  assert.equal(response.status(), 200, `${name}: /switchboard-client.js`);
+  assert.equal(response.headers()['content-type'], 'text/javascript; charset=utf-8');
+  await waitForView(page, `${name} connects`, (v) => v.status === 'connected');
+  return page;
+}
+
+async function join(page, name, room) {
+  await page.fill('#name', name);
+  await page.fill('#room', room);
+  await page.click('#join');
+}
+
+async function send(page, text) {
+  await page.fill('#text', text);
+  await page.click('#send');
+}
+
+const hasMessage = (name, text) => (v) => v.messages.some((m) => m.name === name && m.text === text);
+
+test('two Chromium pages chat on the demo page, and both reconnect and resubscribe after the gateway restarts', { skip, timeout: 120_000 }, async (t) => {
+  const gw = await startGateway(t, { name: 'demo-chat-gateway' });
+  const a = await openDemo(t, gw, 'page A');
+  const b = await openDemo(t, gw, 'page B');
+  for (const [page, who] of [[a, 'alice'], [b, 'bob']]) {
+    await join(page, who, ROOM);
+    await waitForView(page, `${who} joins ${CHANNEL}`, (v) => v.channel === CHANNEL);
+  }
+  // The client opened exactly one socket per page, to the gateway's /ws.
+  assert.deepEqual(a.sockets, [gw.wsUrl('/ws')]);
+  assert.deepEqual(b.sockets, [gw.wsUrl('/ws')]);
+
+  await send(a, 'hello from alice');
+  await waitForView(b, 'B shows A\'s message', hasMessage('alice', 'hello from alice'));
+  await send(b, 'hi alice, bob here');
+  await waitForView(a, 'A shows B\'s message', hasMessage('bob', 'hi alice, bob here'));
+  // The sender sees its own message too (it is subscribed to the room).
+  await waitForView(a, 'A shows its own message', hasMessage('alice', 'hello from alice'));
+  // What the page's curl line does: a NOTIFICATION published over the HTTP API.
+  const published = await fetch(gw.httpUrl('/api/v1/publish'), {
+    method: 'POST',
+    body: JSON.stringify({
+      target: { room: CHANNEL },
+      message: { type: 'NOTIFICATION', title: 'curl', message: 'hello from curl' },
+    }),
+  });
+  assert.equal(published.status, 200, await published.text());
+  for (const [page, who] of [[a, 'A'], [b, 'B']]) {
+    await waitForView(page, `${who} shows the published notification`, (v) => v.server.includes('curl: hello from curl'));
+  }
+
+  // Stop the gateway by the PID this test started: SIGTERM, which closes the sockets with 1001
+  // at once, then SIGKILL if it is still draining after 3 s (it may be: an idle connection
+  // Chromium opened ahead of time, with no request on it, is waited for until the server's
+  // handshake_timeout, 10 s). The pages see the 1001 either way.
+  const pid = gw.pid;
+  const exit = await gw.stop(3000);
+  t.diagnostic(`gateway pid ${pid} stopped: ${JSON.stringify(exit)}`);
+  for (const [page, who] of [[a, 'A'], [b, 'B']]) {
+    const v = await waitForView(page, `${who} shows it is reconnecting`, (v) => v.status === 'reconnecting');
+    assert.ok(v.info.includes('connection closed (1001), reconnecting'), `${who}: ${JSON.stringify(v.info)}`);
+  }
+  await a.screenshot({ path: artifactPath('demo-chat-a-down.png'), fullPage: true });
+
+  // Start it again on the same port; the clients find it with their backoff.
+  await gw.start();
+  assert.notEqual(gw.pid, pid, 'a new gateway process');
+  for (const [page, who] of [[a, 'A'], [b, 'B']]) {
+    const v = await waitForView(
+      page,
+      `${who} reconnects and resubscribes`,
+      (v) => v.status === 'connected' && v.reconnects >= 1 && v.resubscribed >= 1,
+    );
+    assert.equal(v.channel, CHANNEL);
+    assert.equal(v.error, null, `${who} shows no error`);
+  }
+  assert.ok(a.sockets.length >= 2 && a.sockets.every((u) => u === gw.wsUrl('/ws')), `A's sockets: ${a.sockets}`);
+  assert.ok(b.sockets.length >= 2 && b.sockets.every((u) => u === gw.wsUrl('/ws')), `B's sockets: ${b.sockets}`);
+
+  // Nobody joined again by hand: the client resubscribed to the room on the new process.
+  await send(a, 'alice again, after the restart');
+  await waitForView(b, 'B shows A\'s message after the restart', hasMessage('alice', 'alice again, after the restart'));
+  await send(b, 'bob too');
+  await waitForView(a, 'A shows B\'s message after the restart', hasMessage('bob', 'bob too'));
+
+  for (const [page, file] of [[a, 'demo-chat-a.png'], [b, 'demo-chat-b.png']]) {
+    const out = artifactPath(file);
+    await page.screenshot({ path: out, fullPage: true });
+    t.diagnostic(`screenshot: ${out}`);
+  }
+  const final = await view(b);
+  assert.deepEqual(
+    final.messages.map((m) => `${m.name}: ${m.text}`),
+    ['alice: hello from alice', 'bob: hi alice, bob here', 'alice: alice again, after the restart', 'bob: bob too'],
+  );
+  // Only the refused sockets while the gateway was down may reach the console.
+  for (const [page, who] of [[a, 'A'], [b, 'B']]) {
+    const unexpected = page.consoleErrors.filter((e) => !REFUSED_SOCKET.test(e));
+    assert.deepEqual(unexpected, [], `${who}'s console errors`);
+  }
+});
+
+test('the demo page shows the client\'s error when a room is refused', { skip, timeout: 60_000 }, async (t) => {
+  const gw = await startGateway(t, { name: 'demo-chat-gateway' });
+  const page = await openDemo(t, gw, 'page');
+  // Only public:* is open to anonymous clients (docs/protocol.md, channels).
+  await join(page, 'mallory', 'private:secret');
+  const v = await waitForView(page, 'the page shows the refusal', (v) => v.error !== null);
+  const out = artifactPath('demo-chat-error.png');
+  await page.screenshot({ path: out, fullPage: true });
+  t.diagnostic(`screenshot: ${out}`);
+  assert.match(v.error, /^could not join private:secret: forbidden: /);
+  assert.equal(v.channel, 'none');
+  assert.equal(v.status, 'connected', 'a refused subscription does not drop the connection');
+  assert.ok(await page.isDisabled('#send'), 'nothing to send to');
+  assert.deepEqual(page.consoleErrors, []);
+});
