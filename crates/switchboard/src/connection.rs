@@ -127,10 +127,10 @@ async fn handshake(
     addr: SocketAddr,
 ) -> Option<Admitted<Pending>> {
     let config = &app.config;
-    let head = tokio::time::timeout(
-        config.handshake_timeout,
-        read_head(&mut io, &config.handshake_limits),
-    )
+    let head = tokio::time::timeout(config.handshake_timeout, async {
+        wait_for_request(app, &io).await?;
+        read_head(&mut io, &config.handshake_limits).await
+    })
     .await;
     let (mut buf, head_len) = match head {
         Err(_elapsed) => {
@@ -173,6 +173,37 @@ async fn handshake(
         Err(rejection) => {
             respond_stream(io, &rejection).await;
             None
+        }
+    }
+}
+
+/// Waits until a TCP client has sent something (or closed). A connection
+/// that has sent nothing when shutdown starts (browsers open spare
+/// connections ahead of time) is closed then, so it does not hold up the
+/// drain until its handshake deadline. Other streams go straight to reading
+/// the head.
+async fn wait_for_request(app: &AppInner, io: &Transport) -> Result<(), HeadError> {
+    let Transport::Tcp(stream) = io else {
+        return Ok(());
+    };
+    // Readiness can be reported before anything arrived: peek to be sure.
+    let sent = || {
+        let mut byte = [std::mem::MaybeUninit::uninit(); 1];
+        socket2::SockRef::from(stream).peek(&mut byte).map(|_| ())
+    };
+    let mut shutdown = app.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            biased;
+            ready = stream.readable() => ready.map_err(|_| HeadError::Io)?,
+            _ = shutdown.wait_for(Option::is_some) => {
+                return sent().map_err(|_| HeadError::Io);
+            }
+        }
+        match stream.try_io(tokio::io::Interest::READABLE, sent) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(HeadError::Io),
+            Ok(()) => return Ok(()),
         }
     }
 }

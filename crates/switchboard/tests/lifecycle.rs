@@ -340,6 +340,42 @@ async fn handshake_in_flight_at_shutdown_is_refused_or_closed() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_does_not_hold_up_shutdown() {
+    // Browsers open spare connections that send nothing; at shutdown they are
+    // closed at once instead of being waited for until the handshake deadline.
+    let app = Switchboard::new()
+        .with_config(
+            ServerConfig::default()
+                .with_handshake_timeout(Duration::from_secs(10))
+                .with_shutdown_timeout(Duration::from_secs(5)),
+        )
+        .route("/ws/echo", echo);
+    let server = spawn_server(app).await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    assert!(
+        common::eventually(TIMEOUT, || server.app.connection_count() == 1).await,
+        "the server did not accept the connection"
+    );
+    let started = Instant::now();
+    server.shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(2), server.task)
+        .await
+        .expect("run() returns without waiting for the idle connection")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.app.connection_count(), 0);
+    // The server closed it.
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(TIMEOUT, idle.read(&mut byte))
+        .await
+        .expect("the idle connection is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
+
 #[tokio::test]
 async fn connection_served_after_shutdown_is_refused_or_closed() {
     let app = Switchboard::new().route("/ws/echo", echo).into_app();
