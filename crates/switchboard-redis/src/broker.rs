@@ -170,8 +170,13 @@ impl RedisBroker {
     /// A broker with `config`. Connects on `Cluster::start`, not here.
     pub fn new(config: RedisConfig) -> Result<Self, Error> {
         config.validate()?;
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| Error::InvalidUrl(e.to_string()))?;
+        // Nagle's algorithm would hold a PUBLISH written while the previous
+        // one is unacknowledged until the peer's delayed ACK (40 ms and more):
+        // Redis traffic is request/response, so send every command at once.
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+            .map_err(|e| Error::InvalidUrl(e.to_string()))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|e| Error::InvalidUrl(e.to_string()))?;
         let names = Names::new(&config.prefix)?;
         let shared = Arc::new(Shared {
             config,
