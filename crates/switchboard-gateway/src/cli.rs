@@ -219,11 +219,19 @@ fn serve(args: &ServeArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     raise_fd_limit();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let workers = plan
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One worker (one core, or `server.workers = 1`): a current-thread
+    // runtime does the same work without cross-thread scheduling.
+    let mut runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
     runtime.enable_all();
-    if let Some(workers) = plan.workers {
-        runtime.worker_threads(workers);
-    }
     let result = runtime
         .build()
         .map_err(anyhow::Error::from)

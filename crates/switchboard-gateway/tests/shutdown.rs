@@ -57,6 +57,32 @@ async fn sigterm_delivers_queued_messages_then_closes_with_1001_and_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_publishes_and_shuts_down_cleanly() {
+    // One worker runs on a current-thread runtime: everything still works,
+    // the handlers, the API, signals and the drain included.
+    let mut gw = Gateway::start(&["--workers", "1"]);
+    let mut echo = gw.ws_client().connect("/ws/echo").await.unwrap();
+    let mut listener = gw.ws_client().connect("/ws/broadcast").await.unwrap();
+    gw.wait_for_room("broadcast", 1).await;
+    echo.send_text("ping").await.unwrap();
+    assert_eq!(echo.recv_text().await.unwrap().as_str(), "ping");
+    let response = gw
+        .post(
+            "/api/v1/publish",
+            r#"{"target": {"room": "broadcast"}, "text": "hello"}"#,
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(listener.recv_text().await.unwrap().as_str(), "hello");
+
+    gw.signal("TERM");
+    expect_close(&mut listener, CloseCode::Away).await;
+    expect_close(&mut echo, CloseCode::Away).await;
+    let status = gw.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}\n{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_closes_with_1001_and_sigusr1_with_1012() {
     let mut gw = Gateway::start(&[]);
     let mut ws = gw.ws_client().connect("/ws/echo").await.unwrap();
