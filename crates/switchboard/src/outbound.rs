@@ -586,6 +586,19 @@ async fn write_or_abort(
     batch: &[OutFrame],
     grace: Duration,
 ) -> std::io::Result<()> {
+    // Most writes complete at once: try without waiting or allocating, and
+    // only hand what the socket did not take to the waiting path.
+    let written = write_now(io, batch)?;
+    let rest;
+    let batch = if written == 0 {
+        batch
+    } else {
+        rest = remainder(batch, written);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        &rest[..]
+    };
     let write = write_frames(io, batch);
     tokio::pin!(write);
     let first = std::future::poll_fn(|cx| {
@@ -608,6 +621,60 @@ async fn write_or_abort(
 }
 
 /// Writes every frame of `frames` with as few vectored writes as the socket allows.
+/// One non-blocking write of `batch` (a small single frame as one buffer, a
+/// few frames from an IO slice array on the stack); returns the bytes taken.
+fn write_now(io: &mut BoxWrite, batch: &[OutFrame]) -> std::io::Result<usize> {
+    const STACK_FRAMES: usize = 8;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let polled = match batch {
+        [frame] if frame.len() <= SMALL_FRAME => {
+            let mut small = [0u8; SMALL_FRAME];
+            let header = frame.header.as_slice();
+            small[..header.len()].copy_from_slice(header);
+            small[header.len()..frame.len()].copy_from_slice(&frame.payload);
+            Pin::new(io).poll_write(&mut cx, &small[..frame.len()])
+        }
+        _ if batch.len() <= STACK_FRAMES => {
+            let mut slices = [IoSlice::new(&[]); 2 * STACK_FRAMES];
+            let mut n = 0;
+            for frame in batch {
+                slices[n] = IoSlice::new(frame.header.as_slice());
+                n += 1;
+                if !frame.payload.is_empty() {
+                    slices[n] = IoSlice::new(&frame.payload);
+                    n += 1;
+                }
+            }
+            Pin::new(io).poll_write_vectored(&mut cx, &slices[..n])
+        }
+        _ => return Ok(0),
+    };
+    match polled {
+        Poll::Ready(Ok(n)) => Ok(n),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(0),
+    }
+}
+
+/// What is left of `batch` after its first `written` bytes went out.
+fn remainder(batch: &[OutFrame], mut written: usize) -> Vec<OutFrame> {
+    let mut rest = Vec::new();
+    for frame in batch {
+        let len = frame.len();
+        if written >= len {
+            written -= len;
+            continue;
+        }
+        if written > 0 {
+            rest.push(frame.remainder(written));
+            written = 0;
+        } else {
+            rest.push(frame.clone());
+        }
+    }
+    rest
+}
+
 async fn write_frames<W: AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[OutFrame],
