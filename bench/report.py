@@ -672,6 +672,15 @@ def main():
           f"| {v(i, 'bytes_per_conn')} | {v(s, 'handshakes_per_server_cpu_sec')} |")
     w("")
 
+    # ------------------------------------------------------------------ analysis
+    # Hand-written reading of the numbers (bench/analysis.md), kept with the script so that
+    # a regenerated report keeps it; it names the run it was written against.
+    import os
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        w(open(analysis).read().rstrip())
+        w("")
+
     # ------------------------------------------------------------------ research reference
     w("## Reference figures from the research notes")
     w("")
