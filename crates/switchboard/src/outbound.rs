@@ -43,7 +43,7 @@ pub enum TrySendError {
     Closed,
 }
 
-/// Frames up to this size are copied into one buffer for a direct write.
+/// Frames up to this size are copied into one buffer for a write.
 const SMALL_FRAME: usize = 512;
 
 #[derive(Debug, Default)]
@@ -214,29 +214,7 @@ impl Shared {
         let written = {
             let mut io = self.io.lock();
             match io.as_mut() {
-                Some(io) => {
-                    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-                    // A small frame goes out as one contiguous buffer: a
-                    // plain send costs the kernel less than a two-part writev.
-                    let mut small = [0u8; SMALL_FRAME];
-                    let polled = if frame.len() <= SMALL_FRAME {
-                        let header = frame.header.as_slice();
-                        small[..header.len()].copy_from_slice(header);
-                        small[header.len()..frame.len()].copy_from_slice(&frame.payload);
-                        Pin::new(io).poll_write(&mut cx, &small[..frame.len()])
-                    } else {
-                        let slices = [
-                            IoSlice::new(frame.header.as_slice()),
-                            IoSlice::new(&frame.payload),
-                        ];
-                        Pin::new(io).poll_write_vectored(&mut cx, &slices)
-                    };
-                    match polled {
-                        Poll::Ready(Ok(n)) => Some(n),
-                        Poll::Ready(Err(_)) => None,
-                        Poll::Pending => Some(0),
-                    }
-                }
+                Some(io) => write_now(io, std::slice::from_ref(&frame)).ok(),
                 None => Some(0),
             }
         };
@@ -620,9 +598,9 @@ async fn write_or_abort(
     }
 }
 
-/// Writes every frame of `frames` with as few vectored writes as the socket allows.
-/// One non-blocking write of `batch` (a small single frame as one buffer, a
-/// few frames from an IO slice array on the stack); returns the bytes taken.
+/// One non-blocking write of `batch` (a small single frame as one buffer,
+/// since a plain send costs the kernel less than a two-part writev; a few
+/// frames from an IO slice array on the stack); returns the bytes taken.
 fn write_now(io: &mut BoxWrite, batch: &[OutFrame]) -> std::io::Result<usize> {
     const STACK_FRAMES: usize = 8;
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -675,6 +653,7 @@ fn remainder(batch: &[OutFrame], mut written: usize) -> Vec<OutFrame> {
     rest
 }
 
+/// Writes every frame of `frames` with as few vectored writes as the socket allows.
 async fn write_frames<W: AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[OutFrame],
