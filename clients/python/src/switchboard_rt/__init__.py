@@ -1,0 +1,100 @@
+"""switchboard_rt: publish to Switchboard, the real-time WebSocket gateway,
+from Python.
+
+- :class:`Client` and :class:`AsyncClient`: the gateway's HTTP API (publish,
+  disconnect, connections, rooms), with typed results and exceptions,
+  retries, connection pooling, and configuration from ``$SWITCHBOARD_URL``
+  and ``$SWITCHBOARD_API_KEY``.
+- :class:`Event`, :class:`Data`, :class:`Notification`: the protocol's typed
+  messages, which can ``send()`` themselves.
+- :mod:`switchboard_rt.redis`: the same messages through Redis, for workers
+  without HTTP access (the ``redis`` extra).
+- :mod:`switchboard_rt.tokens`: connection JWTs the gateway accepts.
+
+The distribution is ``switchboard-realtime`` on PyPI; the import name is
+``switchboard_rt``.
+"""
+
+from ._default import set_default_async_publisher, set_default_publisher
+from ._version import __version__
+from .client import AsyncClient, Client
+from .errors import (
+    ApiError,
+    BadRequestError,
+    BrokerUnavailableError,
+    ConnectError,
+    ForbiddenError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RedisPublishError,
+    RequestTimeoutError,
+    ServerError,
+    ServiceUnavailableError,
+    SwitchboardError,
+    TransportError,
+    UnauthorizedError,
+    UnsupportedFeatureError,
+    UnsupportedMediaTypeError,
+)
+from .messages import Data, Event, Level, Message, Notification, NotificationAction
+from .results import (
+    Connection,
+    ConnectionCount,
+    ConnectionList,
+    DisconnectResult,
+    PublishResult,
+    Readiness,
+    RedisPublishResult,
+    RoomInfo,
+    RoomList,
+    RoomSize,
+    ShutdownResult,
+)
+from .retry import Retry
+from .targets import Target
+from .tokens import TokenSigner, mint_token
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "BadRequestError",
+    "BrokerUnavailableError",
+    "Client",
+    "ConnectError",
+    "Connection",
+    "ConnectionCount",
+    "ConnectionList",
+    "Data",
+    "DisconnectResult",
+    "Event",
+    "ForbiddenError",
+    "Level",
+    "Message",
+    "NotFoundError",
+    "Notification",
+    "NotificationAction",
+    "PayloadTooLargeError",
+    "PublishResult",
+    "Readiness",
+    "RedisPublishError",
+    "RedisPublishResult",
+    "RequestTimeoutError",
+    "Retry",
+    "RoomInfo",
+    "RoomList",
+    "RoomSize",
+    "ServerError",
+    "ServiceUnavailableError",
+    "ShutdownResult",
+    "SwitchboardError",
+    "Target",
+    "TokenSigner",
+    "TransportError",
+    "UnauthorizedError",
+    "UnsupportedFeatureError",
+    "UnsupportedMediaTypeError",
+    "__version__",
+    "mint_token",
+    "set_default_async_publisher",
+    "set_default_publisher",
+]
