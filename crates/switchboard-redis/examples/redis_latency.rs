@@ -24,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use switchboard::broker::suite::TestNode;
 use switchboard::broker::{Payload, Target};
+use switchboard::testing::broker::TestNode;
 use switchboard::ws::Message;
 use switchboard_redis::{RedisBroker, RedisConfig};
 

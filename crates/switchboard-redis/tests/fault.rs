@@ -8,8 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::RedisFactory;
-use switchboard::broker::suite::{Member, TestNode, eventually, expect_silence, next_text};
 use switchboard::broker::{BrokerError, Target};
+use switchboard::testing::broker::{Member, TestNode, eventually, expect_silence, next_text};
 
 /// With the test settings (backoff 50-400 ms, 500 ms timeouts), delivery
 /// must resume well within this after Redis is back.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use support::{RedisFactory, raw, test_config};
 use switchboard::Hub;
-use switchboard::broker::suite::{TestNode, eventually, expect_silence, next_text};
 use switchboard::broker::{Cluster, Payload, Target};
+use switchboard::testing::broker::{TestNode, eventually, expect_silence, next_text};
 use switchboard_redis::RedisBroker;
 
 async fn numsub(factory: &RedisFactory, channel: &str) -> i64 {

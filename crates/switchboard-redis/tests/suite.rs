@@ -1,4 +1,4 @@
-//! The shared broker suite (`switchboard::broker::suite`) against Redis:
+//! The shared broker suite (`switchboard::testing::broker`) against Redis:
 //! every case on its own private `redis-server`.
 
 mod support;

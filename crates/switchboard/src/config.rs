@@ -1,12 +1,18 @@
 //! Server and route configuration, with documented defaults.
+//!
+//! Plain data: a configuration holds settings only, so clones are
+//! independent copies and cloning one never touches a running app. The
+//! state behind the settings (rate-limit buckets, connection caps) belongs
+//! to the app built from them.
 
 use std::time::Duration;
 
+pub use crate::delivery::Keepalive;
 pub use switchboard_ws::Limits;
 pub use switchboard_ws::deflate::DeflateConfig;
 pub use switchboard_ws::handshake::HandshakeLimits;
 
-use crate::security::{Counters, RateLimit, Runtime, Security, ServerState, TrustedProxies};
+use crate::security::{RateLimit, Security, TrustedProxies};
 
 /// Settings for the whole server. Every field has a default chosen for a
 /// public-facing gateway; change them with the `with_*` methods.
@@ -47,7 +53,6 @@ pub struct ServerConfig {
     /// Connections open at once per authenticated user across all routes;
     /// past it, 503 with `Retry-After`. Default none.
     pub max_connections_per_user: Option<usize>,
-    pub(crate) security_state: Runtime<ServerState>,
 }
 
 impl Default for ServerConfig {
@@ -65,7 +70,6 @@ impl Default for ServerConfig {
             rate_limit: None,
             max_connections_per_ip: None,
             max_connections_per_user: None,
-            security_state: Runtime::default(),
         }
     }
 }
@@ -138,7 +142,6 @@ pub struct RouteConfig {
     /// Default `None`: the server's [`ServerConfig::security`] (so a route
     /// given its own settings for something else keeps the server's rules).
     pub security: Option<Security>,
-    pub(crate) security_state: Runtime<Counters>,
     /// Bytes that may wait in a connection's outbound queue. Default 1 MiB.
     /// The socket's own `send` waits for room; other senders (the hub) get
     /// [`crate::TrySendError::Full`] and evict the connection.
@@ -159,7 +162,6 @@ impl Default for RouteConfig {
         Self {
             limits: Limits::default(),
             security: None,
-            security_state: Runtime::default(),
             max_queue_bytes: 1 << 20,
             protocols: Vec::new(),
             require_protocol: false,
@@ -209,33 +211,5 @@ impl RouteConfig {
     pub fn with_security(mut self, security: Security) -> Self {
         self.security = Some(security);
         self
-    }
-}
-
-/// Server-side keepalive: a ping after `interval` of silence from the
-/// client, and a close with [`crate::codes::KEEPALIVE_TIMEOUT`] (4001) once
-/// nothing at all has arrived for `timeout`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Keepalive {
-    /// Silence before a ping. Default 25 s (below the 60 s idle timeout of common proxies).
-    pub interval: Duration,
-    /// Silence before the connection is closed. Default 60 s.
-    pub timeout: Duration,
-}
-
-impl Default for Keepalive {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(25),
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Keepalive {
-    /// A keepalive with the given ping interval and silence timeout.
-    pub fn new(interval: Duration, timeout: Duration) -> Self {
-        Self { interval, timeout }
     }
 }

@@ -71,11 +71,134 @@ impl Error {
     }
 }
 
+/// Why a handshake was refused: a fixed set, for metrics and logs (never
+/// match on [`Rejection::reason`], whose text is for people).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The `Origin` is not allowed (403).
+    Origin,
+    /// The client address is over a rate limit (429).
+    RateLimit,
+    /// The client address has too many connections open (503).
+    IpCap,
+    /// The user has too many connections open (503).
+    UserCap,
+    /// The server is at [`crate::ServerConfig::max_connections`] (503).
+    Capacity,
+    /// The client did not send its request head in time (408).
+    HandshakeTimeout,
+    /// A token was presented and refused (401).
+    InvalidToken,
+    /// Authentication could not run: an identity service failed or timed out (503).
+    AuthUnavailable,
+    /// A guard needs an authenticated client (401).
+    AuthRequired,
+    /// A guard refused the authenticated client (403).
+    PermissionDenied,
+    /// Any other 400: a malformed request, a bad path parameter, no
+    /// supported subprotocol.
+    BadRequest,
+    /// Any other 401.
+    Unauthorized,
+    /// Any other 403.
+    Forbidden,
+    /// No route for the path (404).
+    NotFound,
+    /// Not a `GET` (405).
+    MethodNotAllowed,
+    /// Not an upgrade request, or not WebSocket version 13 (426).
+    UpgradeRequired,
+    /// The request head was over the limits (431).
+    HeadersTooLarge,
+    /// Any other 503.
+    Unavailable,
+    /// Anything else (a handler that refused with a status of its own, or
+    /// did not accept: 500).
+    Other,
+}
+
+impl RejectionKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 19] = [
+        Self::Origin,
+        Self::RateLimit,
+        Self::IpCap,
+        Self::UserCap,
+        Self::Capacity,
+        Self::HandshakeTimeout,
+        Self::InvalidToken,
+        Self::AuthUnavailable,
+        Self::AuthRequired,
+        Self::PermissionDenied,
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::UpgradeRequired,
+        Self::HeadersTooLarge,
+        Self::Unavailable,
+        Self::Other,
+    ];
+
+    /// A short snake_case name (the gateway's metric label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::RateLimit => "rate_limit",
+            Self::IpCap => "ip_cap",
+            Self::UserCap => "user_cap",
+            Self::Capacity => "capacity",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::InvalidToken => "invalid_token",
+            Self::AuthUnavailable => "auth_unavailable",
+            Self::AuthRequired => "auth_required",
+            Self::PermissionDenied => "permission_denied",
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UpgradeRequired => "upgrade_required",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::Unavailable => "unavailable",
+            Self::Other => "other",
+        }
+    }
+
+    /// The kind a rejection with `status` and nothing more specific has.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::BAD_REQUEST => Self::BadRequest,
+            StatusCode::UNAUTHORIZED => Self::Unauthorized,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => Self::HandshakeTimeout,
+            StatusCode::UPGRADE_REQUIRED => Self::UpgradeRequired,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimit,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeadersTooLarge,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
+            _ => Self::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for RejectionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An HTTP refusal of the opening handshake: the status, a plain-text reason
-/// for the body, and extra headers (such as `Retry-After`).
+/// for the body, extra headers (such as `Retry-After`), and its
+/// [`RejectionKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {reason}")]
 pub struct Rejection {
+    /// Why, as a fixed kind.
+    pub kind: RejectionKind,
     /// The HTTP status.
     pub status: StatusCode,
     /// The body, in plain text.
@@ -85,13 +208,21 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// A rejection with `status` and `reason`.
+    /// A rejection with `status` and `reason`, of the kind the status
+    /// implies ([`RejectionKind::from_status`]).
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Self {
+            kind: RejectionKind::from_status(status),
             status,
             reason: reason.into(),
             headers: Vec::new(),
         }
+    }
+
+    /// Sets the kind.
+    pub fn with_kind(mut self, kind: RejectionKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// Adds a header to the response.

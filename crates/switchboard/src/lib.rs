@@ -34,59 +34,78 @@
 //! ```
 //!
 //! # Layout
-//! - [`server`]: the app builder ([`Switchboard`]), the listener, shutdown.
-//! - `connection`: one connection's handshake, handler and close.
-//! - [`extract`]: extractors; [`handler`]: what makes a function a handler.
-//! - [`upgrade`]: the pending upgrade; [`socket`]: the accepted socket.
-//! - [`outbound`]: the bounded outbound queue, [`Sender`] and the writer task.
-//! - [`hub`]: the registry of connections, users and rooms, and fan-out.
-//! - [`security`]: origin checks, rate limits, caps, authentication, guards.
-//! - [`protocol`]: the structured JSON protocol (`docs/protocol.md`) and
-//!   the engine it runs on.
-//! - [`config`]: settings and their defaults; [`codes`]: our close codes.
-//! - `service` (feature `hyper`): the app's routes as a tower `Service`,
-//!   to mount them in an axum `Router` or any hyper server.
-//! - [`testing`]: the in-process test client.
-//! - [`ws`]: the codec (re-exported `switchboard-ws`).
+//! The modules form layers: each one uses only the modules above it in
+//! this list, never one below (a test, `tests/layers.rs`, enforces it).
+//!
+//! 1. [`error`]: [`Error`], [`Rejection`] and [`RejectionKind`].
+//! 2. [`codes`]: the close codes Switchboard sends.
+//! 3. `transport`: the byte streams a connection runs over.
+//! 4. [`delivery`]: what a connection sends: the bounded queue, [`Sender`],
+//!    the writer task, compression, [`Keepalive`], [`Outgoing`], counters.
+//! 5. [`hub`]: the registry of connections, users and rooms, and fan-out.
+//! 6. [`broker`]: many instances as one ([`Cluster`], [`broker::Broker`]).
+//! 7. `identity` and [`request`]: who the client is, and its request.
+//! 8. [`security`]: origin checks, rate limits, caps, authentication,
+//!    guards, and the gate that runs them with its counters.
+//! 9. [`config`]: server and route settings, plain data.
+//! 10. `conn`: the app and its routes ([`Switchboard`], [`App`]), the
+//!     listener, the handshake, extractors and handlers, the upgrade, the
+//!     socket ([`WebSocket`]), the close; and [`WebSocketService`] (feature
+//!     `hyper`) to mount the routes in an axum `Router` or any hyper server.
+//! 11. [`protocol`]: the structured JSON protocol (`docs/protocol.md`) and
+//!     the engine it runs on.
+//! 12. [`testing`] (feature `testkit`): the in-process test client and the
+//!     shared broker test suite.
+//!
+//! [`ws`] is the codec (re-exported `switchboard-ws`).
+
+pub mod error;
+
+pub mod codes;
+
+mod transport;
+
+pub mod delivery;
+
+pub mod hub;
 
 pub mod broker;
-pub mod codes;
-pub mod config;
-mod connection;
-pub mod error;
-pub mod extract;
-pub mod handler;
-pub mod hub;
-pub mod outbound;
-mod path;
-pub mod protocol;
+
+mod identity;
 pub mod request;
+
 pub mod security;
-pub mod server;
-#[cfg(feature = "hyper")]
-pub mod service;
-pub mod socket;
+
+pub mod config;
+
+mod conn;
+
+pub mod protocol;
+
+#[cfg(feature = "testkit")]
 pub mod testing;
-mod transport;
-pub mod upgrade;
 
 pub use switchboard_ws as ws;
 
 pub use broker::{Cluster, ConnectionAddr, InstanceId, Payload, Target};
 pub use config::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
-pub use error::{Error, Rejection};
-pub use extract::{ClientAddr, FromRequest, Headers, Path, Query, RequestContext};
-pub use handler::{Handler, IntoHandlerResult};
-pub use hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Outgoing, Room, UserId};
-pub use outbound::{Sender, TrySendError};
+pub use conn::{
+    App, ClientAddr, FromRequest, Handler, Headers, HttpFallback, IntoHandlerResult, Message, Path,
+    Query, RefusalHook, RequestContext, Server, ShutdownHandle, Switchboard, WebSocket,
+    WebSocketUpgrade,
+};
+#[cfg(feature = "hyper")]
+pub use conn::{ResponseBody, ResponseFuture, WebSocketService};
+pub use delivery::{Outgoing, Sender, TrySendError};
+pub use error::{Error, Rejection, RejectionKind};
+pub use hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 pub use protocol::{Publisher, StructuredProtocol};
 pub use request::RequestInfo;
 pub use security::{Identity, Security};
-pub use server::{App, HttpFallback, Server, ShutdownHandle, Switchboard};
-#[cfg(feature = "hyper")]
-pub use service::WebSocketService;
-pub use socket::{Message, WebSocket};
 pub use switchboard_ws::{CloseCode, CloseFrame, OutFrame, Utf8Bytes};
+#[cfg(feature = "testkit")]
 pub use testing::{TestClient, TestError, TestSocket};
 pub use transport::Io;
-pub use upgrade::WebSocketUpgrade;
+
+#[doc(hidden)]
+pub use conn::Outcome;

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, Uri};
 
-use crate::security::Identity;
+use crate::identity::Identity;
 
 /// The upgrade request, shared by the handler and its socket.
 pub struct RequestInfo {

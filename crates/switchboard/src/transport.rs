@@ -4,7 +4,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// A stream that reads and writes.
@@ -84,4 +86,26 @@ impl AsyncWrite for Transport {
             Self::Other(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// Most bytes read and thrown away after an error response or our close,
+/// so that it is not lost to a TCP reset over unread bytes.
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// Reads and throws away what the peer still sends, up to [`LINGER_BYTES`]
+/// and for at most `within`.
+pub(crate) async fn discard<R: AsyncRead + Unpin + ?Sized>(io: &mut R, within: Duration) {
+    let _ = tokio::time::timeout(within, async {
+        // On the heap: this runs once per connection, at its end, and an
+        // array here would be part of every connection's future while idle.
+        let mut sink = vec![0u8; 1024];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
 }

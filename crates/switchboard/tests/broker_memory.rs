@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use switchboard::broker::suite::{TestNode, expect_silence, next_text};
 use switchboard::broker::{
     BoxFuture, Broker, BrokerError, Cluster, Envelope, LocalNode, MemoryBroker, MemoryBus, Payload,
     Target, Topic,
 };
+use switchboard::testing::broker::{TestNode, expect_silence, next_text};
 use switchboard::{Hub, Room};
 
 struct MemoryFactory(MemoryBus);
 
-impl switchboard::broker::suite::BrokerFactory for MemoryFactory {
+impl switchboard::testing::broker::BrokerFactory for MemoryFactory {
     type Broker = MemoryBroker;
 
     async fn broker(&self) -> MemoryBroker {

@@ -103,7 +103,6 @@ async fn keepalive_counts_client_data_as_a_sign_of_life() {
 }
 
 #[tokio::test]
-#[ignore = "known limitation, documented in docs/guide.md: keepalive counts only frames the handler reads, so a handler that never reads must disable keepalive"]
 async fn keepalive_keeps_a_client_of_a_send_only_handler() {
     // A feed: the handler only sends and never calls `recv`.
     let route = keepalive_route();

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use switchboard::broker::suite::BrokerFactory;
+use switchboard::testing::broker::BrokerFactory;
 use switchboard_redis::{RedisBroker, RedisConfig};
 
 /// A `redis-server` this test started; killed (by PID) on drop.

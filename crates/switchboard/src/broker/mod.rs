@@ -14,7 +14,7 @@
 //! Backends: [`MemoryBroker`] (one process; also joins several in-process
 //! instances through a [`MemoryBus`], for tests) and the Redis broker in the
 //! `switchboard-redis` crate. Every backend passes the same test suite,
-//! [`suite`].
+//! `switchboard::testing::broker` (feature `testkit`).
 //!
 //! # Layout
 //! - [`Cluster`]: publish, close, counts, start and shutdown (`cluster`).
@@ -24,7 +24,6 @@
 //! - [`LocalNode`], [`TopicWatch`]: what a backend sees of its instance (`node`).
 //! - [`MemoryBroker`], [`MemoryBus`]: the in-process backend (`memory`).
 //! - [`BrokerError`], [`PublishError`]: failures (`error`).
-//! - [`suite`]: the shared broker test suite.
 
 mod cluster;
 mod envelope;
@@ -32,7 +31,6 @@ mod error;
 mod instance;
 mod memory;
 mod node;
-pub mod suite;
 
 use std::fmt;
 use std::future::Future;

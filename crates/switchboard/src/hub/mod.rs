@@ -8,160 +8,40 @@
 //! each recipient's queue gets the same shared bytes. A recipient whose
 //! queue is full is evicted with [`crate::codes::SLOW_CONSUMER`] (4002)
 //! rather than slowing anyone else down.
+//!
+//! # Layout
+//! - this file: [`Hub`], the sharded registry (register, identify, join,
+//!   leave, look-ups).
+//! - `fanout`: sending to connections, users, rooms and everyone.
+//! - `hooks`: [`HubHooks`]; `info`: [`ConnectionInfo`]; `id`: the names.
+//! - `members`: the member sets of rooms and users.
+//!
+//! Below the hub is `delivery` (queues, writers); the hub knows nothing of
+//! handshakes, security or brokers.
 
+mod fanout;
+mod hooks;
 mod id;
-mod stats;
+mod info;
+mod members;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash};
-use std::net::SocketAddr;
+use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
-use serde::Serialize;
-use switchboard_ws::{CloseCode, CloseFrame, OpCode, OutFrame, Utf8Bytes};
+use switchboard_ws::CloseFrame;
 
+pub use crate::delivery::{Outgoing, Stats, StatsSnapshot};
+pub use hooks::HubHooks;
 pub use id::{ConnectionId, Room, UserId};
-pub use stats::{Stats, StatsSnapshot};
+pub use info::ConnectionInfo;
 
-use crate::codes;
-use crate::outbound::{Sender, Shared, TrySendError};
-use switchboard_ws::deflate::compress_message;
+use crate::delivery::Sender;
+use members::{Members, insert_member, remove_member};
 
 const SHARDS: usize = 32;
-
-/// Rooms up to this size are served while holding their shard lock (a few
-/// microseconds); larger ones are copied out first so that joins and leaves
-/// on the shard never wait for a long fan-out.
-const LOCKED_FANOUT_MAX: usize = 1024;
-
-/// A message encoded once for any number of recipients.
-///
-/// The plain frame is built once; the compressed frame (for recipients
-/// that negotiated permessage-deflate without server context takeover) is
-/// built the first time such a recipient needs it, and shared from then on.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    frame: OutFrame,
-    compressed: Arc<OnceLock<Compressed>>,
-}
-
-/// A compressed frame and the parameters it was compressed with.
-#[derive(Debug)]
-struct Compressed {
-    key: (u32, u8),
-    frame: Option<OutFrame>,
-}
-
-impl PartialEq for Outgoing {
-    fn eq(&self, other: &Self) -> bool {
-        self.frame == other.frame
-    }
-}
-
-impl Eq for Outgoing {}
-
-impl Outgoing {
-    fn new(frame: OutFrame) -> Self {
-        Self {
-            frame,
-            compressed: Arc::new(OnceLock::new()),
-        }
-    }
-
-    /// A text message.
-    pub fn text(text: impl Into<Utf8Bytes>) -> Self {
-        Self::new(OutFrame::new(OpCode::Text, text.into().into_bytes()))
-    }
-
-    /// A binary message.
-    pub fn binary(data: impl Into<Bytes>) -> Self {
-        Self::new(OutFrame::new(OpCode::Binary, data.into()))
-    }
-
-    /// `value` serialised as JSON text.
-    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        Ok(Self::text(serde_json::to_string(value)?))
-    }
-
-    /// The encoded (uncompressed) frame.
-    pub fn frame(&self) -> &OutFrame {
-        &self.frame
-    }
-
-    /// The frame for one recipient: the shared compressed frame when its
-    /// compression parameters allow sharing, else the plain frame (the
-    /// recipient's writer compresses it if it keeps a context of its own).
-    pub(crate) fn for_connection(&self, shared: &Shared) -> OutFrame {
-        let Some(params) = shared.deflate else {
-            return self.frame.clone();
-        };
-        let (Some(opcode), Some(bits)) = (self.frame.opcode(), params.server_window_bits) else {
-            return self.frame.clone();
-        };
-        if !params.server_no_context_takeover || !params.compresses(self.frame.payload.len()) {
-            return self.frame.clone();
-        }
-        let key = (params.level, bits);
-        let cached = self.compressed.get_or_init(|| Compressed {
-            key,
-            frame: compress_message(&self.frame.payload, &params)
-                .map(|packed| OutFrame::with_rsv1(opcode, packed, true)),
-        });
-        match &cached.frame {
-            Some(frame) if cached.key == key => frame.clone(),
-            _ => shared.encode(opcode, self.frame.payload.clone()),
-        }
-    }
-}
-
-/// What the hub knows about a connection.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct ConnectionInfo {
-    /// The connection's id.
-    pub id: ConnectionId,
-    /// The authenticated user, if any.
-    pub user: Option<UserId>,
-    /// The peer's address.
-    pub client_addr: SocketAddr,
-    /// The request path.
-    pub path: String,
-    /// When the connection was accepted.
-    #[serde(serialize_with = "as_unix_seconds")]
-    pub connected_at: SystemTime,
-}
-
-fn as_unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
-    s.serialize_f64(secs)
-}
-
-/// Lifecycle hooks. Every method has an empty default; they run inline on
-/// the task that caused the event, so keep them short (spawn for real work).
-pub trait HubHooks: Send + Sync + 'static {
-    /// A connection was accepted and registered.
-    fn on_connect(&self, _hub: &Hub, _info: &ConnectionInfo) {}
-    /// A connection ended, with the close code and reason it ended with
-    /// (1006 when it dropped without a close frame).
-    fn on_disconnect(&self, _hub: &Hub, _info: &ConnectionInfo, _close: &CloseFrame) {}
-    /// A handler ended with an error.
-    fn on_error(&self, _hub: &Hub, _info: &ConnectionInfo, _error: &crate::Error) {}
-    /// A connection joined a room.
-    fn on_join(&self, _hub: &Hub, _id: ConnectionId, _room: &Room) {}
-    /// A connection was attached to a user with [`Hub::identify`] (`old` is
-    /// the user it had before, if any).
-    fn on_identify(&self, _hub: &Hub, _id: ConnectionId, _old: Option<&UserId>, _new: &UserId) {}
-    /// A connection left a room (explicitly or by disconnecting).
-    fn on_leave(&self, _hub: &Hub, _id: ConnectionId, _room: &Room) {}
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -170,8 +50,6 @@ struct Entry {
     rooms: HashSet<Room>,
     state: http::Extensions,
 }
-
-type Members = HashMap<ConnectionId, Sender>;
 
 struct Inner {
     next_id: AtomicU64,
@@ -292,7 +170,7 @@ impl Hub {
         &self,
         id: ConnectionId,
         close: &CloseFrame,
-        error: Option<&crate::Error>,
+        error: Option<&crate::error::Error>,
     ) {
         // Lock order everywhere: connection shard, then room or user shard.
         // Holding the connection shard while the memberships go means no
@@ -505,159 +383,4 @@ impl Hub {
             .map(|m| m.keys().copied().collect())
             .unwrap_or_default()
     }
-
-    /// Sends to one connection. Returns 1 if it was queued, 0 otherwise.
-    pub fn send_to(&self, id: ConnectionId, message: &Outgoing) -> usize {
-        match self.sender(id) {
-            Some(sender) => self.deliver(id.0, [(id, &sender)], message, None),
-            None => 0,
-        }
-    }
-
-    /// Sends to every connection of a user, except `except`. Returns how many were reached.
-    pub fn send_to_user(
-        &self,
-        user: impl Into<UserId>,
-        message: &Outgoing,
-        except: Option<ConnectionId>,
-    ) -> usize {
-        let user = user.into();
-        let members = snapshot(self.user_shard(&user), &user);
-        self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except)
-    }
-
-    /// Sends to the members of one room, except `except`.
-    pub fn send_to_room(
-        &self,
-        room: impl Into<Room>,
-        message: &Outgoing,
-        except: Option<ConnectionId>,
-    ) -> usize {
-        let room = room.into();
-        let shard = self.room_shard(&room).lock();
-        let Some(members) = shard.get(&room) else {
-            return 0;
-        };
-        if members.len() <= LOCKED_FANOUT_MAX {
-            // Queueing never waits, so a room of this size is served under
-            // its shard lock: no copy of the member list per message.
-            return self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except);
-        }
-        let members: Vec<(ConnectionId, Sender)> =
-            members.iter().map(|(id, s)| (*id, s.clone())).collect();
-        drop(shard);
-        self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except)
-    }
-
-    /// Sends to the members of several rooms; a connection in more than one
-    /// of them gets the message once.
-    pub fn send_to_rooms<R: Into<Room>>(
-        &self,
-        rooms: impl IntoIterator<Item = R>,
-        message: &Outgoing,
-        except: Option<ConnectionId>,
-    ) -> usize {
-        let mut seen = HashSet::new();
-        let mut members = Vec::new();
-        for room in rooms {
-            let room = room.into();
-            for (id, sender) in snapshot(self.room_shard(&room), &room) {
-                if seen.insert(id) {
-                    members.push((id, sender));
-                }
-            }
-        }
-        self.deliver(0, members.iter().map(|(id, s)| (*id, s)), message, except)
-    }
-
-    /// Sends to every connection, except `except`.
-    pub fn broadcast(&self, message: &Outgoing, except: Option<ConnectionId>) -> usize {
-        let mut total = 0;
-        for shard in self.0.conns.iter() {
-            // Queueing never waits: each shard (a 32nd of the connections) is
-            // served under its lock, with no copy of its member list.
-            let shard = shard.lock();
-            let members = shard.iter().map(|(id, e)| (*id, &e.sender));
-            total += self.deliver(0, members, message, except);
-        }
-        total
-    }
-
-    /// Closes one connection with `code` and `reason`.
-    pub fn close(&self, id: ConnectionId, code: CloseCode, reason: &str) -> bool {
-        match self.sender(id) {
-            Some(sender) => {
-                sender.close(code, reason);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Closes every connection of a user; returns how many.
-    pub fn close_user(&self, user: impl Into<UserId>, code: CloseCode, reason: &str) -> usize {
-        let user = user.into();
-        let members = snapshot(self.user_shard(&user), &user);
-        for (_, sender) in &members {
-            sender.close(code, reason);
-        }
-        members.len()
-    }
-
-    /// Queues `message` for each recipient without waiting on any of them.
-    fn deliver<'a>(
-        &self,
-        stripe: u64,
-        recipients: impl IntoIterator<Item = (ConnectionId, &'a Sender)>,
-        message: &Outgoing,
-        except: Option<ConnectionId>,
-    ) -> usize {
-        let (mut delivered, mut dropped, mut evicted) = (0, 0, 0);
-        for (id, sender) in recipients {
-            if Some(id) == except {
-                continue;
-            }
-            match sender.try_send_frame(message.for_connection(&sender.shared)) {
-                Ok(()) => delivered += 1,
-                Err(TrySendError::Full) => {
-                    sender.evict(codes::SLOW_CONSUMER, "slow consumer");
-                    dropped += 1;
-                    evicted += 1;
-                }
-                Err(TrySendError::Closed) => dropped += 1,
-            }
-        }
-        self.0.stats.delivered(stripe, delivered, dropped, evicted);
-        delivered
-    }
-}
-
-fn insert_member<K: Hash + Eq>(
-    shard: &Mutex<HashMap<K, Members>>,
-    key: K,
-    id: ConnectionId,
-    sender: Sender,
-) {
-    shard.lock().entry(key).or_default().insert(id, sender);
-}
-
-fn remove_member<K: Hash + Eq>(shard: &Mutex<HashMap<K, Members>>, key: &K, id: ConnectionId) {
-    let mut shard = shard.lock();
-    if let Some(members) = shard.get_mut(key) {
-        members.remove(&id);
-        if members.is_empty() {
-            shard.remove(key);
-        }
-    }
-}
-
-fn snapshot<K: Hash + Eq>(
-    shard: &Mutex<HashMap<K, Members>>,
-    key: &K,
-) -> Vec<(ConnectionId, Sender)> {
-    shard
-        .lock()
-        .get(key)
-        .map(|m| m.iter().map(|(id, s)| (*id, s.clone())).collect())
-        .unwrap_or_default()
 }

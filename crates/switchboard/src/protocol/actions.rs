@@ -16,8 +16,8 @@ use switchboard_protocol::{ConnectionState, Envelope, ErrorCode};
 use super::engine::Connection;
 use super::publish::Publisher;
 use crate::hub::{ConnectionId, Hub, UserId};
+use crate::identity::Identity;
 use crate::request::RequestInfo;
-use crate::security::Identity;
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

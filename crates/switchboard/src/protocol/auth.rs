@@ -8,7 +8,8 @@ use super::engine::{Connection, Flow};
 use super::publish::unix_seconds;
 use super::session::Session;
 use super::structured::StructuredProtocol;
-use crate::security::{self, AuthError, Identity};
+use crate::identity::Identity;
+use crate::security::{self, AuthError};
 
 impl StructuredProtocol {
     pub(super) async fn authenticate(

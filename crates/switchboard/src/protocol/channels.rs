@@ -9,7 +9,7 @@ use std::sync::Arc;
 use switchboard_protocol::Channel;
 
 use super::engine::Connection;
-use crate::security::Identity;
+use crate::identity::Identity;
 
 /// Channel authorization rules.
 ///

@@ -11,14 +11,14 @@ use parking_lot::Mutex;
 use switchboard_protocol::ConnectionState;
 use switchboard_ws::{CloseCode, CloseFrame, OpCode, Utf8Bytes};
 
+use crate::conn::Handler;
+use crate::conn::Message;
+use crate::conn::WebSocketUpgrade;
+use crate::delivery::Sender;
 use crate::error::Error;
-use crate::handler::Handler;
 use crate::hub::{ConnectionId, Hub, UserId};
-use crate::outbound::Sender;
+use crate::identity::Identity;
 use crate::request::RequestInfo;
-use crate::security::Identity;
-use crate::socket::Message;
-use crate::upgrade::WebSocketUpgrade;
 
 /// What the engine should do after a protocol step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    fn new(ws: &crate::WebSocket, request: Arc<RequestInfo>) -> Self {
+    fn new(ws: &crate::conn::WebSocket, request: Arc<RequestInfo>) -> Self {
         Self(Arc::new(Inner {
             id: ws.id(),
             hub: ws.hub().clone(),

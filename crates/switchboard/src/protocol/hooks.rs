@@ -6,7 +6,7 @@ use switchboard_ws::CloseFrame;
 
 use super::engine::Connection;
 use crate::error::Error;
-use crate::security::Identity;
+use crate::identity::Identity;
 
 /// What to do with an inbound envelope ([`ProtocolHooks::on_envelope`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,13 +33,13 @@ use super::publish::{Publisher, stamp, unix_seconds};
 use super::session::{Finished, Session, Wake, WakeKind};
 use crate::broker::Cluster;
 use crate::config::RouteConfig;
+use crate::conn::Handler;
+use crate::conn::Message;
+use crate::conn::Switchboard;
+use crate::conn::WebSocketUpgrade;
 use crate::error::Error;
-use crate::handler::Handler;
 use crate::request::RequestInfo;
 use crate::security::Security;
-use crate::server::Switchboard;
-use crate::socket::Message;
-use crate::upgrade::WebSocketUpgrade;
 
 /// The structured protocol: build it, then mount it as a route.
 ///
@@ -192,7 +192,7 @@ impl StructuredProtocol {
     }
 
     /// A [`Publisher`] on the protocol's cluster, or on `hub`.
-    pub fn publisher(&self, hub: &crate::Hub) -> Publisher {
+    pub fn publisher(&self, hub: &crate::hub::Hub) -> Publisher {
         match &self.cluster {
             Some(cluster) => Publisher::clustered(cluster.clone()),
             None => Publisher::new(hub.clone()),

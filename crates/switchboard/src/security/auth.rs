@@ -6,8 +6,8 @@ use std::pin::Pin;
 use http::{HeaderValue, StatusCode, header};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use super::Identity;
-use crate::error::Rejection;
+use crate::error::{Rejection, RejectionKind};
+use crate::identity::Identity;
 use crate::request::RequestInfo;
 
 /// What an authenticator sees: the token the route's
@@ -74,6 +74,7 @@ impl AuthError {
         match self {
             Self::InvalidToken(reason) => {
                 Rejection::new(StatusCode::UNAUTHORIZED, format!("Invalid token: {reason}"))
+                    .with_kind(RejectionKind::InvalidToken)
                     .with_header(
                         header::WWW_AUTHENTICATE,
                         HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -85,6 +86,7 @@ impl AuthError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Authentication unavailable",
                 )
+                .with_kind(RejectionKind::AuthUnavailable)
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
             }
             Self::Rejected(rejection) => rejection,

@@ -3,8 +3,8 @@
 use http::{HeaderValue, StatusCode, header};
 use serde_json::Value;
 
-use super::Identity;
-use crate::error::Rejection;
+use crate::error::{Rejection, RejectionKind};
+use crate::identity::Identity;
 use crate::request::RequestInfo;
 
 /// What a guard sees: the identity (if the client authenticated) and the request.
@@ -69,12 +69,14 @@ where
 /// `WWW-Authenticate: Bearer`.
 pub fn authentication_required() -> Rejection {
     Rejection::new(StatusCode::UNAUTHORIZED, "Authentication required")
+        .with_kind(RejectionKind::AuthRequired)
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
 }
 
 /// `403 Forbidden`, body `Permission denied`.
 pub fn permission_denied() -> Rejection {
     Rejection::new(StatusCode::FORBIDDEN, "Permission denied")
+        .with_kind(RejectionKind::PermissionDenied)
 }
 
 /// Refuses anonymous clients: 401 `Authentication required`.

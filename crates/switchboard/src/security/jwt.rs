@@ -8,10 +8,10 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use super::Identity;
 use super::auth::{AuthError, AuthRequest, Authenticator};
 use super::guard::claim_matches;
 use crate::error::Error;
+use crate::identity::Identity;
 
 /// A JWS signature algorithm. Each [`JwtKey`] accepts exactly one: the
 /// algorithm named in a token's header only selects among keys, it never

@@ -10,26 +10,39 @@ use futures_util::FutureExt;
 use http::{HeaderValue, StatusCode, header};
 use switchboard_ws::handshake::{self, HeadScanner};
 use switchboard_ws::{CloseCode, CloseFrame};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::error::Rejection;
-use crate::extract::RequestContext;
-use crate::handler::Outcome;
+use super::app::{App, AppInner, Route};
+use super::extract::RequestContext;
+use super::handler::Outcome;
+use super::reader::{Ended, Reader};
+use super::rewind::Rewind;
+use super::slot::{Pending, Slot, SlotState};
+use super::upgrade::{SocketContext, WebSocketUpgrade};
+use crate::delivery::Shared;
+use crate::error::{Error, Rejection, RejectionKind};
 use crate::request::RequestInfo;
-use crate::security;
-use crate::server::AppInner;
-use crate::socket::{Ended, Reader};
-use crate::transport::Transport;
-use crate::upgrade::{Pending, Slot, SlotState, SocketContext, WebSocketUpgrade};
+use crate::security::Admission;
+use crate::transport::{Io, Transport, discard};
 
-/// Most bytes read and thrown away after an error response, so that the
-/// response is not lost to a TCP reset over unread request bytes.
-const LINGER_BYTES: usize = 64 * 1024;
+impl App {
+    /// Serves one connection that you accepted yourself (over TLS, a Unix
+    /// socket, an in-memory pipe): the handshake, the route's handler, the
+    /// close. Counts against [`crate::ServerConfig::max_connections`].
+    pub async fn serve_connection<S: Io>(&self, io: S, client_addr: SocketAddr) {
+        serve(
+            Arc::clone(&self.0),
+            Transport::Other(Box::new(io)),
+            client_addr,
+        )
+        .await;
+    }
+}
 
 pub(crate) async fn serve(app: Arc<AppInner>, io: Transport, addr: SocketAddr) {
     let _guard = app.track();
     let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
-        respond_stream(io, &at_capacity()).await;
+        refuse_stream(&app, io, addr, &at_capacity()).await;
         return;
     };
     // The handshake runs in its own allocation, freed when it is done:
@@ -52,7 +65,7 @@ pub(crate) async fn serve_parsed(
 ) {
     let _guard = app.track();
     let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
-        respond(pending, &at_capacity()).await;
+        refuse(&app, pending, addr, &at_capacity()).await;
         return;
     };
     // Our own reader takes only HTTP/1.1 (RFC 6455 §4.1); so do we here.
@@ -67,7 +80,7 @@ pub(crate) async fn serve_parsed(
     };
     match checked {
         Ok(admitted) => run(&app, admitted.with(pending)).await,
-        Err(rejection) => respond(pending, &rejection).await,
+        Err(rejection) => refuse(&app, pending, addr, &rejection).await,
     }
 }
 
@@ -77,6 +90,7 @@ fn at_capacity() -> Rejection {
         StatusCode::SERVICE_UNAVAILABLE,
         "Server at connection capacity",
     )
+    .with_kind(RejectionKind::Capacity)
     .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
@@ -103,7 +117,7 @@ struct Admitted<Io = ()> {
     accept_key: String,
     protocol: Option<String>,
     /// Holds this connection's places under the caps until it ends.
-    admission: security::Admission,
+    admission: Admission,
 }
 
 impl Admitted {
@@ -135,12 +149,12 @@ async fn handshake(
     let (mut buf, head_len) = match head {
         Err(_elapsed) => {
             let rejection = Rejection::new(StatusCode::REQUEST_TIMEOUT, "Handshake timed out");
-            respond_stream(io, &rejection).await;
+            refuse_stream(app, io, addr, &rejection).await;
             return None;
         }
         Ok(Err(HeadError::Io)) => return None,
         Ok(Err(HeadError::Reject(rejection))) => {
-            respond_stream(io, &rejection).await;
+            refuse_stream(app, io, addr, &rejection).await;
             return None;
         }
         Ok(Ok(head)) => head,
@@ -171,7 +185,7 @@ async fn handshake(
     match checked {
         Ok(admitted) => Some(admitted.with(Pending::Stream { io, leftover })),
         Err(rejection) => {
-            respond_stream(io, &rejection).await;
+            refuse_stream(app, io, addr, &rejection).await;
             None
         }
     }
@@ -212,8 +226,7 @@ async fn wait_for_request(app: &AppInner, io: &Transport) -> Result<(), HeadErro
 /// pipeline for a routed request, whichever server read it.
 async fn admit(app: &AppInner, routed: Routed) -> Result<Admitted, Rejection> {
     let (mut info, route, accept_key, protocol) = routed;
-    let route_config = &app.routes[route].config;
-    let admission = security::admit(&app.config, route_config, &mut info).await?;
+    let admission = app.routes[route].gate.admit(&mut info).await?;
     Ok(Admitted {
         io: (),
         info: Arc::new(info),
@@ -329,6 +342,7 @@ async fn run_handler(
         cx,
         Arc::clone(&slot),
     );
+    let client = info.client_addr();
     let request = RequestContext {
         info,
         upgrade: Some(upgrade),
@@ -339,35 +353,36 @@ async fn run_handler(
         .await;
     let outcome = outcome.unwrap_or_else(|_| {
         tracing::error!(route = %route.pattern, "handler panicked");
-        Outcome::Done(Err(crate::Error::close(
+        Outcome::Done(Err(Error::close(
             CloseCode::InternalError,
             "internal error",
         )))
     });
     // The close runs in its own allocation: its state is only needed at the
     // end, and would otherwise size this future for the connection's life.
-    Box::pin(finish(app, route, slot.take(), outcome)).await;
+    Box::pin(finish(app, route, slot.take(), outcome, client)).await;
 }
 
 /// Answers a handler that never accepted, or runs the close of one that did,
 /// and removes the connection from the hub.
 async fn finish(
     app: &Arc<AppInner>,
-    route: &crate::server::Route,
+    route: &Route,
     state: SlotState,
     outcome: Outcome,
+    client: SocketAddr,
 ) {
     match state {
         SlotState::Held => {}
         SlotState::Unaccepted { io, rejection } => {
             let rejection = rejection.unwrap_or_else(|| match outcome {
-                Outcome::Rejected(r) | Outcome::Done(Err(crate::Error::Rejected(r))) => r,
+                Outcome::Rejected(r) | Outcome::Done(Err(Error::Rejected(r))) => r,
                 Outcome::Done(_) => Rejection::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "The handler did not accept the connection",
                 ),
             });
-            respond(io, &rejection).await;
+            refuse(app, io, client, &rejection).await;
         }
         SlotState::Accepted {
             id,
@@ -380,29 +395,21 @@ async fn finish(
                     CloseFrame::new(CloseCode::Normal, "")
                 }
                 Outcome::Done(Err(e)) => {
-                    if !matches!(e, crate::Error::Disconnected(_) | crate::Error::Closed) {
+                    if !matches!(e, Error::Disconnected(_) | Error::Closed) {
                         tracing::debug!(route = %route.pattern, error = %e, "handler returned an error");
                     }
                     e.close_frame()
                 }
             };
             shared.push_close(frame);
-            let mut ended = None;
-            if let Some(mut reader) = reader {
-                let close_timeout = app.config.close_timeout;
-                let _ = tokio::time::timeout(close_timeout, async {
-                    while let Ok(Some(_)) =
-                        std::future::poll_fn(|cx| reader.poll_recv(&shared, cx)).await
-                    {
-                    }
-                })
-                .await;
-                let _ = writer.await;
-                reader.discard_until_eof(Duration::from_millis(500)).await;
-                ended = reader.ended.take();
-            } else {
-                let _ = writer.await;
-            }
+            let ended = match reader.take_released() {
+                Some(reader) => close_reading(app, reader, &shared, writer).await,
+                None => {
+                    // The handler gave its socket to a task that still holds it.
+                    let _ = writer.await;
+                    None
+                }
+            };
             let close = match ended {
                 Some(Ended::Peer(frame)) => frame,
                 _ => shared
@@ -410,9 +417,7 @@ async fn finish(
                     .unwrap_or_else(|| CloseFrame::new(CloseCode::Abnormal, "connection lost")),
             };
             let error = match &outcome {
-                Outcome::Done(Err(e))
-                    if !matches!(e, crate::Error::Disconnected(_) | crate::Error::Closed) =>
-                {
+                Outcome::Done(Err(e)) if !matches!(e, Error::Disconnected(_) | Error::Closed) => {
                     Some(e)
                 }
                 _ => None,
@@ -422,8 +427,27 @@ async fn finish(
     }
 }
 
-/// Answers a refused handshake, on whichever side it came in.
-async fn respond(io: Pending, rejection: &Rejection) {
+/// Reads until the peer's close (within the close timeout), waits for the
+/// writer, and drains what the peer still sends; returns how reading ended.
+async fn close_reading(
+    app: &AppInner,
+    mut reader: Reader,
+    shared: &Shared,
+    writer: tokio::task::JoinHandle<()>,
+) -> Option<Ended> {
+    let _ = tokio::time::timeout(app.config.close_timeout, async {
+        while let Ok(Some(_)) = std::future::poll_fn(|cx| reader.poll_recv(shared, cx)).await {}
+    })
+    .await;
+    let _ = writer.await;
+    reader.discard_until_eof(Duration::from_millis(500)).await;
+    reader.ended.take()
+}
+
+/// Refuses a handshake, on whichever side it came in, after telling the
+/// refusal hooks.
+async fn refuse(app: &AppInner, io: Pending, client: SocketAddr, rejection: &Rejection) {
+    app.refused(rejection, client);
     match io {
         Pending::Stream { io, .. } => respond_stream(io, rejection).await,
         #[cfg(feature = "hyper")]
@@ -432,6 +456,12 @@ async fn respond(io: Pending, rejection: &Rejection) {
             pending.refuse(rejection);
         }
     }
+}
+
+/// Refuses a handshake on a stream we read ourselves.
+async fn refuse_stream(app: &AppInner, io: Transport, client: SocketAddr, rejection: &Rejection) {
+    app.refused(rejection, client);
+    respond_stream(io, rejection).await;
 }
 
 /// Writes an HTTP error response and closes, reading and discarding a little
@@ -451,80 +481,4 @@ async fn respond_now(mut io: Transport, rejection: &Rejection) {
     }
     let _ = io.shutdown().await;
     discard(&mut io, Duration::from_millis(500)).await;
-}
-
-pub(crate) async fn discard<R: AsyncRead + Unpin + ?Sized>(io: &mut R, within: Duration) {
-    let _ = tokio::time::timeout(within, async {
-        // On the heap: this runs once per connection, at its end, and an
-        // array here would be part of every connection's future while idle.
-        let mut sink = vec![0u8; 1024];
-        let mut total = 0;
-        while total < LINGER_BYTES {
-            match io.read(&mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => total += n,
-            }
-        }
-    })
-    .await;
-}
-
-impl Reader {
-    /// After the close, reads until the peer closes its side, so our close
-    /// is not lost to a reset over unread bytes.
-    pub(crate) async fn discard_until_eof(&mut self, within: Duration) {
-        discard(self.io_mut(), within).await;
-    }
-}
-
-/// A stream that first replays bytes already read from it.
-struct Rewind {
-    prefix: bytes::Bytes,
-    inner: Transport,
-}
-
-impl Rewind {
-    fn new(prefix: bytes::Bytes, inner: Transport) -> Self {
-        Self { prefix, inner }
-    }
-}
-
-impl tokio::io::AsyncRead for Rewind {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            let chunk = self.prefix.split_to(n);
-            buf.put_slice(&chunk);
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Rewind {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }

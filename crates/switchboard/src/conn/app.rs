@@ -1,4 +1,5 @@
-//! The app builder, the listener, and graceful shutdown.
+//! The app: its builder ([`Switchboard`]), the built app ([`App`]) with its
+//! routes, counters and hub, and graceful shutdown.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -6,22 +7,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use switchboard_ws::{CloseCode, CloseFrame};
-use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{Notify, Semaphore, watch};
 
+use super::handler::{Erased, ErasedHandler, Handler};
 use crate::config::{RouteConfig, ServerConfig};
-use crate::connection;
-use crate::error::Error;
-use crate::handler::{Erased, ErasedHandler, Handler};
+use crate::error::Rejection;
 use crate::hub::Hub;
-use crate::transport::{Io, Transport};
+use crate::security::{Counters, Gate};
+use crate::transport::Io;
 
-/// One route: its pattern, handler and settings.
+/// One route: its pattern, handler, settings, and its security gate (with
+/// the counters behind its rate limit and caps).
 pub(crate) struct Route {
     pub(crate) pattern: String,
     pub(crate) handler: Arc<dyn ErasedHandler>,
     pub(crate) config: Arc<RouteConfig>,
+    pub(crate) gate: Gate,
 }
+
+/// Called on every refused handshake, with the refusal and the client's
+/// address (see [`Switchboard::on_refusal`]).
+pub type RefusalHook = Arc<dyn Fn(&Rejection, SocketAddr) + Send + Sync>;
 
 impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,6 +60,17 @@ pub struct Switchboard {
     config: ServerConfig,
     hub: Option<Hub>,
     fallback: Option<Fallback>,
+    refusal_hooks: Vec<Hooked>,
+}
+
+/// A refusal hook, with a `Debug` that says only that it is there.
+#[derive(Clone)]
+pub(crate) struct Hooked(pub(crate) RefusalHook);
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefusalHook")
+    }
 }
 
 /// The HTTP fallback, with a `Debug` that says only that it is there.
@@ -156,20 +173,50 @@ impl Switchboard {
         self
     }
 
+    /// Calls `hook` on every refused handshake (routing, limits, security,
+    /// a handler that refused), after the refusal is decided and before it
+    /// is written; read [`Rejection::kind`] to count refusals by reason. It
+    /// runs on the connection's task: keep it short. Hooks added earlier
+    /// run first.
+    pub fn on_refusal(
+        mut self,
+        hook: impl Fn(&Rejection, SocketAddr) + Send + Sync + 'static,
+    ) -> Self {
+        self.refusal_hooks.push(Hooked(Arc::new(hook)));
+        self
+    }
+
     /// Builds the app without a listener: for the test client, or to serve
     /// connections you accept yourself ([`App::serve_connection`]).
+    ///
+    /// # Panics
+    /// On an invalid route pattern, or one that conflicts with an earlier route.
     pub fn into_app(self) -> App {
         let mut router = matchit::Router::new();
         let mut routes = Vec::with_capacity(self.routes.len());
+        let server = &self.config;
+        // Server-wide limits count across every route of this app.
+        let counters = Arc::new(Counters::new(
+            server.rate_limit,
+            server.max_connections_per_ip,
+            server.max_connections_per_user,
+        ));
         for (index, (pattern, config, handler)) in self.routes.into_iter().enumerate() {
             if let Err(e) = router.insert(pattern.clone(), index) {
                 panic!("invalid route {pattern:?}: {e}");
             }
-            let config = Arc::new(config.unwrap_or_else(|| self.config.route.clone()));
+            let config = Arc::new(config.unwrap_or_else(|| server.route.clone()));
+            let security = config.security.as_ref().unwrap_or(&server.security).clone();
+            let gate = Gate::new(
+                security,
+                server.trusted_proxies.clone(),
+                Arc::clone(&counters),
+            );
             routes.push(Route {
                 pattern,
                 handler,
                 config,
+                gate,
             });
         }
         let (shutdown, _) = watch::channel(None);
@@ -182,21 +229,8 @@ impl Switchboard {
             tracker: Tracker::default(),
             hub: self.hub.unwrap_or_default(),
             fallback: self.fallback,
+            refusal_hooks: self.refusal_hooks,
         }))
-    }
-
-    /// Binds a TCP listener; call [`Server::run`] to accept connections.
-    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server, Error> {
-        let listener = TcpListener::bind(addr).await?;
-        Ok(Server {
-            listener,
-            app: self.into_app(),
-        })
-    }
-
-    /// Binds and serves until the process ends.
-    pub async fn serve(self, addr: impl ToSocketAddrs) -> Result<(), Error> {
-        self.bind(addr).await?.run().await
     }
 }
 
@@ -229,9 +263,17 @@ pub(crate) struct AppInner {
     pub(crate) tracker: Tracker,
     pub(crate) hub: Hub,
     pub(crate) fallback: Option<Fallback>,
+    pub(crate) refusal_hooks: Vec<Hooked>,
 }
 
 impl AppInner {
+    /// Tells the refusal hooks.
+    pub(crate) fn refused(&self, rejection: &Rejection, client: SocketAddr) {
+        for hook in &self.refusal_hooks {
+            (hook.0)(rejection, client);
+        }
+    }
+
     pub(crate) fn track(self: &Arc<Self>) -> TrackerGuard {
         self.tracker.live.fetch_add(1, Ordering::AcqRel);
         TrackerGuard(Arc::clone(self))
@@ -243,18 +285,6 @@ impl AppInner {
 pub struct App(pub(crate) Arc<AppInner>);
 
 impl App {
-    /// Serves one connection that you accepted yourself (over TLS, a Unix
-    /// socket, an in-memory pipe): the handshake, the route's handler, the
-    /// close. Counts against [`ServerConfig::max_connections`].
-    pub async fn serve_connection<S: Io>(&self, io: S, client_addr: SocketAddr) {
-        connection::serve(
-            Arc::clone(&self.0),
-            Transport::Other(Box::new(io)),
-            client_addr,
-        )
-        .await;
-    }
-
     /// Connections open now, handshakes included.
     pub fn connection_count(&self) -> usize {
         self.0.tracker.live.load(Ordering::Acquire)
@@ -277,7 +307,7 @@ impl App {
 }
 
 /// Starts graceful shutdown: every open connection is sent a close frame
-/// (after what is already queued for it), and [`Server::run`] stops accepting
+/// (after what is already queued for it), and [`Server::run`](crate::Server::run) stops accepting
 /// and returns once they are gone or [`ServerConfig::shutdown_timeout`] passed.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle(Arc<AppInner>);
@@ -316,72 +346,5 @@ impl ShutdownHandle {
             }
             idle.await;
         }
-    }
-}
-
-/// A bound listener with its app.
-#[derive(Debug)]
-pub struct Server {
-    listener: TcpListener,
-    app: App,
-}
-
-impl Server {
-    /// The address the listener is bound to (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    /// The app this server runs.
-    pub fn app(&self) -> &App {
-        &self.app
-    }
-
-    /// A handle that starts graceful shutdown.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.app.shutdown_handle()
-    }
-
-    /// Accepts connections until shutdown is started through a
-    /// [`ShutdownHandle`], then drains (bounded by the shutdown timeout).
-    pub async fn run(self) -> Result<(), Error> {
-        self.run_until(std::future::pending()).await
-    }
-
-    /// Like [`Server::run`], and also starts shutdown (1001) when `signal` completes.
-    pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
-        let app = Arc::clone(&self.app.0);
-        let handle = self.app.shutdown_handle();
-        let mut shutdown = app.shutdown.subscribe();
-        tokio::pin!(signal);
-        loop {
-            tokio::select! {
-                accepted = self.listener.accept() => {
-                    let (stream, addr) = match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            // EMFILE and friends: back off briefly instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    if app.config.nodelay {
-                        let _ = stream.set_nodelay(true);
-                    }
-                    tokio::spawn(connection::serve(Arc::clone(&app), Transport::Tcp(stream), addr));
-                }
-                () = &mut signal => handle.shutdown(),
-                _ = shutdown.changed() => {}
-            }
-            if handle.is_shutting_down() {
-                break;
-            }
-        }
-        drop(self.listener);
-        let _ = tokio::time::timeout(app.config.shutdown_timeout, handle.drained()).await;
-        Ok(())
     }
 }

@@ -3,8 +3,8 @@
 use std::marker::PhantomData;
 use std::pin::Pin;
 
+use super::extract::{FromRequest, RequestContext};
 use crate::error::{Error, Rejection};
-use crate::extract::{FromRequest, RequestContext};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 

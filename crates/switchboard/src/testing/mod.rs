@@ -1,5 +1,11 @@
-//! An in-process test client: drives the real handshake and codec over an
-//! in-memory pipe (no TCP port), or over TCP to a running server.
+//! The test kit (feature `testkit`): an in-process test client that drives
+//! the real handshake and codec over an in-memory pipe (no TCP port) or over
+//! TCP to a running server, and the shared broker test suite ([`broker`]).
+//!
+//! ```toml
+//! [dev-dependencies]
+//! switchboard = { path = "...", features = ["testkit"] }
+//! ```
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,8 +22,10 @@ use switchboard_ws::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::server::App;
+use crate::conn::{App, Switchboard};
 use crate::transport::Io;
+
+pub mod broker;
 
 /// Why a test client operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +116,8 @@ impl TestClient {
     }
 }
 
-impl From<crate::Switchboard> for App {
-    fn from(app: crate::Switchboard) -> Self {
+impl From<Switchboard> for App {
+    fn from(app: Switchboard) -> Self {
         app.into_app()
     }
 }

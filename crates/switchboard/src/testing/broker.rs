@@ -25,12 +25,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use switchboard_ws::CloseCode;
 
-use super::{Broker, BrokerError, Cluster, ConnectionAddr, Payload, Target};
-use crate::extract::Query;
+use super::{TestClient, TestSocket};
+use crate::broker::{Broker, BrokerError, Cluster, ConnectionAddr, Payload, Target};
+use crate::conn::{Query, ShutdownHandle, Switchboard, WebSocketUpgrade};
 use crate::hub::{ConnectionId, Hub};
-use crate::server::{ShutdownHandle, Switchboard};
-use crate::testing::{TestClient, TestSocket};
-use crate::upgrade::WebSocketUpgrade;
 use switchboard_ws::Message;
 
 /// The longest any one case may run.
@@ -79,7 +77,7 @@ macro_rules! broker_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let Some(factory) = $factory().await else { return };
-                $crate::broker::suite::$case(&factory).await;
+                $crate::testing::broker::$case(&factory).await;
             }
         )*
     };
@@ -118,7 +116,7 @@ struct MemberParams {
 async fn member(
     ws: WebSocketUpgrade,
     Query(params): Query<MemberParams>,
-) -> Result<(), crate::Error> {
+) -> Result<(), crate::error::Error> {
     let ws = match params.user {
         Some(user) => ws.with_user(user),
         None => ws,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::path::{self, ParamsDeserializer};
+use super::upgrade::WebSocketUpgrade;
 use crate::error::Rejection;
-use crate::path::{self, ParamsDeserializer};
 use crate::request::RequestInfo;
-use crate::upgrade::WebSocketUpgrade;
 
 /// The request as extractors see it, before the handler runs.
 #[derive(Debug)]
@@ -121,7 +121,7 @@ impl FromRequest for Headers {
 
 /// The authenticated identity; anonymous clients are refused with
 /// `401 Authentication required` (take `Option<Identity>` to accept them).
-impl FromRequest for crate::security::Identity {
+impl FromRequest for crate::identity::Identity {
     async fn from_request(cx: &mut RequestContext) -> Result<Self, Rejection> {
         cx.info
             .identity()
@@ -131,7 +131,7 @@ impl FromRequest for crate::security::Identity {
 }
 
 /// The authenticated identity, or `None` for an anonymous client.
-impl FromRequest for Option<crate::security::Identity> {
+impl FromRequest for Option<crate::identity::Identity> {
     async fn from_request(cx: &mut RequestContext) -> Result<Self, Rejection> {
         Ok(cx.info.identity().cloned())
     }

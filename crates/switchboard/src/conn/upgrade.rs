@@ -1,73 +1,21 @@
-//! The pending upgrade a handler receives, and the slot through which the
-//! connection comes back to the server when the handler is done with it.
+//! The pending upgrade a handler receives, and accepting it: the `101`,
+//! the connection's queue and writer, its registration in the hub.
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use http::StatusCode;
-use parking_lot::Mutex;
 use switchboard_ws::deflate::{DeflateParams, negotiate};
 use switchboard_ws::{Decoder, Role, handshake};
 use tokio::io::AsyncWriteExt;
-use tokio::task::JoinHandle;
 
+use super::reader::{Reader, ReaderCell};
+use super::slot::{Pending, Slot, SlotState};
+use super::socket::WebSocket;
 use crate::config::RouteConfig;
+use crate::delivery::{Compression, PeerProbe, Sender, Shared, WriterOptions, run_writer};
 use crate::error::{Error, Rejection};
-use crate::hub::{ConnectionId, ConnectionInfo, Hub, UserId};
-use crate::outbound::{Sender, Shared, WriterOptions, run_writer};
+use crate::hub::{ConnectionInfo, Hub, UserId};
 use crate::request::RequestInfo;
-use crate::socket::{Reader, WebSocket};
-use crate::transport::Transport;
-
-/// What the server gets back from a handler.
-#[derive(Debug, Default)]
-pub(crate) enum SlotState {
-    /// The handler still holds the upgrade or the socket.
-    #[default]
-    Held,
-    /// The handler dropped the upgrade without accepting it.
-    Unaccepted {
-        io: Pending,
-        rejection: Option<Rejection>,
-    },
-    /// The socket was accepted; its reader came back when the socket was dropped.
-    Accepted {
-        id: ConnectionId,
-        reader: Option<Box<Reader>>,
-        shared: Arc<Shared>,
-        writer: JoinHandle<()>,
-    },
-}
-
-/// Where an upgrade or a socket returns to when the handler drops it.
-#[derive(Debug, Default)]
-pub(crate) struct Slot(Mutex<SlotState>);
-
-impl Slot {
-    pub(crate) fn return_reader(&self, returned: Reader) {
-        if let SlotState::Accepted { reader, .. } = &mut *self.0.lock() {
-            *reader = Some(Box::new(returned));
-        }
-    }
-
-    pub(crate) fn take(&self) -> SlotState {
-        std::mem::take(&mut *self.0.lock())
-    }
-}
-
-/// A connection waiting for the answer to its handshake: where the answer
-/// goes, and where the socket's stream comes from once it is `101`.
-#[derive(Debug)]
-pub(crate) enum Pending {
-    /// A stream we read the request head from ourselves (our listener,
-    /// [`crate::App::serve_connection`]): the answer is written to it, and
-    /// `leftover` holds what the client sent after the head.
-    Stream { io: Transport, leftover: BytesMut },
-    /// A request an HTTP server (hyper, under axum or any tower stack)
-    /// read: it writes the answer we hand it, then gives the stream over.
-    #[cfg(feature = "hyper")]
-    Http(crate::service::HttpPending),
-}
 
 /// Server settings an accepted socket needs.
 #[derive(Debug, Clone)]
@@ -211,22 +159,34 @@ impl WebSocketUpgrade {
         let (read, write) = io.split();
         let hub = &self.cx.hub;
         let id = hub.next_id();
-        let shared = Shared::new(route.max_queue_bytes, id.0, hub.stats_handle(), deflate);
+        let shared = Shared::new(
+            route.max_queue_bytes,
+            id.0,
+            hub.stats_handle(),
+            Compression::negotiated(deflate),
+        );
+        let mut decoder = Decoder::new(Role::Server, route.limits);
+        if let Some(params) = &deflate {
+            decoder = decoder.with_deflate(params.client_no_context_takeover);
+        }
+        let reader = ReaderCell::new(Reader::new(read, leftover, decoder), Arc::clone(&shared));
+        let probe: Arc<dyn PeerProbe> = reader.clone();
         let writer = tokio::spawn(run_writer(
             Arc::clone(&shared),
             write,
             WriterOptions {
                 keepalive: route.keepalive,
                 close_timeout: self.cx.close_timeout,
+                probe: Some(probe),
             },
         ));
-        *self.slot.0.lock() = SlotState::Accepted {
+        self.slot.set(SlotState::Accepted {
             id,
-            reader: None,
+            reader: Arc::clone(&reader),
             shared: Arc::clone(&shared),
             writer,
-        };
-        let sender = Sender { shared };
+        });
+        let sender = Sender::new(shared);
         hub.register(
             sender.clone(),
             ConnectionInfo {
@@ -237,20 +197,14 @@ impl WebSocketUpgrade {
                 connected_at: std::time::SystemTime::now(),
             },
         );
-        let mut decoder = Decoder::new(Role::Server, route.limits);
-        if let Some(params) = &deflate {
-            decoder = decoder.with_deflate(params.client_no_context_takeover);
-        }
         if let Some(at) = self.info.identity().and_then(|i| i.expires_at()) {
             crate::security::arm(hub, id, at);
         }
-        let reader = Reader::new(read, leftover, decoder);
         Ok(WebSocket::new(
             reader,
             sender,
             Arc::clone(&self.info),
             self.protocol.take(),
-            Arc::clone(&self.slot),
             id,
             hub.clone(),
         ))
@@ -260,10 +214,10 @@ impl WebSocketUpgrade {
 impl Drop for WebSocketUpgrade {
     fn drop(&mut self) {
         if let Some(io) = self.io.take() {
-            *self.slot.0.lock() = SlotState::Unaccepted {
+            self.slot.set(SlotState::Unaccepted {
                 io,
                 rejection: self.rejection.take(),
-            };
+            });
         }
     }
 }

@@ -1,0 +1,102 @@
+//! The cloneable handle that sends to one connection from any task.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use switchboard_ws::{CloseCode, CloseFrame, OpCode, OutFrame, Utf8Bytes};
+
+use super::queue::{Shared, TrySendError};
+use crate::error::Error;
+
+/// A cloneable handle that sends to one connection from any task.
+///
+/// Sends go through the connection's outbound queue, bounded in bytes
+/// ([`crate::RouteConfig::max_queue_bytes`]). [`Sender::send_frame`] waits for room;
+/// [`Sender::try_send_frame`] never waits, and fails with [`TrySendError::Full`]
+/// when the client is not keeping up: the caller decides whether to drop the
+/// message or evict the client ([`Sender::close`] with
+/// [`crate::codes::SLOW_CONSUMER`]).
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Queues a text message, waiting for room in the queue.
+    pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
+        let frame = self.shared.encode(OpCode::Text, text.into().into_bytes());
+        self.send_frame(frame).await
+    }
+
+    /// Queues a binary message, waiting for room in the queue.
+    pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
+        let frame = self.shared.encode(OpCode::Binary, data.into());
+        self.send_frame(frame).await
+    }
+
+    /// Serialises `value` and queues it as a text message.
+    pub async fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+        let text = serde_json::to_string(value)?;
+        self.send_text(text).await
+    }
+
+    /// Queues an encoded frame, waiting for room. The frame's payload is
+    /// shared, not copied: encode a broadcast once and send it to many.
+    pub async fn send_frame(&self, frame: OutFrame) -> Result<(), Error> {
+        let mut frame = frame;
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.shared.push(frame, false) {
+                Ok(()) => return Ok(()),
+                Err((TrySendError::Closed, _)) => return Err(Error::Closed),
+                Err((TrySendError::Full, back)) => frame = back,
+            }
+            room.await;
+        }
+    }
+
+    /// Like [`Sender::send_frame`], but writes straight to the socket when
+    /// the queue is empty (used by the socket's own sends).
+    pub(crate) async fn send_frame_direct(&self, frame: OutFrame) -> Result<(), Error> {
+        match self.shared.send_direct(frame) {
+            Ok(()) => Ok(()),
+            Err((TrySendError::Closed, _)) => Err(Error::Closed),
+            Err((TrySendError::Full, frame)) => self.send_frame(frame).await,
+        }
+    }
+
+    /// Queues an encoded frame without waiting.
+    pub fn try_send_frame(&self, frame: OutFrame) -> Result<(), TrySendError> {
+        self.shared.push(frame, false).map_err(|(e, _)| e)
+    }
+
+    /// Starts the close handshake with `code` and `reason`. Frames queued
+    /// before it are still sent; nothing after it is.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.shared.push_close(CloseFrame::new(code, reason));
+    }
+
+    /// Closes the connection at once with `code` (for example
+    /// [`crate::codes::SLOW_CONSUMER`]): what is still queued is dropped, and a
+    /// socket that does not drain within the close timeout is abandoned.
+    pub fn evict(&self, code: CloseCode, reason: &str) {
+        self.shared.evict(CloseFrame::new(code, reason));
+    }
+
+    /// Bytes waiting in the queue (not counting a batch being written).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queue.lock().bytes
+    }
+
+    /// Whether the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.queue.lock().closing
+    }
+}

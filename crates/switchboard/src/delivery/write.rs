@@ -1,0 +1,156 @@
+//! Putting frames on the wire: one non-blocking attempt from the stack
+//! first, then vectored writes for what the socket did not take.
+
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use switchboard_ws::OutFrame;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::transport::BoxWrite;
+
+/// Frames up to this size are copied into one buffer for a write.
+const SMALL_FRAME: usize = 512;
+
+/// Set when the connection is evicted: the writer stops waiting on a socket
+/// the client does not read.
+#[derive(Debug, Default)]
+pub(super) struct Abort {
+    started: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Abort {
+    pub(super) fn start(&self) {
+        self.started.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    pub(super) fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+}
+
+/// Writes a batch; if the connection is evicted meanwhile, gives the write
+/// `grace` more time to finish and then fails it.
+pub(super) async fn write_or_abort(
+    abort: &Abort,
+    io: &mut BoxWrite,
+    batch: &[OutFrame],
+    grace: Duration,
+) -> std::io::Result<()> {
+    // Most writes complete at once: try without waiting or allocating, and
+    // only hand what the socket did not take to the waiting path.
+    let written = write_now(io, batch)?;
+    let rest;
+    let batch = if written == 0 {
+        batch
+    } else {
+        rest = remainder(batch, written);
+        if rest.is_empty() {
+            return Ok(());
+        }
+        &rest[..]
+    };
+    let write = write_frames(io, batch);
+    tokio::pin!(write);
+    let first = std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write.as_mut().poll(cx) {
+            return Poll::Ready(Some(result));
+        }
+        abort.waker.register(cx.waker());
+        if abort.started() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await;
+    match first {
+        Some(result) => result,
+        None => tokio::time::timeout(grace, write)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+    }
+}
+
+/// One non-blocking write of `batch` (a small single frame as one buffer,
+/// since a plain send costs the kernel less than a two-part writev; a few
+/// frames from an IO slice array on the stack); returns the bytes taken.
+pub(super) fn write_now(io: &mut BoxWrite, batch: &[OutFrame]) -> std::io::Result<usize> {
+    const STACK_FRAMES: usize = 8;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let polled = match batch {
+        [frame] if frame.len() <= SMALL_FRAME => {
+            let mut small = [0u8; SMALL_FRAME];
+            let header = frame.header.as_slice();
+            small[..header.len()].copy_from_slice(header);
+            small[header.len()..frame.len()].copy_from_slice(&frame.payload);
+            Pin::new(io).poll_write(&mut cx, &small[..frame.len()])
+        }
+        _ if batch.len() <= STACK_FRAMES => {
+            let mut slices = [IoSlice::new(&[]); 2 * STACK_FRAMES];
+            let mut n = 0;
+            for frame in batch {
+                slices[n] = IoSlice::new(frame.header.as_slice());
+                n += 1;
+                if !frame.payload.is_empty() {
+                    slices[n] = IoSlice::new(&frame.payload);
+                    n += 1;
+                }
+            }
+            Pin::new(io).poll_write_vectored(&mut cx, &slices[..n])
+        }
+        _ => return Ok(0),
+    };
+    match polled {
+        Poll::Ready(Ok(n)) => Ok(n),
+        Poll::Ready(Err(e)) => Err(e),
+        Poll::Pending => Ok(0),
+    }
+}
+
+/// What is left of `batch` after its first `written` bytes went out.
+fn remainder(batch: &[OutFrame], mut written: usize) -> Vec<OutFrame> {
+    let mut rest = Vec::new();
+    for frame in batch {
+        let len = frame.len();
+        if written >= len {
+            written -= len;
+            continue;
+        }
+        if written > 0 {
+            rest.push(frame.remainder(written));
+            written = 0;
+        } else {
+            rest.push(frame.clone());
+        }
+    }
+    rest
+}
+
+/// Writes every frame of `frames` with as few vectored writes as the socket allows.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    frames: &[OutFrame],
+) -> std::io::Result<()> {
+    let mut slices = Vec::with_capacity(frames.len() * 2);
+    for frame in frames {
+        slices.push(IoSlice::new(frame.header.as_slice()));
+        if !frame.payload.is_empty() {
+            slices.push(IoSlice::new(&frame.payload));
+        }
+    }
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        let n = io.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
+}
