@@ -26,9 +26,14 @@ import os
 from types import TracebackType
 from typing import Any
 
-import redis as _redis
-import redis.asyncio as _aredis
-from redis import exceptions as _rexc
+try:
+    import redis as _redis
+    import redis.asyncio as _aredis
+    from redis import exceptions as _rexc
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "switchboard_rt.redis needs the redis package: pip install 'switchboard-realtime[redis]'"
+    ) from exc
 
 from . import _wire_v1 as wire
 from .errors import RedisPublishError
