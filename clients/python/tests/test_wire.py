@@ -9,6 +9,7 @@ import pytest
 
 from switchboard_rt import Event, Target
 from switchboard_rt._wire_v1 import close_frame, message_frame
+from switchboard_rt.redis import RedisPublisher
 
 
 def test_channels_per_target() -> None:
@@ -67,6 +68,6 @@ def test_what_redis_cannot_address() -> None:
     with pytest.raises(ValueError, match="user"):
         message_frame("sb", Target.user(""), "x")
     with pytest.raises(ValueError, match="prefix"):
-        message_frame("sb:v1", Target.all(), "x")
+        RedisPublisher.from_url("redis://127.0.0.1:1", prefix="sb:v1")
     with pytest.raises(TypeError):
         message_frame("sb", Target.all(), 42)  # type: ignore[arg-type]

@@ -97,9 +97,12 @@ def segment(value: str | int) -> str:
     return quote(str(value), safe="")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
     """Compact JSON; a value JSON cannot hold fails here, before any request."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 @dataclass(frozen=True)

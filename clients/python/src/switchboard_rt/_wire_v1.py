@@ -81,7 +81,7 @@ def _address(field: str, value: str | int) -> tuple[str, int]:
 def _target(prefix: str, target: Target) -> tuple[str, int | None, str | None]:
     """Channel, ``conn`` for an instance channel, and the protocol ``channel``
     of a room (structured messages carry it)."""
-    base = f"{check_prefix(prefix)}:v{WIRE_VERSION}"
+    base = f"{prefix}:v{WIRE_VERSION}"  # the publishers checked the prefix
     if target.kind == "room":
         room = _room(str(target.value))
         return f"{base}:room:{room}", None, room
@@ -93,8 +93,8 @@ def _target(prefix: str, target: Target) -> tuple[str, int | None, str | None]:
     return f"{base}:all", None, None
 
 
-def _dump(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_dump = _ENCODER.encode
 
 
 def message_frame(
@@ -105,7 +105,8 @@ def message_frame(
     exclude: str | int | None = None,
 ) -> Frame:
     """The ``PUBLISH`` for a message: structured messages become the protocol
-    envelope (text), ``str`` is sent as text, ``bytes`` as binary."""
+    envelope (text), ``str`` is sent as text, ``bytes`` as binary. ``prefix``
+    must have passed :func:`check_prefix`."""
     channel, conn, room = _target(prefix, target)
     envelope_id: str | None = None
     body: dict[str, Any] = {"v": WIRE_VERSION}
