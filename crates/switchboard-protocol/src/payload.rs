@@ -179,6 +179,12 @@ pub struct ConnectAck {
     pub authenticated: bool,
     /// The authenticated user, if any.
     pub user_id: Option<String>,
+    /// When the credentials the connection authenticated with in the
+    /// handshake expire (Unix seconds); `null` when they do not, or when it
+    /// is not authenticated. `AUTHENTICATE_SUCCESS` carries the same for a
+    /// session authenticated later. (Absent from servers before 0.2.)
+    #[serde(default)]
+    pub expires_at: Option<f64>,
     /// Seconds between the server's `PING`s.
     pub heartbeat_interval: f64,
     /// The server's version.

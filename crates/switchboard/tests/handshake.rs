@@ -173,6 +173,19 @@ async fn unknown_path_is_404() {
     assert_eq!(status, 404);
 }
 
+#[tokio::test]
+async fn an_empty_path_parameter_matches_no_route() {
+    // `{room_id}` needs a segment: `/ws/chat/` is not `/ws/chat/{room_id}`
+    // with an empty id.
+    for path in ["/ws/chat/", "/ws/rooms//3", "/ws/rooms/lobby/"] {
+        let (status, _, _) = rejected(client(routes()).connect(path).await);
+        assert_eq!(status, 404, "{path}");
+    }
+    // A non-empty parameter still matches.
+    let mut ws = client(routes()).connect("/ws/rooms/lobby/3").await.unwrap();
+    assert_eq!(ws.recv_text().await.unwrap(), "lobby:3");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_get_is_426() {
     let server = spawn_server(routes()).await;

@@ -68,6 +68,8 @@ async fn a_handshake_token_authenticates_at_once(t: Transport) {
     assert_eq!(ack["payload"]["requires_auth"], false);
     assert_eq!(ack["payload"]["authenticated"], true);
     assert_eq!(ack["payload"]["user_id"], "alice");
+    // alice's key never expires.
+    assert_eq!(ack["payload"]["expires_at"], serde_json::Value::Null);
     let alice = h.hub.user_connections("alice");
     assert_eq!(alice.len(), 1);
     let conn = Connection::lookup(&h.hub, alice[0]).unwrap();
@@ -78,6 +80,25 @@ async fn a_handshake_token_authenticates_at_once(t: Transport) {
         .await;
     let ok = ws.expect("SUBSCRIBE_SUCCESS").await;
     assert_eq!(ok["correlation_id"], id);
+
+    // A handshake token that expires: CONNECT_ACK says when, as
+    // AUTHENTICATE_SUCCESS would, and the same time the server enforces.
+    let before = std::time::SystemTime::now() + Duration::from_secs(60);
+    let (_carol, ack) = h.connect_with(Some("exp:carol:60000")).await;
+    assert_eq!(ack["payload"]["user_id"], "carol");
+    let at = ack["payload"]["expires_at"].as_f64().expect("a number");
+    let before = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((at - before).abs() < 5.0, "{at} vs {before}");
+    let carol = h.hub.user_connections("carol");
+    let enforced = security::expires_at(&h.hub, carol[0]).unwrap();
+    let enforced = enforced
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((at - enforced).abs() < 0.001, "{at} vs {enforced}");
 
     // A handshake token that is present but wrong is refused with 401.
     let refused = h.client.request("/ws").bearer("nope").connect().await;

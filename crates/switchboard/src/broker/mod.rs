@@ -22,10 +22,12 @@
 //! - [`Target`], [`Payload`], [`Body`], [`Envelope`], [`Topic`]: the messages (`envelope`).
 //! - [`InstanceId`], [`ConnectionAddr`]: names across instances (`instance`).
 //! - [`LocalNode`], [`TopicWatch`]: what a backend sees of its instance (`node`).
+//! - `dispatch`: where a [`Target`] is on this instance (hub sends).
 //! - [`MemoryBroker`], [`MemoryBus`]: the in-process backend (`memory`).
 //! - [`BrokerError`], [`PublishError`]: failures (`error`).
 
 mod cluster;
+mod dispatch;
 mod envelope;
 mod error;
 mod instance;

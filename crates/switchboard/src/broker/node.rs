@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 
 use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 
-use super::{Body, Envelope, InstanceId, Target, Topic};
+use super::{Body, Envelope, InstanceId, Topic};
 
 /// This instance, as its broker sees it. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -69,47 +69,21 @@ impl LocalNode {
             .as_ref()
             .filter(|addr| addr.instance == self.instance)
             .map(|addr| addr.id);
+        let here = Some(&self.instance);
         match &envelope.body {
             Body::Message(payload) => {
-                let message = payload.to_outgoing();
-                match &envelope.target {
-                    Target::Room(room) => self.hub.send_to_room(room.clone(), &message, except),
-                    Target::User(user) => self.hub.send_to_user(user.clone(), &message, except),
-                    Target::Connection(addr) => match self.local_id(addr.id, &addr.instance) {
-                        Some(id) if Some(id) != except => self.hub.send_to(id, &message),
-                        _ => 0,
-                    },
-                    Target::All => self.hub.broadcast(&message, except),
-                }
+                envelope
+                    .target
+                    .send_local(&self.hub, here, &payload.to_outgoing(), except)
             }
-            Body::Close(frame) => {
-                let ids = match &envelope.target {
-                    Target::Room(room) => self.hub.room_members(room.clone()),
-                    Target::User(user) => self.hub.user_connections(user.clone()),
-                    Target::Connection(addr) => {
-                        self.local_id(addr.id, &addr.instance).into_iter().collect()
-                    }
-                    Target::All => self.hub.connections().iter().map(|c| c.id).collect(),
-                };
-                self.close_all(ids, except, frame)
-            }
+            Body::Close(frame) => envelope
+                .target
+                .members_local(&self.hub, here)
+                .into_iter()
+                .filter(|id| Some(*id) != except)
+                .filter(|id| self.hub.close(*id, frame.code, &frame.reason))
+                .count(),
         }
-    }
-
-    fn local_id(&self, id: ConnectionId, instance: &InstanceId) -> Option<ConnectionId> {
-        (*instance == self.instance).then_some(id)
-    }
-
-    fn close_all(
-        &self,
-        ids: Vec<ConnectionId>,
-        except: Option<ConnectionId>,
-        frame: &CloseFrame,
-    ) -> usize {
-        ids.into_iter()
-            .filter(|id| Some(*id) != except)
-            .filter(|id| self.hub.close(*id, frame.code, &frame.reason))
-            .count()
     }
 
     /// Every topic local connections need now: rooms with a local member and

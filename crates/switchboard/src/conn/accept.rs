@@ -280,10 +280,13 @@ fn route(
     parts: http::request::Parts,
     addr: SocketAddr,
 ) -> Result<Routed, Rejection> {
-    let matched = app
-        .router
-        .at(parts.uri.path())
-        .map_err(|_| Rejection::new(StatusCode::NOT_FOUND, "Not Found"))?;
+    let not_found = || Rejection::new(StatusCode::NOT_FOUND, "Not Found");
+    let matched = app.router.at(parts.uri.path()).map_err(|_| not_found())?;
+    // A `{param}` stands for a segment: `/ws/chat/` does not match
+    // `/ws/chat/{room}` with an empty room.
+    if matched.params.iter().any(|(_, value)| value.is_empty()) {
+        return Err(not_found());
+    }
     let index = *matched.value;
     let params = matched
         .params

@@ -190,14 +190,8 @@ impl Publisher {
         match &self.0 {
             Backend::Cluster(cluster) => Ok(cluster.publish(target, payload.clone()).await?),
             Backend::Hub(hub) => {
-                let out = payload.to_outgoing();
-                let local = match target {
-                    Target::Room(room) => hub.send_to_room(room, &out, None),
-                    Target::User(user) => hub.send_to_user(user, &out, None),
-                    // Without a cluster every connection is local.
-                    Target::Connection(addr) => hub.send_to(addr.id, &out),
-                    Target::All => hub.broadcast(&out, None),
-                };
+                // Without a cluster every connection is local.
+                let local = target.send_local(hub, None, &payload.to_outgoing(), None);
                 Ok(Published {
                     local,
                     forwarded: false,
