@@ -1,47 +1,34 @@
 /**
- * The channels a client keeps subscribed, across connections: each one's
- * handlers, where it stands on the current connection, and the callers
- * waiting for its confirmation. No IO: the client sends what this says.
+ * The channels a client keeps subscribed, across connections (each one a
+ * `Subscription`), and the SUBSCRIBE / UNSUBSCRIBE exchanges that keep the
+ * server in step: one SUBSCRIBE with every unsent channel once ready, replies
+ * matched by channel and correlation id, channel messages handed to their
+ * handlers.
  */
 
+import type { Connection, Waiter } from "./connection.js";
+import type { Emitter } from "./emitter.js";
 import type { Timers } from "./env.js";
-import { rethrowLater } from "./env.js";
-import { SubscribeError, TimeoutError } from "./errors.js";
-import type { ChannelHandler } from "./options.js";
-import type { ChannelMessage, Message } from "./protocol.js";
-
-interface Waiter {
-  resolve(): void;
-  reject(error: unknown): void;
-  timer: unknown;
-}
-
-interface Subscription {
-  readonly handlers: Set<ChannelHandler>;
-  /** unsent: to send once ready; pending: sent, unanswered; active: confirmed on this connection. */
-  status: "unsent" | "pending" | "active";
-  /** The id of the SUBSCRIBE it went out in: replies are matched on channel and this id. */
-  correlationId: string | null;
-  /** Made while not connected: counts against the queue bound until confirmed. */
-  queued: boolean;
-  /** Confirmed once before: the next confirmation is a resubscription. */
-  wasActive: boolean;
-  readonly waiters: Set<Waiter>;
-}
-
-export interface SubscriptionEvents {
-  subscribed(channel: string, resubscribed: boolean): void;
-  /** A refusal nobody waits for (a resubscription after a reconnect). */
-  lost(error: SubscribeError): void;
-}
+import { QueueFullError, SubscribeError, TimeoutError, type SwitchboardError } from "./errors.js";
+import type { Lifecycle } from "./lifecycle.js";
+import type { ChannelHandler, ClientEvents } from "./options.js";
+import { isValidChannel, type ChannelMessage, type Message } from "./protocol.js";
+import { Replies } from "./requests.js";
+import { Subscription } from "./subscription.js";
 
 export class Subscriptions {
   readonly #channels = new Map<string, Subscription>();
+  readonly #unsubscribes: Replies<Waiter<void>>;
+  readonly #timers: Timers;
+  readonly #lifecycle: Lifecycle;
+  readonly #events: Emitter<ClientEvents>;
 
-  constructor(
-    private readonly timers: Timers,
-    private readonly events: SubscriptionEvents,
-  ) {}
+  constructor(timers: Timers, lifecycle: Lifecycle, events: Emitter<ClientEvents>) {
+    this.#timers = timers;
+    this.#lifecycle = lifecycle;
+    this.#events = events;
+    this.#unsubscribes = new Replies(timers);
+  }
 
   /** The channels kept, confirmed or not. */
   channels(): string[] {
@@ -55,72 +42,60 @@ export class Subscriptions {
     return n;
   }
 
-  has(channel: string): boolean {
-    return this.#channels.has(channel);
-  }
-
-  /**
-   * Adds `handler` to a kept channel. Returns null when the channel is not
-   * kept; otherwise a promise settled with its confirmation (at once if
-   * already active).
-   */
-  join(channel: string, handler: ChannelHandler | undefined, timeout: number): Promise<void> | null {
-    const sub = this.#channels.get(channel);
-    if (sub === undefined) return null;
-    if (handler !== undefined) sub.handlers.add(handler);
-    if (sub.status === "active") return Promise.resolve();
-    return this.#wait(channel, sub, timeout);
-  }
-
-  /** Keeps a new channel (not sent yet); the promise settles with its confirmation. */
-  add(channel: string, handler: ChannelHandler | undefined, queued: boolean, timeout: number): Promise<void> {
-    const sub: Subscription = {
-      handlers: new Set(handler === undefined ? [] : [handler]),
-      status: "unsent",
-      correlationId: null,
-      queued,
-      wasActive: false,
-      waiters: new Set(),
-    };
+  /** `SwitchboardClient.subscribe()`, with its timeout resolved. */
+  subscribe(channel: string, handler: ChannelHandler | undefined, timeout: number): Promise<void> {
+    if (!isValidChannel(channel)) {
+      return Promise.reject(
+        new SubscribeError(channel, "invalid_channel", "1–255 characters of A–Z a–z 0–9 : _ - . @ / ="),
+      );
+    }
+    const kept = this.#channels.get(channel);
+    if (kept !== undefined) {
+      // Kept already: one more handler, and the same confirmation.
+      if (handler !== undefined) kept.handlers.add(handler);
+      if (kept.status === "active") return Promise.resolve();
+      return this.#wait(kept, timeout);
+    }
+    const refusal = this.#lifecycle.refusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    const conn = this.#lifecycle.room();
+    if (conn instanceof QueueFullError) return Promise.reject(conn);
+    const sub = new Subscription(channel, handler, conn === null, this.#timers);
     this.#channels.set(channel, sub);
-    return this.#wait(channel, sub, timeout);
+    const promise = this.#wait(sub, timeout);
+    if (conn !== null) this.#send(conn, [channel]);
+    return promise;
   }
 
-  /**
-   * Forgets `channel`; its waiters reject. Returns whether the server may hold
-   * it on the current connection (so an UNSUBSCRIBE is due).
-   */
-  remove(channel: string): boolean {
+  /** `SwitchboardClient.unsubscribe()`, with its timeout resolved. */
+  unsubscribe(channel: string, timeout: number): Promise<void> {
     const sub = this.#channels.get(channel);
-    if (sub === undefined) return false;
+    if (sub === undefined) return Promise.resolve();
     this.#channels.delete(channel);
-    this.#reject(sub, new SubscribeError(channel, "cancelled", "unsubscribe() was called first"));
-    return sub.status !== "unsent";
+    sub.reject(new SubscribeError(channel, "cancelled", "unsubscribe() was called first"));
+    // Whether the server may hold it on the current connection (so an UNSUBSCRIBE is due).
+    const held = sub.status !== "unsent";
+    this.#events.emit("unsubscribed", { channel });
+    const conn = this.#lifecycle.readyConnection;
+    if (conn === null || !held) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const id = conn.send("UNSUBSCRIBE", { subscriptions: [channel] });
+      this.#unsubscribes.add(id, {
+        resolve,
+        reject,
+        timer: this.#timers.setTimeout(() => {
+          this.#unsubscribes.delete(id);
+          reject(new TimeoutError(`unsubscribe ${channel}`, timeout));
+        }, timeout),
+      });
+    });
   }
 
-  /** Channels to send in the next SUBSCRIBE (restored and queued ones). */
-  unsent(): string[] {
-    const out: string[] = [];
-    for (const [channel, sub] of this.#channels) if (sub.status === "unsent") out.push(channel);
-    return out;
-  }
-
-  /** `channels` went out in the SUBSCRIBE whose id is `id`. */
-  sent(channels: readonly string[], id: string): void {
-    for (const channel of channels) {
-      const sub = this.#channels.get(channel);
-      if (sub === undefined) continue;
-      sub.status = "pending";
-      sub.correlationId = id;
-    }
-  }
-
-  /** The connection closed: everything is to be sent again on the next one. */
-  connectionLost(): void {
-    for (const sub of this.#channels.values()) {
-      sub.status = "unsent";
-      sub.correlationId = null;
-    }
+  /** `conn` is ready: one SUBSCRIBE with the channels to restore and the queued ones. */
+  flush(conn: Connection): void {
+    const channels: string[] = [];
+    for (const [channel, sub] of this.#channels) if (sub.status === "unsent") channels.push(channel);
+    if (channels.length > 0) this.#send(conn, channels);
   }
 
   /** SUBSCRIBE_SUCCESS / SUBSCRIBE_FAILURE, matched by channel and correlation_id. */
@@ -133,28 +108,33 @@ export class Subscriptions {
     if (correlation !== null && correlation !== sub.correlationId) return;
     if (message.type === "SUBSCRIBE_FAILURE") {
       const { code, reason } = message.payload;
-      this.#refused(channel, sub, new SubscribeError(channel, code, reason));
+      this.#refused(sub, new SubscribeError(channel, code, reason));
       return;
     }
-    const resubscribed = sub.wasActive;
-    sub.status = "active";
-    sub.queued = false;
-    sub.wasActive = true;
-    for (const waiter of sub.waiters) {
-      this.timers.clearTimeout(waiter.timer);
-      waiter.resolve();
-    }
-    sub.waiters.clear();
-    this.events.subscribed(channel, resubscribed);
+    const resubscribed = sub.confirm();
+    this.#events.emit("subscribed", { channel, resubscribed });
+  }
+
+  /** UNSUBSCRIBE_ACK answering `correlation`. */
+  unsubscribed(correlation: string): void {
+    this.#unsubscribes.take(correlation)?.resolve();
+  }
+
+  /** An ERROR: rejects the UNSUBSCRIBE it answers; returns whether there was one. */
+  unsubscribeError(correlation: string, error: SwitchboardError): boolean {
+    const waiter = this.#unsubscribes.take(correlation);
+    if (waiter === undefined) return false;
+    waiter.reject(error);
+    return true;
   }
 
   /** An ERROR answering the SUBSCRIBE `correlation` refuses its channels; returns whether it did. */
-  errorReply(correlation: string, code: string, message: string): boolean {
+  subscribeError(correlation: string, code: string, message: string): boolean {
     let matched = false;
-    for (const [channel, sub] of this.#channels) {
+    for (const sub of this.#channels.values()) {
       if (sub.status === "pending" && sub.correlationId === correlation) {
         matched = true;
-        this.#refused(channel, sub, new SubscribeError(channel, code, message));
+        this.#refused(sub, new SubscribeError(sub.channel, code, message));
       }
     }
     return matched;
@@ -164,15 +144,17 @@ export class Subscriptions {
   dispatch(message: ChannelMessage): void {
     const channel = message.payload.channel;
     if (channel === undefined) return;
-    const sub = this.#channels.get(channel);
-    if (sub === undefined) return;
-    for (const handler of [...sub.handlers]) {
-      try {
-        handler(message);
-      } catch (error) {
-        rethrowLater(error);
-      }
-    }
+    this.#channels.get(channel)?.dispatch(message);
+  }
+
+  /**
+   * The connection closed: an UNSUBSCRIBE in flight resolves (the
+   * subscription is gone with the connection), and every channel is to be sent
+   * again on the next one.
+   */
+  lost(): void {
+    for (const waiter of this.#unsubscribes.takeAll()) waiter.resolve();
+    for (const sub of this.#channels.values()) sub.reset();
   }
 
   /**
@@ -181,44 +163,37 @@ export class Subscriptions {
    */
   stop(error: unknown): void {
     for (const [channel, sub] of this.#channels) {
-      if (sub.waiters.size === 0) continue;
-      this.#reject(sub, error);
+      if (!sub.waited) continue;
+      sub.reject(error);
       if (!sub.wasActive) this.#channels.delete(channel);
     }
   }
 
-  #wait(channel: string, sub: Subscription, timeout: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = {
-        resolve,
-        reject,
-        timer: this.timers.setTimeout(() => {
-          sub.waiters.delete(waiter);
-          const error = new TimeoutError(`subscribe ${channel}`, timeout);
-          reject(error);
-          // The caller was told it failed: do not keep (or restore) it.
-          if (this.#channels.get(channel) === sub && sub.status !== "active") {
-            this.#channels.delete(channel);
-            this.#reject(sub, error);
-          }
-        }, timeout),
-      };
-      sub.waiters.add(waiter);
+  /** `channels` go out in one SUBSCRIBE on `conn`. */
+  #send(conn: Connection, channels: readonly string[]): void {
+    const id = conn.send("SUBSCRIBE", { subscriptions: channels });
+    for (const channel of channels) {
+      const sub = this.#channels.get(channel);
+      if (sub === undefined) continue;
+      sub.status = "pending";
+      sub.correlationId = id;
+    }
+  }
+
+  #wait(sub: Subscription, timeout: number): Promise<void> {
+    return sub.wait(timeout, (error) => {
+      // The caller was told it failed: do not keep (or restore) it.
+      if (this.#channels.get(sub.channel) === sub && sub.status !== "active") {
+        this.#channels.delete(sub.channel);
+        sub.reject(error);
+      }
     });
   }
 
-  #refused(channel: string, sub: Subscription, error: SubscribeError): void {
-    this.#channels.delete(channel);
-    const waited = sub.waiters.size > 0;
-    this.#reject(sub, error);
-    if (!waited) this.events.lost(error);
-  }
-
-  #reject(sub: Subscription, error: unknown): void {
-    for (const waiter of sub.waiters) {
-      this.timers.clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-    sub.waiters.clear();
+  #refused(sub: Subscription, error: SubscribeError): void {
+    this.#channels.delete(sub.channel);
+    const waited = sub.waited;
+    sub.reject(error);
+    if (!waited) this.#events.emit("subscription_failed", error);
   }
 }
