@@ -18,7 +18,6 @@
 //! requests to axum, is `examples/axum-mount.rs`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -77,18 +76,17 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("http and ws on {}", listener.local_addr()?);
-    let shutdown = ws.shutdown_handle();
+    // On Ctrl-C, WebSocket clients get 1001 after what is queued for them,
+    // and axum::serve returns once they are gone (or the app's shutdown
+    // timeout passed): axum itself does not track the connections it
+    // handed over.
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async move {
+    .with_graceful_shutdown(ws.graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
-        // WebSocket clients get 1001 after what is queued for them. axum's
-        // own shutdown does not wait for them: it handed them over.
-        shutdown.shutdown();
-    })
+    }))
     .await?;
-    let _ = tokio::time::timeout(Duration::from_secs(10), ws.shutdown_handle().drained()).await;
     Ok(())
 }

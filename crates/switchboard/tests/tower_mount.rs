@@ -391,6 +391,51 @@ async fn shutdown_closes_mounted_connections_with_1001_and_drains() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_graceful_shutdown_waits_for_websocket_connections() {
+    let ws = switchboard(ServerConfig::default()).into_app();
+    let router = Router::new()
+        .route("/api/health", get(|| async { "ok" }))
+        .route_service("/ws/{*rest}", ws.service());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(ws.graceful_shutdown(async {
+            let _ = stopped.await;
+        }))
+        .into_future(),
+    );
+    let mut socket = TestClient::tcp(addr).connect("/ws/rooms/a").await.unwrap();
+    socket.send_text("up").await.unwrap();
+    socket.recv_text().await.unwrap();
+
+    stop.send(()).unwrap();
+    // The client takes its time to answer the server's 1001.
+    let frame = socket.recv_message().await.unwrap();
+    assert!(
+        matches!(&frame, switchboard::ws::Message::Close(Some(f)) if f.code == CloseCode::Away),
+        "{frame:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !server.is_finished(),
+        "axum::serve returned while a WebSocket connection was still open"
+    );
+    assert_eq!(ws.connection_count(), 1);
+    socket.send_close(CloseCode::Away, "").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("axum::serve returns once the WebSocket connections are gone")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ws.connection_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_proxys_forwarded_address_is_the_client_address() {
     let proxies = TrustedProxies::new(["127.0.0.0/8"]).unwrap();
     let ws = switchboard(ServerConfig::default().with_trusted_proxies(proxies)).into_app();

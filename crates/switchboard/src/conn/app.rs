@@ -304,6 +304,28 @@ impl App {
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
     }
+
+    /// A shutdown signal for another server that serves this app's routes
+    /// (`axum::serve(..).with_graceful_shutdown(app.graceful_shutdown(signal))`):
+    /// once `signal` completes, the app starts its graceful shutdown (1001
+    /// to every WebSocket client, after what is queued for it), and the
+    /// returned future completes when every connection has finished or
+    /// [`ServerConfig::shutdown_timeout`] passed. The other server thus
+    /// stops only after the WebSocket connections it handed over, which it
+    /// does not track itself; until then it keeps serving plain HTTP, and
+    /// new WebSocket clients are closed at once.
+    pub fn graceful_shutdown(
+        &self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let handle = self.shutdown_handle();
+        let timeout = self.0.config.shutdown_timeout;
+        async move {
+            signal.await;
+            handle.shutdown();
+            let _ = tokio::time::timeout(timeout, handle.drained()).await;
+        }
+    }
 }
 
 /// Starts graceful shutdown: every open connection is sent a close frame

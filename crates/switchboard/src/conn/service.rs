@@ -92,10 +92,12 @@ use crate::error::Rejection;
 /// [`App::connection_count`], and the app's [`ShutdownHandle`](crate::ShutdownHandle)
 /// closes them with 1001 (or the code given) like any other; ones that
 /// complete their handshake afterwards are closed at once. The HTTP
-/// server's own graceful shutdown does not wait for them (hyper hands an
-/// upgraded connection over and forgets it): start the app's shutdown,
-/// stop the HTTP server, then wait on [`ShutdownHandle::drained`](crate::ShutdownHandle::drained)
-/// under a timeout (`examples/axum-router.rs` shows it).
+/// server's own graceful shutdown does not track them (hyper hands an
+/// upgraded connection over and forgets it): give it
+/// [`App::graceful_shutdown`] as its signal, which starts the app's
+/// shutdown and completes once the WebSocket connections are gone:
+/// `axum::serve(..).with_graceful_shutdown(app.graceful_shutdown(signal))`
+/// (`examples/axum-router.rs` shows it).
 #[derive(Debug, Clone)]
 pub struct WebSocketService {
     app: App,
