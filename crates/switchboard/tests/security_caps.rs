@@ -168,3 +168,37 @@ async fn the_per_ip_cap_comes_before_authentication_and_the_per_user_cap_after()
     .await;
     assert_eq!(calls.get(), 1);
 }
+
+#[tokio::test]
+async fn the_counters_belong_to_the_app_and_a_copied_config_keeps_every_limit() {
+    // Configuration is plain data: the cap's counters live in the app
+    // built from it, so a copy of the config is an independent template
+    // (it used to carry an empty `OnceLock` of counters that a clone reset).
+    let server = ServerConfig::default().with_max_connections_per_ip(1);
+    let (first, _) = app(server, RouteConfig::default());
+    let me = addr("198.51.100.1:1");
+    let (_, _held) = accepted(TestClient::new(first.clone()).request("/ws").client_addr(me)).await;
+
+    // A clone of the app is the same app: the same counters.
+    refused(
+        TestClient::new(first.clone())
+            .request("/ws/default")
+            .client_addr(me),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Too many connections from this address",
+    )
+    .await;
+
+    // An app built from a copy of the running app's config has the same
+    // limit and counts for itself.
+    let (second, _) = app(first.config().clone(), RouteConfig::default());
+    let second = TestClient::new(second);
+    let (_, _other) = accepted(second.request("/ws").client_addr(me)).await;
+    refused(
+        second.request("/ws/default").client_addr(me),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Too many connections from this address",
+    )
+    .await;
+    assert_eq!(first.config().max_connections_per_ip, Some(1));
+}

@@ -1,4 +1,12 @@
 //! Rate limiting of new connections: a token bucket per client address.
+//!
+//! Our own rather than `governor`'s keyed limiter, for a missing feature:
+//! `governor`'s keyed state store grows with every distinct address until
+//! someone calls `retain_recent`, and has no bound, so a flood from many
+//! addresses (an IPv6 /48 holds 65,536 /64s) would grow it without limit.
+//! This table is capped ([`RateLimit::max_clients`]) and evicts refilled
+//! buckets, then the least recently seen, under the same shard lock as the
+//! check; its tests use the runtime's (pausable) clock.
 
 use std::time::{Duration, Instant};
 
