@@ -4,7 +4,6 @@ error mapping and the retry loop's decisions. No I/O here."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -97,14 +96,6 @@ def segment(value: str | int) -> str:
     return quote(str(value), safe="")
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def encode_body(body: Mapping[str, Any]) -> bytes:
-    """Compact JSON; a value JSON cannot hold fails here, before any request."""
-    return _ENCODER.encode(body).encode("utf-8")
-
-
 @dataclass(frozen=True)
 class Call(Generic[T]):
     """One API operation: the request, and how to read a successful answer."""
@@ -123,9 +114,9 @@ class Call(Generic[T]):
         if self.params:
             kwargs["params"] = self.params
         if self.body is not None:
-            kwargs["content"] = encode_body(self.body)
-            # Always JSON (the gateway answers 415 to anything else, soon).
-            kwargs["headers"] = {"Content-Type": "application/json"}
+            # httpx encodes it compactly and sets Content-Type: application/json
+            # (the gateway will answer 415 to anything else).
+            kwargs["json"] = self.body
         return kwargs
 
     def finish(self, response: httpx.Response, attempts: int) -> T:

@@ -102,10 +102,14 @@ class Client(_Base):
     ) -> None:
         super().__init__(url, api_key, retry, idempotency)
         self._owns_http = http_client is None
+        all_headers = _core.headers(self._api_key, headers)
+        # Our own pool carries the headers; a given one gets them per request.
         self._http = http_client or httpx.Client(
-            timeout=timeout if timeout is not None else _core.DEFAULT_TIMEOUT, limits=_LIMITS
+            timeout=timeout if timeout is not None else _core.DEFAULT_TIMEOUT,
+            limits=_LIMITS,
+            headers=all_headers,
         )
-        self._headers = _core.headers(self._api_key, headers)
+        self._headers: dict[str, str] | None = None if self._owns_http else all_headers
 
     # -- plumbing
 
@@ -128,12 +132,11 @@ class Client(_Base):
     def _run(self, call: Call[T]) -> T:
         attempts = Attempts(self._policy(call))
         kwargs = call.request_kwargs()
-        headers = {**self._headers, **kwargs.pop("headers", {})}
         while True:
             count = attempts.start()
             try:
                 response = self._http.request(
-                    call.method, self.url + call.path, headers=headers, **kwargs
+                    call.method, self.url + call.path, headers=self._headers, **kwargs
                 )
             except httpx.TransportError as exc:
                 error = _core.transport_error(exc, count)
@@ -293,10 +296,14 @@ class AsyncClient(_Base):
     ) -> None:
         super().__init__(url, api_key, retry, idempotency)
         self._owns_http = http_client is None
+        all_headers = _core.headers(self._api_key, headers)
+        # Our own pool carries the headers; a given one gets them per request.
         self._http = http_client or httpx.AsyncClient(
-            timeout=timeout if timeout is not None else _core.DEFAULT_TIMEOUT, limits=_LIMITS
+            timeout=timeout if timeout is not None else _core.DEFAULT_TIMEOUT,
+            limits=_LIMITS,
+            headers=all_headers,
         )
-        self._headers = _core.headers(self._api_key, headers)
+        self._headers: dict[str, str] | None = None if self._owns_http else all_headers
 
     async def aclose(self) -> None:
         """Closes the connection pool (unless it was given)."""
@@ -317,12 +324,11 @@ class AsyncClient(_Base):
     async def _run(self, call: Call[T]) -> T:
         attempts = Attempts(self._policy(call))
         kwargs = call.request_kwargs()
-        headers = {**self._headers, **kwargs.pop("headers", {})}
         while True:
             count = attempts.start()
             try:
                 response = await self._http.request(
-                    call.method, self.url + call.path, headers=headers, **kwargs
+                    call.method, self.url + call.path, headers=self._headers, **kwargs
                 )
             except httpx.TransportError as exc:
                 error = _core.transport_error(exc, count)
