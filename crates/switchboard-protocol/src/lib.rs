@@ -45,6 +45,10 @@
 //! - [`channel`]: [`Channel`], a validated channel name.
 //! - [`state`]: the connection states ([`ConnectionState`]).
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod channel;
 pub mod codes;
 pub mod envelope;

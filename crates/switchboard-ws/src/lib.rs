@@ -15,6 +15,10 @@
 //! - [`deflate`]: permessage-deflate (RFC 7692).
 //! - [`error`]: the crate's one error type.
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod close;
 pub mod decoder;
 pub mod deflate;

@@ -59,6 +59,10 @@
 //!
 //! [`ws`] is the codec (re-exported `switchboard-ws`).
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod error;
 
 pub mod codes;

@@ -177,7 +177,12 @@ async fn the_counters_belong_to_the_app_and_a_copied_config_keeps_every_limit() 
     let server = ServerConfig::default().with_max_connections_per_ip(1);
     let (first, _) = app(server, RouteConfig::default());
     let me = addr("198.51.100.1:1");
-    let (_, _held) = accepted(TestClient::new(first.clone()).request("/ws").client_addr(me)).await;
+    let (_, _held) = accepted(
+        TestClient::new(first.clone())
+            .request("/ws")
+            .client_addr(me),
+    )
+    .await;
 
     // A clone of the app is the same app: the same counters.
     refused(

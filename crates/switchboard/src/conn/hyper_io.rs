@@ -59,17 +59,10 @@ impl HttpPending {
 
     /// Whether the server can hand the connection over after `101`.
     pub(crate) fn upgradable(&self) -> Result<(), Rejection> {
-        if self.upgrade.is_some() {
-            return Ok(());
+        match self.upgrade {
+            Some(_) => Ok(()),
+            None => Err(not_upgradable()),
         }
-        tracing::error!(
-            "the HTTP server cannot upgrade this connection: serve HTTP/1.1 with upgrades \
-             (axum::serve; hyper's serve_connection(..).with_upgrades())"
-        );
-        Err(Rejection::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "The server cannot upgrade this connection",
-        ))
     }
 
     /// Answers with the refusal, as Switchboard's own listener would.
@@ -86,7 +79,7 @@ impl HttpPending {
         extensions: Option<&str>,
     ) -> Result<(Transport, BytesMut), Error> {
         let Some(upgrade) = self.upgrade else {
-            return Err(Error::Rejected(self.upgradable().unwrap_err()));
+            return Err(Error::Rejected(not_upgradable()));
         };
         let mut response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -108,6 +101,18 @@ impl HttpPending {
         let upgraded = upgrade.await.map_err(std::io::Error::other)?;
         Ok(into_transport(upgraded))
     }
+}
+
+/// The HTTP server gave no way to take the connection over after `101`.
+fn not_upgradable() -> Rejection {
+    tracing::error!(
+        "the HTTP server cannot upgrade this connection: serve HTTP/1.1 with upgrades \
+         (axum::serve; hyper's serve_connection(..).with_upgrades())"
+    );
+    Rejection::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server cannot upgrade this connection",
+    )
 }
 
 /// A refusal as an HTTP response: the same status, headers and plain-text
