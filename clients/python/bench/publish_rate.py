@@ -8,7 +8,10 @@ ports; the gateway uses the in-memory broker unless ``--broker redis``. Each
 publish is an EVENT to a room without members, so the numbers measure the
 publisher and the gateway's API, not fan-out. Every scenario runs
 ``--seconds`` per round, rounds interleaved, ``--rounds`` times; the median
-is reported.
+is reported, with the median of the per-round ratios (switchboard_rt /
+plain), which drifts less than the rates on a busy machine. The plain HTTP
+loop is ``httpx.Client.post(url, json=body)``; the plain Redis loop builds
+the same protocol envelope by hand and calls ``redis.Redis.publish``.
 
     python bench/publish_rate.py --bin target/release/switchboard
 """
@@ -145,7 +148,9 @@ async def run_async(
 Scenario = Callable[[], float]
 
 
-def scenarios(url: str, redis_url: str, seconds: float, inflight: int) -> dict[str, Scenario]:
+def scenarios(
+    url: str, redis_url: str, seconds: float, inflight: int
+) -> list[tuple[str, Scenario, Scenario]]:
     channel = f"sb:v1:room:{ROOM}"
 
     def http_sync_plain() -> float:
@@ -211,18 +216,72 @@ def scenarios(url: str, redis_url: str, seconds: float, inflight: int) -> dict[s
 
         return lambda: asyncio.run(client() if ours else plain())
 
-    return {
-        "HTTP sync, plain httpx.Client": http_sync_plain,
-        "HTTP sync, switchboard_rt.Client": http_sync_client,
-        "HTTP async 1 in flight, plain httpx.AsyncClient": http_async(1, False),
-        "HTTP async 1 in flight, switchboard_rt.AsyncClient": http_async(1, True),
-        f"HTTP async {inflight} in flight, plain httpx.AsyncClient": http_async(inflight, False),
-        f"HTTP async {inflight} in flight, switchboard_rt.AsyncClient": http_async(inflight, True),
-        "Redis sync, plain redis-py": redis_sync_plain,
-        "Redis sync, switchboard_rt.redis.RedisPublisher": redis_sync_client,
-        f"Redis async {inflight} in flight, plain redis.asyncio": redis_async(False),
-        f"Redis async {inflight} in flight, AsyncRedisPublisher": redis_async(True),
-    }
+    return [
+        ("HTTP, sync", http_sync_plain, http_sync_client),
+        ("HTTP, async, 1 in flight", http_async(1, False), http_async(1, True)),
+        (
+            f"HTTP, async, {inflight} in flight",
+            http_async(inflight, False),
+            http_async(inflight, True),
+        ),
+        ("Redis, sync", redis_sync_plain, redis_sync_client),
+        (f"Redis, async, {inflight} in flight", redis_async(False), redis_async(True)),
+    ]
+
+
+def client_cost(iterations: int) -> list[tuple[str, float, float]]:
+    """Microseconds of client-side work per publish, without a network: the
+    same loops against httpx.MockTransport and a Redis stand-in that answers
+    at once. Steadier than the rates on a busy machine."""
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            content=b'{"local":0,"forwarded":true,"id":"x"}',
+            headers={"content-type": "application/json"},
+        )
+
+    class NoRedis:
+        def publish(self, channel: str, message: str) -> int:
+            return 0
+
+    mock = httpx.MockTransport(answer)
+    plain_http = httpx.Client(transport=mock)
+    ours_http = Client("http://gateway.test", transport=mock, idempotency="off")
+    no_redis = NoRedis()
+    ours_redis = RedisPublisher(no_redis, prefix="sb")  # type: ignore[arg-type]
+    channel = f"sb:v1:room:{ROOM}"
+    target = "http://gateway.test/api/v1/publish"
+
+    def per_call(step: Callable[[int], object]) -> float:
+        started = time.perf_counter()
+        for i in range(iterations):
+            step(i)
+        return (time.perf_counter() - started) / iterations * 1e6
+
+    pairs: list[tuple[str, Callable[[int], object], Callable[[int], object]]] = [
+        (
+            "HTTP, sync",
+            lambda i: plain_http.post(target, json=body(i)).json(),
+            lambda i: ours_http.publish(Event("bench", {"i": i}), room=ROOM),
+        ),
+        (
+            "Redis, sync",
+            lambda i: no_redis.publish(channel, redis_envelope(i)),
+            lambda i: ours_redis.publish(Event("bench", {"i": i}), room=ROOM),
+        ),
+    ]
+    results = []
+    for name, plain, ours in pairs:
+        rounds = [(per_call(plain), per_call(ours)) for _ in range(3)]
+        results.append(
+            (
+                name,
+                statistics.median(r[0] for r in rounds),
+                statistics.median(r[1] for r in rounds),
+            )
+        )
+    return results
 
 
 def main() -> None:
@@ -236,32 +295,51 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--only", help="run scenarios whose name contains this")
+    parser.add_argument("--cost-iterations", type=int, default=20_000)
     args = parser.parse_args()
 
     redis_process, redis_url = start_redis()
     gateway, url = start_gateway(args.bin, args.broker, redis_url)
     try:
-        chosen = {
-            name: run
-            for name, run in scenarios(url, redis_url, args.seconds, args.inflight).items()
-            if not args.only or args.only in name
-        }
-        results: dict[str, list[float]] = {name: [] for name in chosen}
+        chosen = [
+            pair
+            for pair in scenarios(url, redis_url, args.seconds, args.inflight)
+            if not args.only or args.only in pair[0]
+        ]
+        plain: dict[str, list[float]] = {name: [] for name, _, _ in chosen}
+        ours: dict[str, list[float]] = {name: [] for name, _, _ in chosen}
         for round_ in range(args.rounds):
-            for name, run in chosen.items():
-                rate = run()
-                results[name].append(rate)
-                print(f"round {round_ + 1}: {name}: {rate:,.0f}/s", file=sys.stderr)
+            for name, run_plain, run_ours in chosen:
+                plain[name].append(run_plain())
+                ours[name].append(run_ours())
+                print(
+                    f"round {round_ + 1}: {name}: plain {plain[name][-1]:,.0f}/s,"
+                    f" switchboard_rt {ours[name][-1]:,.0f}/s",
+                    file=sys.stderr,
+                )
         print(
-            f"\npublishes/s, median of {args.rounds} x {args.seconds:g} s; gateway broker"
-            f" {args.broker}; Python {platform.python_version()}, httpx {httpx.__version__},"
-            f" redis-py {redis.__version__}; {os.cpu_count()} CPUs\n"
+            f"\npublishes/s, median of {args.rounds} rounds x {args.seconds:g} s (each round runs"
+            f" the plain loop, then switchboard_rt); gateway broker {args.broker};"
+            f" Python {platform.python_version()}, httpx {httpx.__version__},"
+            f" redis-py {redis.__version__}; {os.cpu_count()} CPUs;"
+            f" load average {os.getloadavg()[0]:.1f}\n"
         )
-        print("| scenario | median | runs |")
-        print("|---|---:|---|")
-        for name, rates in results.items():
-            runs = " / ".join(f"{r:,.0f}" for r in rates)
-            print(f"| {name} | {statistics.median(rates):,.0f} | {runs} |")
+        print("| publisher | plain loop | switchboard_rt | ratio (median of rounds) |")
+        print("|---|---:|---:|---:|")
+        for name, _, _ in chosen:
+            ratio = statistics.median(o / p for o, p in zip(ours[name], plain[name], strict=True))
+            print(
+                f"| {name} | {statistics.median(plain[name]):,.0f} |"
+                f" {statistics.median(ours[name]):,.0f} | {ratio:.2f} |"
+            )
+        print(
+            "\nclient-side work per publish, without a network (microseconds, median of 3 x"
+            f" {args.cost_iterations:,}):\n"
+        )
+        print("| publisher | plain loop | switchboard_rt |")
+        print("|---|---:|---:|")
+        for name, plain_us, ours_us in client_cost(args.cost_iterations):
+            print(f"| {name} | {plain_us:.1f} | {ours_us:.1f} |")
     finally:
         stop(gateway)
         stop(redis_process)

@@ -348,3 +348,17 @@ async def test_async_client_same_behaviour() -> None:
         )
         with pytest.raises(UnauthorizedError):
             await c2.connections()
+
+
+def test_own_pool_with_a_transport_sends_the_same_headers() -> None:
+    listing = {"instance": "i", "total": 0, "connections": []}
+    script = Script(httpx.Response(200, json=OK), httpx.Response(200, json=listing))
+    with Client("http://gw.test", api_key="k" * 20, transport=httpx.MockTransport(script)) as c:
+        c.publish("x", room="r")
+        c.connections()
+    post, get = script.requests
+    for request in (post, get):
+        assert request.headers["authorization"] == "Bearer " + "k" * 20
+        assert request.headers["accept"] == "application/json"
+        assert "origin" not in request.headers
+    assert post.headers["content-type"] == "application/json"

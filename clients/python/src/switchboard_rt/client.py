@@ -87,6 +87,8 @@ class Client(_Base):
         headers: extra headers for every request.
         http_client: an :class:`httpx.Client` to use instead of the client's
             own (it is not closed by :meth:`close`).
+        transport: an httpx transport for the client's own pool (a Unix
+            socket, a proxy, or :class:`httpx.MockTransport` in tests).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class Client(_Base):
         idempotency: IdempotencyMode = "auto",
         headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(url, api_key, retry, idempotency)
         self._owns_http = http_client is None
@@ -108,6 +111,7 @@ class Client(_Base):
             timeout=timeout if timeout is not None else _core.DEFAULT_TIMEOUT,
             limits=_LIMITS,
             headers=all_headers,
+            transport=transport,
         )
         self._headers: dict[str, str] | None = None if self._owns_http else all_headers
 
@@ -293,6 +297,7 @@ class AsyncClient(_Base):
         idempotency: IdempotencyMode = "auto",
         headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(url, api_key, retry, idempotency)
         self._owns_http = http_client is None
@@ -302,6 +307,7 @@ class AsyncClient(_Base):
             timeout=timeout if timeout is not None else _core.DEFAULT_TIMEOUT,
             limits=_LIMITS,
             headers=all_headers,
+            transport=transport,
         )
         self._headers: dict[str, str] | None = None if self._owns_http else all_headers
 
