@@ -53,6 +53,7 @@ pub mod channel;
 pub mod codes;
 pub mod envelope;
 pub mod kind;
+pub mod pattern;
 pub mod payload;
 pub mod state;
 
@@ -60,6 +61,7 @@ pub use channel::{Channel, ChannelError, MAX_CHANNEL_LEN};
 pub use codes::{CloseCode, ErrorCode, Reconnect};
 pub use envelope::{Envelope, MAX_ID_LEN, ParseError, parse, parse_slice};
 pub use kind::{Direction, MessageType};
+pub use pattern::{ChannelPattern, PatternError};
 pub use payload::Message;
 pub use state::ConnectionState;
 
