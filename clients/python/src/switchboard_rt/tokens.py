@@ -13,7 +13,9 @@ the ``crypto`` extra (``cryptography``)::
     from switchboard_rt.tokens import mint_token
 
     token = mint_token(secret, "alice", permissions=["chat:write"], expires_in=900)
-    # the browser: new WebSocket(url, ["switchboard.v1", "bearer." + token])
+    # Authorization: Bearer <token>, or from a browser (with the gateway's
+    # security.token_sources listing "protocol:bearer."):
+    # new WebSocket(url, ["switchboard.v1", "bearer." + token])
 """
 
 from __future__ import annotations
