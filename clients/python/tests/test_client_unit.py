@@ -362,3 +362,47 @@ def test_own_pool_with_a_transport_sends_the_same_headers() -> None:
         assert request.headers["accept"] == "application/json"
         assert "origin" not in request.headers
     assert post.headers["content-type"] == "application/json"
+
+
+def test_idempotency_support_is_learnt_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from switchboard_rt import client as client_module
+
+    state = {"openapi": 0, "down": True, "advertise": True}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/openapi.json":
+            state["openapi"] += 1
+            if state["down"]:
+                raise httpx.ConnectError("down")
+            return httpx.Response(
+                200, json=OPENAPI_WITH_KEYS if state["advertise"] else OPENAPI_WITHOUT
+            )
+        body = json.loads(request.content)
+        if "idempotency_key" in body and not state["advertise"]:
+            refusal = {
+                "error": {"code": "bad_request", "message": "idempotency_key: unknown field"}
+            }
+            return httpx.Response(400, json=refusal)
+        return httpx.Response(200, json=OK)
+
+    c = Client("http://gw.test", transport=httpx.MockTransport(answer), retry=FAST)
+    # No answer about support: no key, and ask again next time.
+    assert c.publish("x", room="r").idempotency_key is None
+    state["down"] = False
+    assert c.publish("x", room="r").idempotency_key is not None
+    asked = state["openapi"]
+    c.publish("x", room="r")
+    assert state["openapi"] == asked  # cached
+    # An instance that refuses keys (a rolling upgrade): published again without one.
+    state["advertise"] = False
+    assert c.publish("x", room="r").idempotency_key is None
+    assert c.publish("x", room="r").idempotency_key is None
+    # Asked again after a while.
+    monkeypatch.setattr(client_module, "_RECHECK_AFTER", 0.0)
+    state["advertise"] = True
+    assert c.publish("x", room="r").idempotency_key is not None
+    # An explicit key that the gateway refuses is the caller's error.
+    state["advertise"] = False
+    monkeypatch.setattr(client_module, "_RECHECK_AFTER", 1e9)
+    with pytest.raises(BadRequestError):
+        c.publish("x", room="r", idempotency_key="mine")

@@ -34,6 +34,10 @@ __all__ = ["AsyncClient", "Client"]
 
 T = TypeVar("T")
 
+_RECHECK_AFTER = 300.0
+"""Seconds after which ``idempotency="auto"`` asks the gateway again whether
+it takes idempotency keys (a gateway upgraded under a running worker)."""
+
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
 """One pool per client. Idle connections are dropped after 5 s, before the
 gateway closes idle keep-alive connections (10 s)."""
@@ -55,7 +59,31 @@ class _Base:
         self._api_key = _core.resolve_api_key(api_key)
         self.retry = retry if retry is not None else Retry()
         self.idempotency: IdempotencyMode = idempotency
-        self._idempotency_supported: bool | None = None
+        # Whether the gateway takes idempotency keys, and when that was learnt.
+        self._support: tuple[bool, float] | None = None
+
+    def _must_check_support(self) -> bool:
+        if self.idempotency != "auto":
+            return False
+        return self._support is None or time.monotonic() - self._support[1] > _RECHECK_AFTER
+
+    def _learn_support(self, answer: Any | ApiError) -> None:
+        supported = not isinstance(answer, ApiError) and _core.advertises_idempotency(answer)
+        self._support = (supported, time.monotonic())
+
+    def _supported(self) -> bool:
+        return self._support is not None and self._support[0]
+
+    def _refused_key(self, error: ApiError, key: str | None, explicit: str | None) -> bool:
+        """A 400 naming ``idempotency_key`` for a key we chose: an instance that
+        does not take keys (a rolling upgrade behind a load balancer). Forget
+        the support and publish again without a key."""
+        if key is None or explicit is not None or error.status != 400:
+            return False
+        if "idempotency_key" not in error.message:
+            return False
+        self._support = (False, time.monotonic())
+        return True
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -81,9 +109,11 @@ class Client(_Base):
         retry: when to retry (:class:`~switchboard_rt.Retry`); default 3
             attempts with backoff. ``Retry.none()`` for at-most-once.
         idempotency: ``"auto"`` (default) sends an idempotency key with every
-            publish, the same on its retries, once the gateway advertises
-            support (checked once, from its OpenAPI document); ``"on"`` always
-            sends one; ``"off"`` never does.
+            publish, the same on its retries, when the gateway advertises
+            support in its OpenAPI document (read before the first publish and
+            every 5 minutes; a 400 naming ``idempotency_key``, from an instance
+            not yet upgraded, turns keys off and publishes again without one);
+            ``"on"`` always sends one; ``"off"`` never does.
         headers: extra headers for every request.
         http_client: an :class:`httpx.Client` to use instead of the client's
             own (it is not closed by :meth:`close`).
@@ -157,18 +187,27 @@ class Client(_Base):
             time.sleep(delay)
 
     def _key(self, explicit: str | None) -> str | None:
-        if self.idempotency == "auto" and self._idempotency_supported is None:
-            self._idempotency_supported = self.supports_idempotency()
-        return _core.choose_key(self.idempotency, self._idempotency_supported, explicit)
+        if self._must_check_support():
+            try:
+                self._learn_support(self._run(_core.openapi_call()))
+            except ApiError as exc:
+                self._learn_support(exc)
+            except SwitchboardError:
+                pass  # no answer: ask again next time
+        return _core.choose_key(self.idempotency, self._supported(), explicit)
 
     def supports_idempotency(self) -> bool:
-        """Whether the gateway accepts idempotency keys on publish (it lists
-        ``idempotency_key`` in its OpenAPI document). Not cached; the client
-        itself checks once."""
+        """Whether the gateway accepts idempotency keys on publish: it lists
+        ``idempotency_key`` in its OpenAPI document. Asks now; with
+        ``idempotency="auto"`` the client asks before its first publish and
+        again every 5 minutes."""
         try:
-            return _core.advertises_idempotency(self._run(_core.openapi_call()))
+            self._learn_support(self._run(_core.openapi_call()))
+        except ApiError as exc:
+            self._learn_support(exc)
         except SwitchboardError:
             return False
+        return self._supported()
 
     # -- publishing
 
@@ -211,8 +250,15 @@ class Client(_Base):
         """
         resolved = resolve_target(target, room=room, user=user, connection=connection, all=all)
         key = self._key(idempotency_key)
+        try:
+            return self._run(
+                _core.publish_call(resolved, message, exclude=exclude, idempotency_key=key)
+            )
+        except ApiError as exc:
+            if not self._refused_key(exc, key, idempotency_key):
+                raise
         return self._run(
-            _core.publish_call(resolved, message, exclude=exclude, idempotency_key=key)
+            _core.publish_call(resolved, message, exclude=exclude, idempotency_key=None)
         )
 
     def broadcast(
@@ -351,16 +397,24 @@ class AsyncClient(_Base):
             await asyncio.sleep(delay)
 
     async def _key(self, explicit: str | None) -> str | None:
-        if self.idempotency == "auto" and self._idempotency_supported is None:
-            self._idempotency_supported = await self.supports_idempotency()
-        return _core.choose_key(self.idempotency, self._idempotency_supported, explicit)
+        if self._must_check_support():
+            try:
+                self._learn_support(await self._run(_core.openapi_call()))
+            except ApiError as exc:
+                self._learn_support(exc)
+            except SwitchboardError:
+                pass  # no answer: ask again next time
+        return _core.choose_key(self.idempotency, self._supported(), explicit)
 
     async def supports_idempotency(self) -> bool:
         """See :meth:`Client.supports_idempotency`."""
         try:
-            return _core.advertises_idempotency(await self._run(_core.openapi_call()))
+            self._learn_support(await self._run(_core.openapi_call()))
+        except ApiError as exc:
+            self._learn_support(exc)
         except SwitchboardError:
             return False
+        return self._supported()
 
     async def publish(
         self,
@@ -377,8 +431,15 @@ class AsyncClient(_Base):
         """See :meth:`Client.publish`."""
         resolved = resolve_target(target, room=room, user=user, connection=connection, all=all)
         key = await self._key(idempotency_key)
+        try:
+            return await self._run(
+                _core.publish_call(resolved, message, exclude=exclude, idempotency_key=key)
+            )
+        except ApiError as exc:
+            if not self._refused_key(exc, key, idempotency_key):
+                raise
         return await self._run(
-            _core.publish_call(resolved, message, exclude=exclude, idempotency_key=key)
+            _core.publish_call(resolved, message, exclude=exclude, idempotency_key=None)
         )
 
     async def broadcast(
