@@ -282,6 +282,21 @@ def test_no_idempotency_key_until_the_gateway_advertises_it(client: Client) -> N
     assert result.idempotency_key is None
 
 
+def test_a_refused_key_is_dropped_and_the_publish_sent_again(gateway: Gateway) -> None:
+    # As if the client had seen another instance advertise keys (a rolling upgrade):
+    # this gateway refuses the unknown field, and the client publishes again without it.
+    with Client(gateway.url, api_key="") as c:
+        c._support = (True, time.monotonic())
+        result = c.publish("x", room=channel())
+        assert result.idempotency_key is None
+        assert c._support[0] is False
+    with (
+        Client(gateway.url, api_key="", idempotency="on") as forced,
+        pytest.raises(BadRequestError, match="idempotency_key"),
+    ):
+        forced.publish("x", room=channel())
+
+
 def test_connect_errors_and_timeouts() -> None:
     closed_port = _closed_port()
     with Client(f"http://127.0.0.1:{closed_port}", retry=Retry(attempts=2, backoff=0.01)) as c:

@@ -78,7 +78,9 @@ class _Base:
         """A 400 naming ``idempotency_key`` for a key we chose: an instance that
         does not take keys (a rolling upgrade behind a load balancer). Forget
         the support and publish again without a key."""
-        if key is None or explicit is not None or error.status != 400:
+        if self.idempotency != "auto" or key is None or explicit is not None:
+            return False
+        if error.status != 400:
             return False
         if "idempotency_key" not in error.message:
             return False
