@@ -32,13 +32,16 @@ pub enum ErrorCode {
     UnknownAction,
     /// The action's handler failed.
     ActionFailed,
+    /// A service the server needs is not reachable just now (the broker,
+    /// for a channel with history): retry with backoff.
+    Unavailable,
     /// A server fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table in `docs/protocol.md`.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::InvalidJson,
         Self::UnknownType,
         Self::InvalidMessage,
@@ -49,6 +52,7 @@ impl ErrorCode {
         Self::TooManySubscriptions,
         Self::UnknownAction,
         Self::ActionFailed,
+        Self::Unavailable,
         Self::Internal,
     ];
 
@@ -65,6 +69,7 @@ impl ErrorCode {
             Self::TooManySubscriptions => "too_many_subscriptions",
             Self::UnknownAction => "unknown_action",
             Self::ActionFailed => "action_failed",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }

@@ -34,6 +34,10 @@ pub struct Envelope {
     /// On a reply: the `id` of the message it answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// On a publication to a channel with history: its offset in the
+    /// channel's stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 impl Envelope {
@@ -44,6 +48,7 @@ impl Envelope {
             id: None,
             timestamp: None,
             correlation_id: None,
+            offset: None,
         }
     }
 
@@ -165,6 +170,14 @@ fn from_map(mut map: Map<String, Value>) -> Result<Envelope, ParseError> {
             return Err(invalid(message.to_owned(), &id));
         }
     };
+    let offset = match map.remove("offset") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+        Some(_) => {
+            let message = "`offset` must be a whole number";
+            return Err(invalid(message.to_owned(), &id));
+        }
+    };
     let timestamp = match map.remove("timestamp") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),
@@ -204,6 +217,7 @@ fn from_map(mut map: Map<String, Value>) -> Result<Envelope, ParseError> {
         id,
         timestamp,
         correlation_id,
+        offset,
     })
 }
 

@@ -56,6 +56,7 @@ pub mod kind;
 pub mod pattern;
 pub mod payload;
 pub mod state;
+pub mod stream;
 
 pub use channel::{Channel, ChannelError, MAX_CHANNEL_LEN};
 pub use codes::{CloseCode, ErrorCode, Reconnect};
@@ -64,6 +65,7 @@ pub use kind::{Direction, MessageType};
 pub use pattern::{ChannelPattern, PatternError};
 pub use payload::Message;
 pub use state::ConnectionState;
+pub use stream::{GAP_EVENT, NotRecovered, Recover, StreamGap, SubscriptionRequest};
 
 /// The protocol version this crate speaks (`protocol_version` in `CONNECT_ACK`).
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::codes::ErrorCode;
 use crate::kind::MessageType;
+use crate::stream::{NotRecovered, SubscriptionRequest};
 
 /// A message: its type and its payload. Serialised adjacently tagged, as
 /// `{"type": "...", "payload": {...}}`.
@@ -259,8 +260,9 @@ pub struct AuthenticateFailure {
 /// `SUBSCRIBE`: `{ "subscriptions": [channel] }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscribe {
-    /// Channel names (checked one by one by the server).
-    pub subscriptions: Vec<String>,
+    /// The channels, each a name or `{channel, recover?, last?}` (checked
+    /// one by one by the server).
+    pub subscriptions: Vec<SubscriptionRequest>,
 }
 
 /// `SUBSCRIBE_SUCCESS`: one per channel subscribed.
@@ -268,6 +270,33 @@ pub struct Subscribe {
 pub struct SubscribeSuccess {
     /// The channel.
     pub channel: String,
+    /// On a channel with history: its stream's epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// On a channel with history: the offset the subscription starts after
+    /// (live publications follow it; a replay ends at it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// When the subscription asked to recover: whether everything missed
+    /// is replayed (it follows this message, then live publications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    /// With `recovered: false`: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<NotRecovered>,
+}
+
+impl SubscribeSuccess {
+    /// A success for `channel`, without stream fields.
+    pub fn new(channel: impl Into<String>) -> Self {
+        Self {
+            channel: channel.into(),
+            epoch: None,
+            offset: None,
+            recovered: None,
+            reason: None,
+        }
+    }
 }
 
 /// `SUBSCRIBE_FAILURE`: one per channel refused.

@@ -38,7 +38,8 @@
 //! this list, never one below (a test, `tests/layers.rs`, enforces it).
 //!
 //! 1. [`error`]: [`Error`], [`Rejection`] and [`RejectionKind`].
-//! 2. [`codes`]: the close codes Switchboard sends.
+//! 2. [`codes`]: the close codes Switchboard sends; `stamp`: fresh
+//!    protocol envelopes (id and time), for every layer that sends one.
 //! 3. `transport`: the byte streams a connection runs over.
 //! 4. [`delivery`]: what a connection sends: the bounded queue, [`Sender`],
 //!    the writer task, compression, [`Keepalive`], [`Outgoing`], counters.
@@ -66,6 +67,8 @@
 pub mod error;
 
 pub mod codes;
+
+mod stamp;
 
 mod transport;
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "error",
     "codes",
+    "stamp",
     "transport",
     "delivery",
     "hub",

@@ -4,10 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use switchboard_ws::CloseCode;
+use tokio::task::JoinHandle;
 
 use crate::hub::{ConnectionId, Hub, Room, UserId};
 
+use super::stream::{HistoryConfig, IdempotencyKey, StreamLimits};
 use super::{
     Body, Broker, BrokerError, ConnectionAddr, Envelope, InstanceId, LocalNode, MemoryBroker,
     Payload, PublishError, Published, Target, Topic,
@@ -41,7 +44,17 @@ pub struct Cluster(Arc<Inner>);
 
 struct Inner {
     node: LocalNode,
-    broker: Box<dyn Broker>,
+    broker: Arc<dyn Broker>,
+    /// The repair task, once started.
+    repair: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.repair.get_mut().take() {
+            task.abort();
+        }
+    }
 }
 
 impl fmt::Debug for Cluster {
@@ -53,19 +66,91 @@ impl fmt::Debug for Cluster {
     }
 }
 
+/// Builds a [`Cluster`] with more than the defaults: an instance id of
+/// your choice, channels with history.
+#[derive(Debug)]
+pub struct ClusterBuilder {
+    hub: Hub,
+    broker: Arc<dyn Broker>,
+    instance: Option<InstanceId>,
+    history: HistoryConfig,
+}
+
+impl ClusterBuilder {
+    /// Sets the instance id (random by default).
+    pub fn instance(mut self, instance: InstanceId) -> Self {
+        self.instance = Some(instance);
+        self
+    }
+
+    /// Sets which channels keep a history (none by default).
+    pub fn history(mut self, history: HistoryConfig) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// The cluster member. Call [`Cluster::start`] before publishing.
+    pub fn build(self) -> Cluster {
+        let instance = self.instance.unwrap_or_else(InstanceId::random);
+        Cluster(Arc::new(Inner {
+            node: LocalNode::new(instance, self.hub, self.history),
+            broker: self.broker,
+            repair: Mutex::new(None),
+        }))
+    }
+}
+
+/// Options of a publish.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishOptions {
+    /// A connection to leave out (typically the sender of a chat message).
+    pub except: Option<ConnectionAddr>,
+    /// The publisher's name for this message: a retry with the same key
+    /// within the idempotency window ([`HistoryConfig::idempotency_window`])
+    /// is answered with the first attempt's result and not sent again.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl PublishOptions {
+    /// No options.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`PublishOptions::except`].
+    pub fn except(mut self, except: ConnectionAddr) -> Self {
+        self.except = Some(except);
+        self
+    }
+
+    /// Sets [`PublishOptions::idempotency_key`].
+    pub fn idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
 impl Cluster {
     /// A cluster member for `hub`, with a random instance id, using `broker`.
     /// Call [`Cluster::start`] before publishing.
     pub fn new(hub: Hub, broker: impl Broker) -> Self {
-        Self::with_instance(InstanceId::random(), hub, broker)
+        Self::builder(hub, broker).build()
     }
 
     /// A cluster member with the given instance id.
     pub fn with_instance(instance: InstanceId, hub: Hub, broker: impl Broker) -> Self {
-        Self(Arc::new(Inner {
-            node: LocalNode::new(instance, hub),
-            broker: Box::new(broker),
-        }))
+        Self::builder(hub, broker).instance(instance).build()
+    }
+
+    /// A builder, for an instance id of your choice or channels with history.
+    pub fn builder(hub: Hub, broker: impl Broker) -> ClusterBuilder {
+        ClusterBuilder {
+            hub,
+            broker: Arc::new(broker),
+            instance: None,
+            history: HistoryConfig::default(),
+        }
     }
 
     /// A single instance: the in-memory broker, nothing leaves the process.
@@ -78,7 +163,13 @@ impl Cluster {
     /// in time; depending on the broker it may keep trying in the background
     /// (the Redis broker does), and publishes fail until it is reachable.
     pub async fn start(&self) -> Result<(), BrokerError> {
-        self.0.broker.start(self.0.node.clone()).await
+        let started = self.0.broker.start(self.0.node.clone()).await;
+        let mut repair = self.0.repair.lock();
+        if repair.is_none() && !self.0.node.streams().config().rules.is_empty() {
+            let task = super::repair::run(self.0.node.clone(), Arc::clone(&self.0.broker));
+            *repair = Some(tokio::spawn(task));
+        }
+        started
     }
 
     /// Stops the broker: unsubscribes, removes this instance from
@@ -86,6 +177,9 @@ impl Cluster {
     /// Local connections are not closed (shut the server down for that).
     pub async fn shutdown(&self) {
         self.0.node.stop();
+        if let Some(task) = self.0.repair.lock().take() {
+            task.abort();
+        }
         self.0.broker.shutdown().await;
     }
 
@@ -140,6 +234,20 @@ impl Cluster {
             .await
     }
 
+    /// Like [`Cluster::publish`], with options: a connection to leave out,
+    /// an idempotency key.
+    pub async fn publish_with(
+        &self,
+        target: Target,
+        payload: impl Into<Payload>,
+        options: PublishOptions,
+    ) -> Result<Published, PublishError> {
+        let envelope =
+            Envelope::new(target, Body::Message(payload.into())).with_except(options.except);
+        self.send_with(envelope, options.idempotency_key.as_ref())
+            .await
+    }
+
     /// Closes the connections of `target` on every instance with `code` and
     /// `reason`: one connection, a user's, a room's members, or everyone.
     pub async fn close(
@@ -154,24 +262,84 @@ impl Cluster {
 
     /// Delivers `envelope` locally, then hands it to the broker unless no
     /// other instance can hold a recipient. The origin is set to this instance.
-    pub async fn send(&self, mut envelope: Envelope) -> Result<Published, PublishError> {
+    pub async fn send(&self, envelope: Envelope) -> Result<Published, PublishError> {
+        self.send_with(envelope, None).await
+    }
+
+    /// [`Cluster::send`], recognising a retry by its idempotency key.
+    ///
+    /// A message to a channel with history goes into the channel's stream
+    /// first (`Err` means it is not there), then to local subscribers in
+    /// offset order. Other messages are delivered locally at once, then
+    /// handed to the broker (with a key: the broker first, which drops a
+    /// retry, then locally).
+    pub async fn send_with(
+        &self,
+        mut envelope: Envelope,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Published, PublishError> {
         envelope.origin = Some(self.instance().clone());
-        let local = self.0.node.apply(&envelope);
+        if let Some(limits) = self.stream_limits(&envelope) {
+            return self.append(envelope, &limits, key).await;
+        }
         if let Target::Connection(addr) = &envelope.target
             && addr.instance == *self.instance()
         {
-            return Ok(Published {
-                local,
-                forwarded: false,
-            });
+            let local = self.0.node.apply(&envelope);
+            return Ok(Published::new(local, false));
         }
+        if let Some(key) = key {
+            let window = self.0.node.streams().config().idempotency_window;
+            return match self.0.broker.publish_once(&envelope, key, window).await {
+                Ok(true) => Ok(Published::new(self.0.node.apply(&envelope), true)),
+                Ok(false) => Ok(Published {
+                    duplicate: true,
+                    ..Published::new(0, true)
+                }),
+                Err(source) => Err(PublishError { local: 0, source }),
+            };
+        }
+        let local = self.0.node.apply(&envelope);
         match self.0.broker.publish(&envelope).await {
-            Ok(()) => Ok(Published {
-                local,
-                forwarded: true,
-            }),
+            Ok(()) => Ok(Published::new(local, true)),
             Err(source) => Err(PublishError { local, source }),
         }
+    }
+
+    /// The stream limits for `envelope`, when it is a message to a channel
+    /// with history.
+    fn stream_limits(&self, envelope: &Envelope) -> Option<StreamLimits> {
+        let (Target::Room(room), Body::Message(_)) = (&envelope.target, &envelope.body) else {
+            return None;
+        };
+        let config = self.0.node.streams().config();
+        let rule = config.rule_for(room.as_str())?;
+        Some(StreamLimits::new(rule, config))
+    }
+
+    async fn append(
+        &self,
+        mut envelope: Envelope,
+        limits: &StreamLimits,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Published, PublishError> {
+        let appended = self
+            .0
+            .broker
+            .append(&envelope, limits, key)
+            .await
+            .map_err(|source| PublishError { local: 0, source })?;
+        let local = if appended.duplicate {
+            0
+        } else {
+            envelope.stream = Some(appended.position.clone());
+            self.0.node.apply(&envelope)
+        };
+        Ok(Published {
+            position: Some(appended.position),
+            duplicate: appended.duplicate,
+            ..Published::new(local, true)
+        })
     }
 
     /// Attaches a user to a connection, like [`Hub::identify`], and tells

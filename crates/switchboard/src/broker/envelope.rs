@@ -7,6 +7,7 @@ use switchboard_ws::{CloseCode, CloseFrame, Utf8Bytes};
 
 use crate::hub::{Outgoing, Room, UserId};
 
+use super::stream::StreamPosition;
 use super::{ConnectionAddr, InstanceId};
 
 /// Who a cluster-wide message is for.
@@ -145,6 +146,9 @@ pub struct Envelope {
     pub except: Option<ConnectionAddr>,
     /// What it carries.
     pub body: Body,
+    /// For a publication to a channel with history: its place in the
+    /// channel's stream (set by the broker that appended it).
+    pub stream: Option<StreamPosition>,
 }
 
 impl Envelope {
@@ -155,6 +159,7 @@ impl Envelope {
             target,
             except: None,
             body,
+            stream: None,
         }
     }
 
@@ -167,6 +172,12 @@ impl Envelope {
     /// Leaves one connection out.
     pub fn with_except(mut self, except: Option<ConnectionAddr>) -> Self {
         self.except = except;
+        self
+    }
+
+    /// Sets the stream position (what a broker that appended it does).
+    pub fn with_stream(mut self, position: Option<StreamPosition>) -> Self {
+        self.stream = position;
         self
     }
 }
@@ -184,13 +195,33 @@ pub enum Topic {
 }
 
 /// What a cluster-wide publish did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Published {
-    /// Local connections it was queued for (or, for a close, told to close).
+    /// Local connections it was queued for (or, for a close, told to
+    /// close). For a channel with history: the channel's local subscribers,
+    /// who get it in offset order.
     pub local: usize,
     /// Whether it was handed to the broker for the other instances. `false`
     /// only when no other instance could hold a recipient (a connection of
     /// this instance).
     pub forwarded: bool,
+    /// For a channel with history: the publication's place in its stream.
+    pub position: Option<StreamPosition>,
+    /// The idempotency key was seen before: this answers the first attempt
+    /// (its position), and nothing was sent this time.
+    pub duplicate: bool,
+}
+
+impl Published {
+    /// A publish that reached `local` connections here, and the other
+    /// instances if `forwarded`.
+    pub fn new(local: usize, forwarded: bool) -> Self {
+        Self {
+            local,
+            forwarded,
+            position: None,
+            duplicate: false,
+        }
+    }
 }

@@ -35,6 +35,10 @@ pub enum BrokerError {
     /// A connection address that is not `instance/id`.
     #[error("invalid connection address {0:?}")]
     InvalidAddress(String),
+    /// The broker cannot do this (a history read or an idempotent publish
+    /// from a broker that keeps no history).
+    #[error("the broker does not support {0}")]
+    Unsupported(&'static str),
 }
 
 impl BrokerError {

@@ -25,27 +25,34 @@
 //! - `dispatch`: where a [`Target`] is on this instance (hub sends).
 //! - [`MemoryBroker`], [`MemoryBus`]: the in-process backend (`memory`).
 //! - [`BrokerError`], [`PublishError`]: failures (`error`).
+//! - [`stream`]: channels with history: epochs, offsets, recovery.
+//! - `repair`: the task that reads missed publications back; `join`:
+//!   subscribing to a channel with history, reading a stream.
 
 mod cluster;
 mod dispatch;
 mod envelope;
 mod error;
 mod instance;
+mod join;
 mod memory;
 mod node;
+mod repair;
+pub mod stream;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, ClusterBuilder, PublishOptions};
 pub use envelope::{Body, Envelope, Payload, Published, Target, Topic};
 pub use error::{BrokerError, PublishError};
 pub use instance::{ConnectionAddr, InstanceId, MAX_INSTANCE_ID_LEN};
-pub use memory::{MemoryBroker, MemoryBus};
+pub use memory::{DEFAULT_HISTORY_MEMORY, MemoryBroker, MemoryBus};
 pub use node::{LocalNode, TopicWatch};
 
 use crate::hub::Room;
+use stream::{Appended, History, HistoryQuery, IdempotencyKey, StreamLimits};
 
 /// A boxed future, as broker methods return (they are called through `dyn Broker`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -80,4 +87,50 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// Stops: unsubscribes, withdraws this instance's counts, ends tasks.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+
+    /// Sends one envelope to the other instances, unless an earlier publish
+    /// with the same `key` was sent within `window`: then nothing is sent
+    /// and the answer is `Ok(false)`. The check and the send are one
+    /// operation, so a retry after a timeout never goes out twice.
+    /// The default refuses ([`BrokerError::Unsupported`]).
+    fn publish_once<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        key: &'a IdempotencyKey,
+        window: std::time::Duration,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        let _ = (envelope, key, window);
+        Box::pin(async { Err(BrokerError::Unsupported("idempotent publishes")) })
+    }
+
+    /// Appends a message for a channel with history ([`Target::Room`]) to
+    /// the channel's stream, under `limits`, and carries it to the other
+    /// instances with its position ([`Envelope::stream`]). `Ok` only once
+    /// the stream holds it. With a `key` seen within the idempotency
+    /// window, nothing is appended and the first attempt's position is
+    /// returned ([`Appended::duplicate`]). The default refuses
+    /// ([`BrokerError::Unsupported`]).
+    fn append<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        limits: &'a StreamLimits,
+        key: Option<&'a IdempotencyKey>,
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
+        let _ = (envelope, limits, key);
+        Box::pin(async { Err(BrokerError::Unsupported("history")) })
+    }
+
+    /// Reads a channel's stream. A channel never published to gets an
+    /// epoch here (offset 0), kept for `limits.meta_ttl`, so that its first
+    /// publications belong to the epoch a subscriber was told. The default
+    /// refuses ([`BrokerError::Unsupported`]).
+    fn history<'a>(
+        &'a self,
+        channel: &'a Room,
+        query: &'a HistoryQuery,
+        limits: &'a StreamLimits,
+    ) -> BoxFuture<'a, Result<History, BrokerError>> {
+        let _ = (channel, query, limits);
+        Box::pin(async { Err(BrokerError::Unsupported("history")) })
+    }
 }

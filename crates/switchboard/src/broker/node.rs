@@ -18,7 +18,8 @@ use tokio::sync::Notify;
 
 use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 
-use super::{Body, Envelope, InstanceId, Topic};
+use super::stream::{Held, HistoryConfig, Streams, publication_frame};
+use super::{Body, Envelope, InstanceId, Target, Topic};
 
 /// This instance, as its broker sees it. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -26,18 +27,37 @@ pub struct LocalNode {
     instance: InstanceId,
     hub: Hub,
     interest: Arc<Interest>,
+    streams: Arc<Streams>,
 }
 
 impl LocalNode {
     /// A node for `hub`, tracking interest through hooks added to it.
-    pub(crate) fn new(instance: InstanceId, hub: Hub) -> Self {
+    pub(crate) fn new(instance: InstanceId, hub: Hub, history: HistoryConfig) -> Self {
         let interest = Arc::new(Interest::default());
-        hub.add_hooks(InterestHooks(Arc::clone(&interest)));
+        let streams = Arc::new(Streams::new(history));
+        hub.add_hooks(InterestHooks {
+            interest: Arc::clone(&interest),
+            streams: Arc::clone(&streams),
+        });
         Self {
             instance,
             hub,
             interest,
+            streams,
         }
+    }
+
+    /// This instance's streams.
+    pub(crate) fn streams(&self) -> &Streams {
+        &self.streams
+    }
+
+    /// Tells the streams that the broker may have lost messages (it
+    /// reconnected, or resubscribed): every channel with history is read
+    /// back from its stream, and what was missed is delivered in order. A
+    /// broker calls it once its subscriptions are in place again.
+    pub fn resync_streams(&self) {
+        self.streams.resync();
     }
 
     /// This instance's id.
@@ -69,6 +89,13 @@ impl LocalNode {
             .as_ref()
             .filter(|addr| addr.instance == self.instance)
             .map(|addr| addr.id);
+        if let (Some(at), Target::Room(room), Body::Message(payload)) =
+            (&envelope.stream, &envelope.target, &envelope.body)
+        {
+            // A stream's publication: in offset order, through its cursor.
+            let held = Held::new(publication_frame(payload, at.offset), except);
+            return self.streams.offer(&self.hub, room, at, held);
+        }
         let here = Some(&self.instance);
         match &envelope.body {
             Body::Message(payload) => {
@@ -90,12 +117,10 @@ impl LocalNode {
     /// users with a local connection. A broker subscribes to all of them
     /// after (re)connecting.
     pub fn topics(&self) -> Vec<Topic> {
-        let mut topics: Vec<Topic> = self
-            .hub
-            .rooms()
-            .into_iter()
-            .map(|(room, _)| Topic::Room(room))
-            .collect();
+        let mut rooms: HashSet<Room> = self.hub.rooms().into_iter().map(|(r, _)| r).collect();
+        // A channel with a cursor is listened to while a connection joins it.
+        rooms.extend(self.streams.rooms());
+        let mut topics: Vec<Topic> = rooms.into_iter().map(Topic::Room).collect();
         let users: HashSet<UserId> = self
             .hub
             .connections()
@@ -109,7 +134,9 @@ impl LocalNode {
     /// Whether a local connection needs `topic` now.
     pub fn needs(&self, topic: &Topic) -> bool {
         match topic {
-            Topic::Room(room) => self.hub.room_size(room.clone()) > 0,
+            Topic::Room(room) => {
+                self.hub.room_size(room.clone()) > 0 || self.streams.contains(room)
+            }
             Topic::User(user) => !self.hub.user_connections(user.clone()).is_empty(),
         }
     }
@@ -123,7 +150,8 @@ impl LocalNode {
     }
 
     /// Marks a topic as changed for every watcher (for changes the hub does
-    /// not report through hooks, such as [`Hub::identify`]).
+    /// not report through hooks, such as [`Hub::identify`], or a channel's
+    /// cursor coming and going).
     pub(crate) fn touch(&self, topic: &Topic) {
         self.interest.mark(topic);
     }
@@ -208,26 +236,32 @@ impl Interest {
     }
 }
 
-struct InterestHooks(Arc<Interest>);
+/// Follows what local connections need: marks topics for the broker, and
+/// drops a channel's cursor when its last local subscriber leaves.
+struct InterestHooks {
+    interest: Arc<Interest>,
+    streams: Arc<Streams>,
+}
 
 impl HubHooks for InterestHooks {
     fn on_connect(&self, _hub: &Hub, info: &ConnectionInfo) {
         if let Some(user) = &info.user {
-            self.0.mark(&Topic::User(user.clone()));
+            self.interest.mark(&Topic::User(user.clone()));
         }
     }
 
     fn on_disconnect(&self, _hub: &Hub, info: &ConnectionInfo, _close: &CloseFrame) {
         if let Some(user) = &info.user {
-            self.0.mark(&Topic::User(user.clone()));
+            self.interest.mark(&Topic::User(user.clone()));
         }
     }
 
     fn on_join(&self, _hub: &Hub, _id: ConnectionId, room: &Room) {
-        self.0.mark(&Topic::Room(room.clone()));
+        self.interest.mark(&Topic::Room(room.clone()));
     }
 
-    fn on_leave(&self, _hub: &Hub, _id: ConnectionId, room: &Room) {
-        self.0.mark(&Topic::Room(room.clone()));
+    fn on_leave(&self, hub: &Hub, _id: ConnectionId, room: &Room) {
+        self.streams.release_if_unused(hub, room);
+        self.interest.mark(&Topic::Room(room.clone()));
     }
 }

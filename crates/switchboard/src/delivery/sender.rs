@@ -27,6 +27,22 @@ impl Sender {
         Self { shared }
     }
 
+    /// A sender with no socket behind it, whose queue tests read with
+    /// [`Sender::take_queued`].
+    #[cfg(test)]
+    pub(crate) fn detached(id: u64) -> Self {
+        let stats = Arc::new(super::Stats::default());
+        Self::new(Shared::new(1 << 20, id, stats, super::Compression::Off))
+    }
+
+    /// Everything queued so far, taken out of the queue.
+    #[cfg(test)]
+    pub(crate) fn take_queued(&self) -> Vec<OutFrame> {
+        let mut queue = self.shared.queue.lock();
+        queue.bytes = 0;
+        queue.frames.drain(..).collect()
+    }
+
     /// Queues a text message, waiting for room in the queue.
     pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
         let frame = self.shared.encode(OpCode::Text, text.into().into_bytes());

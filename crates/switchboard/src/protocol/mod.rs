@@ -58,6 +58,7 @@ mod subscriptions;
 /// `switchboard-protocol` crate).
 pub use switchboard_protocol as wire;
 
+pub use crate::stamp::stamp;
 pub use actions::{ActionContext, ActionError};
 pub use channels::{
     Access, Authorizer, ChannelAuthorizer, ChannelPattern, ChannelRequest, ChannelRules,

@@ -4,10 +4,11 @@
 
 use serde::Serialize;
 use switchboard_protocol::payload::Event;
-use switchboard_protocol::{Channel, Envelope, Message};
+use switchboard_protocol::{Channel, Message};
 
 use crate::broker::{Cluster, Payload, PublishError, Published, Target};
 use crate::hub::{ConnectionId, Hub, Room, UserId};
+pub(crate) use crate::stamp::{stamp, unix_seconds};
 
 /// An application event type: a struct sent as `EVENT {event: EVENT, data:
 /// <the struct>}`.
@@ -137,10 +138,7 @@ impl Publisher {
         message: impl Into<Message>,
     ) -> Result<Published, SendError> {
         let payload = encode(message.into())?;
-        let mut total = Published {
-            local: 0,
-            forwarded: false,
-        };
+        let mut total = Published::new(0, false);
         for user in users {
             let sent = self.deliver(Target::User(user.into()), &payload).await?;
             total.local += sent.local;
@@ -158,10 +156,7 @@ impl Publisher {
         match &self.0 {
             Backend::Hub(hub) => {
                 let local = hub.send_to(id, &encode(message.into())?.to_outgoing());
-                Ok(Published {
-                    local,
-                    forwarded: false,
-                })
+                Ok(Published::new(local, false))
             }
             Backend::Cluster(cluster) => {
                 let target = Target::Connection(cluster.address(id));
@@ -192,10 +187,7 @@ impl Publisher {
             Backend::Hub(hub) => {
                 // Without a cluster every connection is local.
                 let local = target.send_local(hub, None, &payload.to_outgoing(), None);
-                Ok(Published {
-                    local,
-                    forwarded: false,
-                })
+                Ok(Published::new(local, false))
             }
         }
     }
@@ -204,23 +196,4 @@ impl Publisher {
 /// The message in a fresh envelope (new id, current time), as JSON text.
 pub(crate) fn encode(message: Message) -> Result<Payload, serde_json::Error> {
     Ok(Payload::text(serde_json::to_string(&stamp(message, None))?))
-}
-
-/// `message` in an envelope with a fresh UUID and the current time,
-/// answering `correlation`.
-pub(crate) fn stamp(message: Message, correlation: Option<&str>) -> Envelope {
-    Envelope::new(message)
-        .with_id(uuid::Uuid::new_v4().to_string())
-        .with_timestamp(now())
-        .correlated_with(correlation)
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> f64 {
-    unix_seconds(std::time::SystemTime::now())
-}
-
-pub(crate) fn unix_seconds(t: std::time::SystemTime) -> f64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -272,7 +272,7 @@ impl StructuredProtocol {
     }
 
     /// Answers `ERROR`; past the limit, closes with 4007.
-    async fn error(
+    pub(super) async fn error(
         &self,
         conn: &Connection,
         session: &mut Session,
@@ -361,9 +361,8 @@ impl StructuredProtocol {
                 self.authenticate(conn, s, &token, id.as_deref()).await
             }
             Wire::Subscribe(subscribe) => {
-                let names = subscribe.subscriptions.clone();
-                self.subscribe(conn, s, names, id).await;
-                Flow::Continue
+                let requests = subscribe.subscriptions.clone();
+                self.subscribe(conn, s, requests, id).await
             }
             Wire::Unsubscribe(unsubscribe) => {
                 self.unsubscribe(conn, s, &unsubscribe.subscriptions).await;

@@ -1,25 +1,44 @@
-//! `SUBSCRIBE` and `UNSUBSCRIBE`: channel names, the limit, the rules, and
-//! hub rooms.
+//! `SUBSCRIBE` and `UNSUBSCRIBE`: channel names, the limit, the rules, hub
+//! rooms, and on channels with history the stream's position and recovery.
 
 use switchboard_protocol::payload::{SubscribeFailure, SubscribeSuccess};
-use switchboard_protocol::{Channel, ErrorCode, Message as Wire};
+use switchboard_protocol::stream::SubscribeOptions;
+use switchboard_protocol::{
+    Channel, ErrorCode, Message as Wire, NotRecovered, SubscriptionRequest,
+};
 
-use super::engine::Connection;
+use super::engine::{Connection, Flow};
 use super::session::Session;
 use super::structured::StructuredProtocol;
+use crate::broker::stream::{Epoch, Joined, StreamPosition, Want};
+use crate::delivery::Outgoing;
 use crate::hub::Room;
+use crate::stamp::stamp;
 
 impl StructuredProtocol {
     pub(super) async fn subscribe(
         &self,
         conn: &Connection,
         s: &mut Session,
-        names: Vec<String>,
+        requests: Vec<SubscriptionRequest>,
         id: Option<&str>,
-    ) {
-        let mut replies: Vec<Wire> = Vec::with_capacity(names.len());
+    ) -> Flow {
+        // Options are checked first: a malformed request subscribes nothing.
+        let mut wants = Vec::with_capacity(requests.len());
+        for request in &requests {
+            match self.want(request.options()) {
+                Ok(want) => wants.push(want),
+                Err(message) => {
+                    return self
+                        .error(conn, s, ErrorCode::InvalidMessage, message, id)
+                        .await;
+                }
+            }
+        }
+        let mut replies: Vec<Wire> = Vec::with_capacity(requests.len());
         let mut joined = false;
-        for name in names {
+        for (request, want) in requests.into_iter().zip(wants) {
+            let name = request.channel().to_owned();
             let failure = |code, reason: String| {
                 Wire::from(SubscribeFailure {
                     channel: name.clone(),
@@ -27,34 +46,60 @@ impl StructuredProtocol {
                     reason,
                 })
             };
-            let reply = match Channel::new(&name) {
-                Err(e) => failure(ErrorCode::InvalidChannel, e.to_string()),
-                Ok(channel) if s.subscriptions.contains(&channel) => {
-                    SubscribeSuccess { channel: name }.into()
+            let channel = match Channel::new(&name) {
+                Err(e) => {
+                    replies.push(failure(ErrorCode::InvalidChannel, e.to_string()));
+                    continue;
                 }
-                Ok(_) if s.subscriptions.len() >= self.config.max_subscriptions => {
-                    let max = self.config.max_subscriptions;
-                    failure(
-                        ErrorCode::TooManySubscriptions,
-                        format!("At most {max} channels per connection"),
-                    )
-                }
-                Ok(channel) => {
-                    if self.channels.authorize(conn, &channel).await {
-                        conn.hub().join(conn.id(), Room::from(channel.as_str()));
-                        for hook in &self.hooks {
-                            hook.on_subscribe(conn, &channel);
+                Ok(channel) => channel,
+            };
+            if s.subscriptions.contains(&channel) {
+                replies.push(SubscribeSuccess::new(name).into());
+                continue;
+            }
+            if s.subscriptions.len() >= self.config.max_subscriptions {
+                let max = self.config.max_subscriptions;
+                let reason = format!("At most {max} channels per connection");
+                replies.push(failure(ErrorCode::TooManySubscriptions, reason));
+                continue;
+            }
+            if !self.channels.authorize(conn, &channel).await {
+                let reason = "Not allowed to subscribe to this channel".to_owned();
+                replies.push(failure(ErrorCode::Forbidden, reason));
+                continue;
+            }
+            let room = Room::from(channel.as_str());
+            match &self.cluster {
+                Some(cluster) if cluster.keeps_history(&room) => {
+                    // The join queues SUBSCRIBE_SUCCESS itself, in order
+                    // with the replay and the live publications.
+                    let ack = |joined: &Joined| success_frame(&name, joined, id);
+                    match cluster.join_stream(conn.id(), &room, want, ack).await {
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(channel = %name, error = %e, "could not read the channel's stream");
+                            let reason =
+                                format!("The channel's history is unavailable ({e}); retry");
+                            replies.push(failure(ErrorCode::Unavailable, reason));
+                            continue;
                         }
-                        s.subscriptions.insert(channel);
-                        joined = true;
-                        SubscribeSuccess { channel: name }.into()
-                    } else {
-                        let reason = "Not allowed to subscribe to this channel".to_owned();
-                        failure(ErrorCode::Forbidden, reason)
                     }
                 }
-            };
-            replies.push(reply);
+                _ => {
+                    conn.hub().join(conn.id(), room);
+                    joined = true;
+                    let mut success = SubscribeSuccess::new(name);
+                    if matches!(want, Want::Recover(_)) {
+                        success.recovered = Some(false);
+                        success.reason = Some(NotRecovered::NoHistory);
+                    }
+                    replies.push(success.into());
+                }
+            }
+            for hook in &self.hooks {
+                hook.on_subscribe(conn, &channel);
+            }
+            s.subscriptions.insert(channel);
         }
         if joined
             && let Some(cluster) = &self.cluster
@@ -66,6 +111,44 @@ impl StructuredProtocol {
         for reply in replies {
             self.send(conn, reply, id).await;
         }
+        Flow::Continue
+    }
+
+    /// What a subscription's options ask for; a message naming the problem
+    /// when they are malformed.
+    fn want(&self, options: Option<&SubscribeOptions>) -> Result<Want, String> {
+        let Some(options) = options else {
+            return Ok(Want::Live);
+        };
+        let limit = self.config_recovery_limit();
+        match (&options.recover, options.last) {
+            (Some(_), Some(_)) => Err(format!(
+                "{}: set recover or last, not both",
+                options.channel
+            )),
+            (Some(recover), None) => {
+                if recover.epoch.is_empty() || recover.epoch.len() > 64 {
+                    return Err(format!(
+                        "{}: recover.epoch must be 1 to 64 characters",
+                        options.channel
+                    ));
+                }
+                let epoch = Epoch::new(recover.epoch.as_str());
+                Ok(Want::Recover(StreamPosition::new(epoch, recover.offset)))
+            }
+            (None, Some(last)) if last == 0 || last as usize > limit => {
+                Err(format!("{}: last must be 1 to {limit}", options.channel))
+            }
+            (None, Some(last)) => Ok(Want::Last(last as usize)),
+            (None, None) => Ok(Want::Live),
+        }
+    }
+
+    /// The most one recovery (or `last`) replays.
+    fn config_recovery_limit(&self) -> usize {
+        self.cluster.as_ref().map_or(0, |cluster| {
+            cluster.node().streams().config().recovery_limit
+        })
     }
 
     pub(super) async fn unsubscribe(&self, conn: &Connection, s: &mut Session, names: &[String]) {
@@ -81,4 +164,17 @@ impl StructuredProtocol {
             }
         }
     }
+}
+
+/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`.
+fn success_frame(channel: &str, joined: &Joined, correlation: Option<&str>) -> Option<Outgoing> {
+    let mut success = SubscribeSuccess::new(channel);
+    success.epoch = Some(joined.position.epoch.to_string());
+    success.offset = Some(joined.position.offset);
+    if let Some(recovered) = &joined.recovered {
+        success.recovered = Some(recovered.is_ok());
+        success.reason = recovered.err();
+    }
+    let envelope = stamp(Wire::from(success), correlation);
+    Outgoing::json(&envelope).ok()
 }
