@@ -340,6 +340,63 @@ mod tests {
         }
     }
 
+    /// The bytes version 1 puts on the wire, one case per kind and field:
+    /// written by the first implementation (a `kind` string with optional
+    /// fields) and kept byte for byte since. Other instances of older
+    /// builds, and processes publishing by hand, read exactly these.
+    #[test]
+    fn every_kind_encodes_to_the_same_bytes_as_version_1_always_did() {
+        let node1 = || InstanceId::new("node-1").unwrap();
+        let except = ConnectionAddr::new(InstanceId::new("node-2").unwrap(), ConnectionId(9));
+        let to_conn = || Target::Connection(ConnectionAddr::new(node1(), ConnectionId(5)));
+        let cases: Vec<(Envelope, &str)> = vec![
+            (
+                Envelope::new(Target::room("lobby"), Body::Message(Payload::text("hi"))),
+                r#"{"v":1,"kind":"text","data":"hi"}"#,
+            ),
+            (
+                Envelope::new(Target::user("u"), Body::Message(Payload::text("hé \"x\"")))
+                    .with_origin(node1())
+                    .with_except(Some(except.clone())),
+                r#"{"v":1,"origin":"node-1","kind":"text","data":"hé \"x\"","except":"node-2/9"}"#,
+            ),
+            (
+                Envelope::new(Target::All, Body::Message(Payload::text(""))),
+                r#"{"v":1,"kind":"text"}"#,
+            ),
+            (
+                Envelope::new(
+                    Target::room("r"),
+                    Body::Message(Payload::binary(vec![0u8, 255, 7])),
+                )
+                .with_origin(node1()),
+                r#"{"v":1,"origin":"node-1","kind":"binary","data":"AP8H"}"#,
+            ),
+            (
+                Envelope::new(Target::All, Body::Message(Payload::binary(Vec::new()))),
+                r#"{"v":1,"kind":"binary"}"#,
+            ),
+            (
+                Envelope::new(to_conn(), Body::close(CloseCode::Application(4000), "bye"))
+                    .with_origin(node1()),
+                r#"{"v":1,"origin":"node-1","kind":"close","code":4000,"reason":"bye","conn":5}"#,
+            ),
+            (
+                Envelope::new(Target::All, Body::close(CloseCode::Away, "")),
+                r#"{"v":1,"kind":"close","code":1001,"reason":""}"#,
+            ),
+            (
+                Envelope::new(to_conn(), Body::Message(Payload::text("x")))
+                    .with_except(Some(except)),
+                r#"{"v":1,"kind":"text","data":"x","conn":5,"except":"node-2/9"}"#,
+            ),
+        ];
+        for (envelope, golden) in cases {
+            let bytes = encode(&envelope).unwrap();
+            assert_eq!(String::from_utf8(bytes).unwrap(), golden);
+        }
+    }
+
     #[test]
     fn a_hand_written_envelope_decodes() {
         let e = decode(
