@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use switchboard::protocol::wire::payload::{Data, Event, Level, Notification};
 use switchboard::protocol::wire::{Envelope, Message};
 
@@ -13,8 +14,12 @@ use switchboard::protocol::wire::{Envelope, Message};
 /// fields side by side. Stricter than the protocol (unknown fields are
 /// refused), so a typo in a publisher shows up as a 400, not as a field
 /// silently missing on every client.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Wrapped in the protocol envelope (type, id, timestamp, payload);
+/// `channel` is added when the target is a room.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
+#[schema(as = Message)]
 pub(crate) enum ServerMessage {
     #[serde(rename = "EVENT")]
     Event {
@@ -33,13 +38,26 @@ pub(crate) enum ServerMessage {
         title: String,
         message: String,
         #[serde(default)]
+        #[schema(value_type = LevelSchema, default = "info")]
         level: Level,
         #[serde(default)]
         actions: Vec<NotificationAction>,
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Level`'s schema (the protocol crate has no OpenAPI types; a test keeps
+/// the two the same).
+#[derive(ToSchema)]
+#[schema(as = Level, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum LevelSchema {
+    Info,
+    Success,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotificationAction {
     label: String,
@@ -139,6 +157,19 @@ mod tests {
         assert_eq!(value["payload"]["level"], "info");
         assert_eq!(value["payload"]["actions"], serde_json::json!([]));
         assert!(value["payload"].get("channel").is_none());
+    }
+
+    #[test]
+    fn the_documented_levels_are_the_protocols() {
+        use utoipa::PartialSchema as _;
+        let schema = serde_json::to_value(LevelSchema::schema()).unwrap();
+        let documented: Vec<String> = serde_json::from_value(schema["enum"].clone()).unwrap();
+        let levels = [Level::Info, Level::Success, Level::Warning, Level::Error];
+        let protocol: Vec<String> = levels
+            .iter()
+            .map(|l| serde_json::to_value(l).unwrap().as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(documented, protocol);
     }
 
     #[test]
