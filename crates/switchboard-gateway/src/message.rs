@@ -107,6 +107,11 @@ impl ServerMessage {
 
     /// The wire form, with a fresh id and the current time; `channel` is
     /// set when the message goes to a room (a channel). Returns the id too.
+    ///
+    /// The gateway's only envelope stamping. It does what the framework's
+    /// `Publisher` does (`protocol/publish.rs`, `stamp`), which is not
+    /// public and does not hand back the id the API answers with; it
+    /// should go once the framework exposes its stamp.
     pub(crate) fn encode(self, channel: Option<&str>) -> (String, String) {
         let mut message = self.into_wire();
         if let Some(channel) = channel {
