@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 use switchboard::protocol::wire::payload::{Data, Event, Level, Notification};
 use switchboard::protocol::wire::{Envelope, Message};
+use utoipa::ToSchema;
 
 /// A structured message as the API takes it: the `type` and the payload's
 /// fields side by side. Stricter than the protocol (unknown fields are
@@ -172,7 +172,13 @@ mod tests {
         let levels = [Level::Info, Level::Success, Level::Warning, Level::Error];
         let protocol: Vec<String> = levels
             .iter()
-            .map(|l| serde_json::to_value(l).unwrap().as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::to_value(l)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(documented, protocol);
     }

@@ -386,7 +386,7 @@ impl Metrics {
         r.register(
             "switchboard_redis_subscriptions",
             "Redis channels subscribed to now",
-            ConstGauge::new(redis.subscriptions as u64),
+            ConstGauge::new(redis.subscriptions),
         );
     }
 }
@@ -427,7 +427,9 @@ mod tests {
             metrics.closed(CloseCode::from(code));
         }
         let page = page(&metrics);
-        for code in ["1000", "1005", "1010", "1014", "4001", "4005", "4006", "4007"] {
+        for code in [
+            "1000", "1005", "1010", "1014", "4001", "4005", "4006", "4007",
+        ] {
             let line = format!("switchboard_connections_closed_total{{code=\"{code}\"}} 1\n");
             assert!(page.contains(&line), "{line}{page}");
         }
@@ -435,7 +437,10 @@ mod tests {
         assert!(page.contains("switchboard_connections_closed_total{code=\"other\"} 2\n"));
         // Every code Switchboard sends has its own label.
         for entry in switchboard_protocol_table() {
-            assert_eq!(CloseLabel::of(CloseCode::from(entry)), CloseLabel::Code(entry));
+            assert_eq!(
+                CloseLabel::of(CloseCode::from(entry)),
+                CloseLabel::Code(entry)
+            );
         }
     }
 

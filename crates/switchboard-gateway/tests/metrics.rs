@@ -225,7 +225,10 @@ heartbeat_timeout = "300ms"
         assert_eq!(sample(&page, &series), 1.0, "{series}\n{page}");
     }
     assert_eq!(
-        sample(&page, r#"switchboard_connections_closed_total{code="other"}"#),
+        sample(
+            &page,
+            r#"switchboard_connections_closed_total{code="other"}"#
+        ),
         0.0,
         "{page}"
     );

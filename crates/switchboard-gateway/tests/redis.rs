@@ -6,8 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use switchboard_testredis::RedisServer;
 use support::{Gateway, Options};
+use switchboard_testredis::RedisServer;
 
 fn gateway(redis: &RedisServer, instance: &str) -> Gateway {
     Gateway::start_with(&Options {

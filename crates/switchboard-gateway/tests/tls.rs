@@ -229,14 +229,18 @@ async fn at_shutdown_an_idle_tls_connection_closes_at_once_and_a_handshake_under
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
     // The handshake under way holds the drain.
-    assert!(gw.try_status().is_none(), "exited with a TLS handshake under way");
+    assert!(
+        gw.try_status().is_none(),
+        "exited with a TLS handshake under way"
+    );
 
     // It finishes, and the WebSocket side answers with the shutdown: a
     // refusal, or an upgrade then 1001.
     let answer = tokio::task::spawn_blocking(move || {
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         while tls.is_handshaking() {
-            tls.complete_io(&mut tcp).expect("the TLS handshake finishes");
+            tls.complete_io(&mut tcp)
+                .expect("the TLS handshake finishes");
         }
         let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
         stream
@@ -251,9 +255,8 @@ async fn at_shutdown_an_idle_tls_connection_closes_at_once_and_a_handshake_under
         // The head, and after a 101 the close frame's first 4 bytes.
         let complete = |answer: &[u8]| {
             let text = String::from_utf8_lossy(answer);
-            text.find("\r\n\r\n").is_some_and(|end| {
-                !text.starts_with("HTTP/1.1 101") || answer.len() >= end + 8
-            })
+            text.find("\r\n\r\n")
+                .is_some_and(|end| !text.starts_with("HTTP/1.1 101") || answer.len() >= end + 8)
         };
         while !complete(&answer) {
             match stream.read(&mut buf) {

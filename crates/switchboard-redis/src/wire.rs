@@ -211,19 +211,13 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, Error> {
     };
     let wire = Wire {
         v: WIRE_VERSION,
-        origin: envelope
-            .origin
-            .as_ref()
-            .map(|o| Cow::Borrowed(o.as_str())),
+        origin: envelope.origin.as_ref().map(|o| Cow::Borrowed(o.as_str())),
         body,
         conn: match &envelope.target {
             Target::Connection(addr) => Some(addr.id.0),
             _ => None,
         },
-        except: envelope
-            .except
-            .as_ref()
-            .map(|e| Cow::Owned(e.to_string())),
+        except: envelope.except.as_ref().map(|e| Cow::Owned(e.to_string())),
     };
     serde_json::to_vec(&wire).map_err(|e| Error::InvalidEnvelope(e.to_string()))
 }
@@ -438,7 +432,10 @@ mod tests {
             br#"{"reason":"bye \"now\"","conn":3,"data":"x","code":4000,"kind":"close","v":1}"#,
         )
         .unwrap();
-        assert_eq!(e.body, Body::close(CloseCode::Application(4000), "bye \"now\""));
+        assert_eq!(
+            e.body,
+            Body::close(CloseCode::Application(4000), "bye \"now\"")
+        );
         let e = decode(Channel::All, br#"{"kind":"text","code":1000,"v":1}"#).unwrap();
         assert_eq!(e.body, Body::Message(Payload::text("")));
     }

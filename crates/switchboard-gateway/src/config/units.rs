@@ -215,9 +215,22 @@ mod tests {
         assert_eq!("1h".parse::<Span>().unwrap().0, Duration::from_secs(3600));
         assert_eq!("7".parse::<Span>().unwrap().0, Duration::from_secs(7));
         // humantime's combinations and fractions.
-        assert_eq!("1h30m".parse::<Span>().unwrap().0, Duration::from_secs(5400));
-        assert_eq!("1.5s".parse::<Span>().unwrap().0, Duration::from_millis(1500));
-        for bad in ["", "soon", "10 parsecs", "-1s", "99999999999999999999", "5x"] {
+        assert_eq!(
+            "1h30m".parse::<Span>().unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            "1.5s".parse::<Span>().unwrap().0,
+            Duration::from_millis(1500)
+        );
+        for bad in [
+            "",
+            "soon",
+            "10 parsecs",
+            "-1s",
+            "99999999999999999999",
+            "5x",
+        ] {
             let e = bad.parse::<Span>().unwrap_err();
             assert!(e.starts_with("invalid duration"), "{bad}: {e}");
         }
@@ -256,14 +269,22 @@ mod tests {
             let quotes: Vec<usize> = text.match_indices('"').map(|(i, _)| i).collect();
             for pair in quotes.windows(2) {
                 let literal = &text[pair[0] + 1..pair[1]];
-                let digits = literal.find(|c: char| !c.is_ascii_digit()).unwrap_or(literal.len());
+                let digits = literal
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(literal.len());
                 if digits == 0 || !literal[digits..].chars().all(|c| c.is_ascii_alphabetic()) {
                     continue;
                 }
                 match &literal[digits..] {
                     "" => {
-                        assert_eq!(literal.parse::<Span>().ok().map(|s| s.0), legacy_span(literal));
-                        assert_eq!(literal.parse::<Size>().unwrap().0, literal.parse::<usize>().unwrap());
+                        assert_eq!(
+                            literal.parse::<Span>().ok().map(|s| s.0),
+                            legacy_span(literal)
+                        );
+                        assert_eq!(
+                            literal.parse::<Size>().unwrap().0,
+                            literal.parse::<usize>().unwrap()
+                        );
                     }
                     "ms" | "s" | "m" | "h" => {
                         let new = literal.parse::<Span>().map(|s| s.0).ok();

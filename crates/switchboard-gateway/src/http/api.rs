@@ -13,7 +13,9 @@ use switchboard::protocol::wire::Channel;
 use switchboard::{CloseCode, ConnectionId, ConnectionInfo, Room, UserId};
 use utoipa::{IntoParams, ToSchema};
 
-use super::body::{ApiError, ApiJson, BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized};
+use super::body::{
+    ApiError, ApiJson, BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized,
+};
 use crate::message::ServerMessage;
 use crate::state::Shared;
 

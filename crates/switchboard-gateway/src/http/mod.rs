@@ -60,10 +60,12 @@ pub(crate) fn router(shared: Shared) -> Router {
             handler = handler.layer(middleware::from_fn_with_state(shared.clone(), require_key));
         }
         // Outside the key check, so a 401 is counted under its route too.
-        handler = handler.layer(middleware::map_response(move |mut response: Response| async move {
-            response.extensions_mut().insert(route);
-            response
-        }));
+        handler = handler.layer(middleware::map_response(
+            move |mut response: Response| async move {
+                response.extensions_mut().insert(route);
+                response
+            },
+        ));
         router = router.route(route.path(), handler);
     }
     router

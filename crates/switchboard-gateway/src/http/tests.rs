@@ -30,7 +30,11 @@ fn every_route_is_documented_and_every_documented_route_exists() {
         .iter()
         .map(|r| (r.verb().as_str().to_owned(), r.path().to_owned()))
         .collect();
-    assert_eq!(routes.len(), Route::ALL.len(), "a route is in the table twice");
+    assert_eq!(
+        routes.len(),
+        Route::ALL.len(),
+        "a route is in the table twice"
+    );
     let documented = documented();
     let undocumented: Vec<_> = routes.difference(&documented).collect();
     let missing: Vec<_> = documented.difference(&routes).collect();
@@ -94,7 +98,12 @@ fn every_reference_in_the_document_resolves() {
 #[test]
 fn the_request_schemas_refuse_unknown_fields_like_the_handlers() {
     let doc = document();
-    for schema in ["PublishRequest", "DisconnectRequest", "ShutdownRequest", "Target"] {
+    for schema in [
+        "PublishRequest",
+        "DisconnectRequest",
+        "ShutdownRequest",
+        "Target",
+    ] {
         assert_eq!(
             doc["components"]["schemas"][schema]["additionalProperties"],
             serde_json::json!(false),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use switchboard::testing::broker::BrokerFactory;
 use switchboard_redis::{RedisBroker, RedisConfig};
-pub use switchboard_testredis::{RedisServer, loud};
+pub use switchboard_testredis::RedisServer;
 
 /// Broker settings for tests: fast heartbeats and reconnects.
 pub fn test_config(url: &str, prefix: &str) -> RedisConfig {
