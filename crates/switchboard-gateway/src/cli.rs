@@ -3,12 +3,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{self, BrokerKind, LogFormat, Overrides, Plan, Secret, Size, Sources, Span};
-use crate::metrics::Metrics;
 
 /// Exit status for a configuration that does not check.
 const CONFIG_ERROR: u8 = 2;
@@ -213,8 +211,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::from(CONFIG_ERROR);
         }
     };
-    let metrics = Arc::new(Metrics::default());
-    if let Err(e) = crate::logging::init(&plan.log, Arc::clone(&metrics)) {
+    if let Err(e) = crate::logging::init(&plan.log) {
         eprintln!("switchboard: cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
@@ -235,7 +232,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     let result = runtime
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(crate::run::run(plan, metrics)));
+        .and_then(|runtime| runtime.block_on(crate::run::run(plan)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

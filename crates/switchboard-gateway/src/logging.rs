@@ -7,21 +7,17 @@
 //! or credential headers (docs/security.md, Logging).
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 
-use tracing::Level;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{LogFormat, LogSection};
-use crate::metrics::{Metrics, REFUSAL_TARGET, RejectionLayer};
 
-/// Installs the subscriber: the log output, and the layer that counts
-/// refused handshakes for `/metrics` (which sees the framework's debug
-/// refusal event whatever the log level).
-pub(crate) fn init(log: &LogSection, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+/// Installs the subscriber: the log output, filtered by `log.level`.
+/// (Metrics never read logs: refused handshakes are counted through the
+/// engine's refusal hook.)
+pub(crate) fn init(log: &LogSection) -> anyhow::Result<()> {
     let filter = EnvFilter::builder().parse(&log.level)?;
     let output = match log.format {
         LogFormat::Plain => tracing_subscriber::fmt::layer()
@@ -35,11 +31,8 @@ pub(crate) fn init(log: &LogSection, metrics: Arc<Metrics>) -> anyhow::Result<()
             .with_writer(std::io::stderr)
             .boxed(),
     };
-    let refusals = RejectionLayer(metrics)
-        .with_filter(Targets::new().with_target(REFUSAL_TARGET, Level::DEBUG));
     tracing_subscriber::registry()
         .with(output.with_filter(filter))
-        .with(refusals)
         .try_init()?;
     Ok(())
 }

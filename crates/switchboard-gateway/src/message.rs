@@ -8,13 +8,18 @@ use serde::Deserialize;
 use serde_json::Value;
 use switchboard::protocol::wire::payload::{Data, Event, Level, Notification};
 use switchboard::protocol::wire::{Envelope, Message};
+use utoipa::ToSchema;
 
 /// A structured message as the API takes it: the `type` and the payload's
 /// fields side by side. Stricter than the protocol (unknown fields are
 /// refused), so a typo in a publisher shows up as a 400, not as a field
 /// silently missing on every client.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// Wrapped in the protocol envelope (type, id, timestamp, payload);
+/// `channel` is added when the target is a room.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
+#[schema(as = Message)]
 pub(crate) enum ServerMessage {
     #[serde(rename = "EVENT")]
     Event {
@@ -33,13 +38,26 @@ pub(crate) enum ServerMessage {
         title: String,
         message: String,
         #[serde(default)]
+        #[schema(value_type = LevelSchema, default = "info")]
         level: Level,
         #[serde(default)]
         actions: Vec<NotificationAction>,
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Level`'s schema (the protocol crate has no OpenAPI types; a test keeps
+/// the two the same).
+#[derive(ToSchema)]
+#[schema(as = Level, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum LevelSchema {
+    Info,
+    Success,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotificationAction {
     label: String,
@@ -89,6 +107,11 @@ impl ServerMessage {
 
     /// The wire form, with a fresh id and the current time; `channel` is
     /// set when the message goes to a room (a channel). Returns the id too.
+    ///
+    /// The gateway's only envelope stamping. It does what the framework's
+    /// `Publisher` does (`protocol/publish.rs`, `stamp`), which is not
+    /// public and does not hand back the id the API answers with; it
+    /// should go once the framework exposes its stamp.
     pub(crate) fn encode(self, channel: Option<&str>) -> (String, String) {
         let mut message = self.into_wire();
         if let Some(channel) = channel {
@@ -139,6 +162,25 @@ mod tests {
         assert_eq!(value["payload"]["level"], "info");
         assert_eq!(value["payload"]["actions"], serde_json::json!([]));
         assert!(value["payload"].get("channel").is_none());
+    }
+
+    #[test]
+    fn the_documented_levels_are_the_protocols() {
+        use utoipa::PartialSchema as _;
+        let schema = serde_json::to_value(LevelSchema::schema()).unwrap();
+        let documented: Vec<String> = serde_json::from_value(schema["enum"].clone()).unwrap();
+        let levels = [Level::Info, Level::Success, Level::Warning, Level::Error];
+        let protocol: Vec<String> = levels
+            .iter()
+            .map(|l| {
+                serde_json::to_value(l)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(documented, protocol);
     }
 
     #[test]

@@ -1,63 +1,156 @@
-//! Metrics in the Prometheus text format (`GET /metrics`).
+//! Metrics in the Prometheus text format 0.0.4 (`GET /metrics`), encoded by
+//! `prometheus-client`.
 //!
 //! Three sources: the hub's own counters (`Hub::stats().snapshot()`,
-//! `connection_count()`), hub hooks (connections opened, and closed by
-//! code), and what the gateway sees itself (HTTP requests, publishes, broker
-//! calls, and handshake refusals, read from the framework's
-//! `handshake refused` debug event by [`RejectionLayer`]).
+//! `connection_count()`), read at scrape time; hub hooks (connections
+//! opened, and closed by code) and the engine's refusal hook (refused
+//! handshakes by [`RejectionKind`]); and what the gateway sees itself (HTTP
+//! requests, publishes, broker calls). No metric reads log text.
 //!
 //! Every label has a small fixed set of values: nothing a client sends
 //! (a path, a room, a reason string) becomes a label as is.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use switchboard::{CloseFrame, ConnectionInfo, Hub, HubHooks};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use switchboard::{CloseCode, CloseFrame, ConnectionInfo, Hub, HubHooks, RejectionKind};
+
+use crate::http::Route;
 
 /// Upper bounds of the broker publish latency histogram, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Close codes counted by value; any other is counted as `other`.
-const KNOWN_CODES: [u16; 18] = [
-    1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 4001, 4002, 4003,
-    4004, 4005,
-];
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Version {
+    version: &'static str,
+}
 
-/// The gateway's own counters. Shared by the hub hooks, the HTTP API and
-/// the rejection layer.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: &'static str,
+}
+
+const ACCEPTED: Outcome = Outcome {
+    outcome: "accepted",
+};
+const REJECTED: Outcome = Outcome {
+    outcome: "rejected",
+};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Closed {
+    code: CloseLabel,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpRequest {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Publish {
+    target: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Broker {
+    broker: &'static str,
+}
+
+/// The `code` label of a closed connection: the number of every RFC 6455
+/// code the codec names (1005 and 1010 included, which only peers send) and
+/// of every code in the close-code table (`switchboard::codes`, 4001-4007);
+/// `other` for the rest (an application's own 3000-4999 codes), so the
+/// label keeps a small fixed set of values.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+pub(crate) enum CloseLabel {
+    Code(u16),
+    Other,
+}
+
+impl CloseLabel {
+    pub(crate) fn of(code: CloseCode) -> Self {
+        let rfc = match code {
+            CloseCode::Normal
+            | CloseCode::Away
+            | CloseCode::Protocol
+            | CloseCode::Unsupported
+            | CloseCode::NoStatus
+            | CloseCode::Abnormal
+            | CloseCode::InvalidPayload
+            | CloseCode::Policy
+            | CloseCode::TooBig
+            | CloseCode::MandatoryExtension
+            | CloseCode::InternalError
+            | CloseCode::Restart
+            | CloseCode::TryAgainLater
+            | CloseCode::BadGateway
+            | CloseCode::Tls => true,
+            CloseCode::Library(_) | CloseCode::Application(_) | CloseCode::Reserved(_) => false,
+        };
+        if rfc || switchboard::codes::entry(code).is_some() {
+            Self::Code(code.as_u16())
+        } else {
+            Self::Other
+        }
+    }
+}
+
+impl EncodeLabelValue for CloseLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        match self {
+            Self::Code(code) => write!(encoder, "{code}"),
+            Self::Other => encoder.write_str("other"),
+        }
+    }
+}
+
+/// The gateway's own counters. Shared by the hub hooks, the refusal hook
+/// and the HTTP side.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     started: Instant,
-    opened: AtomicU64,
-    closed: Mutex<BTreeMap<&'static str, u64>>,
-    rejections: Mutex<BTreeMap<&'static str, u64>>,
-    http: Mutex<BTreeMap<(String, u16), u64>>,
-    publishes: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    broker_errors: AtomicU64,
+    handshakes: Family<Outcome, Counter>,
+    rejections: Family<Reason, Counter>,
+    closed: Family<Closed, Counter>,
+    http: Family<HttpRequest, Counter>,
+    publishes: Family<Publish, Counter>,
+    broker_errors: Counter,
     latency: Histogram,
     listening: AtomicBool,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let handshakes = Family::default();
+        // Both outcomes show from the start, 0 until counted.
+        let _ = handshakes.get_or_create(&ACCEPTED);
+        let _ = handshakes.get_or_create(&REJECTED);
         Self {
             started: Instant::now(),
-            opened: AtomicU64::new(0),
-            closed: Mutex::default(),
-            rejections: Mutex::default(),
-            http: Mutex::default(),
-            publishes: Mutex::default(),
-            broker_errors: AtomicU64::new(0),
-            latency: Histogram::default(),
+            handshakes,
+            rejections: Family::default(),
+            closed: Family::default(),
+            http: Family::default(),
+            publishes: Family::default(),
+            broker_errors: Counter::default(),
+            latency: Histogram::new(LATENCY_BUCKETS),
             listening: AtomicBool::new(false),
         }
     }
@@ -80,397 +173,235 @@ impl Metrics {
         self.listening.load(Ordering::Acquire)
     }
 
-    pub(crate) fn rejected(&self, reason: &'static str) {
-        *self.rejections.lock().entry(reason).or_default() += 1;
+    /// A refused handshake (from the engine's refusal hook).
+    pub(crate) fn rejected(&self, kind: RejectionKind) {
+        self.handshakes.get_or_create(&REJECTED).inc();
+        self.rejections
+            .get_or_create(&Reason {
+                reason: kind.as_str(),
+            })
+            .inc();
     }
 
-    pub(crate) fn http_request(&self, route: &str, status: u16) {
-        let mut http = self.http.lock();
-        match http.get_mut(&(route.to_owned(), status)) {
-            Some(n) => *n += 1,
-            None => {
-                http.insert((route.to_owned(), status), 1);
-            }
-        }
+    /// A connection the hub registered.
+    fn accepted(&self) {
+        self.handshakes.get_or_create(&ACCEPTED).inc();
+    }
+
+    /// A connection that ended with `code`.
+    pub(crate) fn closed(&self, code: CloseCode) {
+        self.closed
+            .get_or_create(&Closed {
+                code: CloseLabel::of(code),
+            })
+            .inc();
+    }
+
+    /// An HTTP request: the route it matched (`None`: none did) and its status.
+    pub(crate) fn http_request(&self, route: Option<Route>, status: u16) {
+        self.http
+            .get_or_create(&HttpRequest {
+                route: route.map_or("unmatched", Route::path),
+                status,
+            })
+            .inc();
     }
 
     /// A publish through the API: its target kind and result (`ok`,
     /// `broker_error`).
     pub(crate) fn published(&self, target: &'static str, result: &'static str) {
-        *self.publishes.lock().entry((target, result)).or_default() += 1;
+        self.publishes
+            .get_or_create(&Publish { target, result })
+            .inc();
     }
 
     /// A broker call (publish, close, count) and how long it took.
     pub(crate) fn broker_call(&self, elapsed: Duration, ok: bool) {
-        self.latency.observe(elapsed);
+        self.latency.observe(elapsed.as_secs_f64());
         if !ok {
-            self.broker_errors.fetch_add(1, Ordering::Relaxed);
+            self.broker_errors.inc();
         }
     }
 
-    /// The metrics page.
+    /// The metrics page. The registry is built per scrape: the gateway's
+    /// own metrics are shared handles, the hub's and the broker's values
+    /// are read now. (The help texts have no final period: the encoder
+    /// adds one.)
     pub(crate) fn render(&self, hub: &Hub, broker: BrokerState) -> String {
-        let mut out = String::with_capacity(4096);
         let stats = hub.stats().snapshot();
-        let w = &mut out;
-        metric(w, "switchboard_info", "gauge", "The gateway's version.");
-        let _ = writeln!(
-            w,
-            "switchboard_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        single(
-            w,
+        let mut r = Registry::default();
+        let info = Family::<Version, Gauge>::default();
+        info.get_or_create(&Version {
+            version: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+        r.register("switchboard_info", "The gateway's version", info);
+        r.register(
             "switchboard_uptime_seconds",
-            "gauge",
-            "Seconds since the gateway started.",
-            self.started.elapsed().as_secs_f64(),
+            "Seconds since the gateway started",
+            ConstGauge::new(self.started.elapsed().as_secs_f64()),
         );
-        single(
-            w,
+        r.register(
             "switchboard_listening",
-            "gauge",
-            "1 while the gateway accepts connections.",
-            u8::from(self.is_listening()),
+            "1 while the gateway accepts connections",
+            ConstGauge::new(i64::from(self.is_listening())),
         );
-        single(
-            w,
+        r.register(
             "switchboard_connections",
-            "gauge",
-            "Open WebSocket connections on this instance.",
-            hub.connection_count(),
+            "Open WebSocket connections on this instance",
+            ConstGauge::new(hub.connection_count() as u64),
         );
-        metric(
-            w,
-            "switchboard_handshakes_total",
-            "counter",
-            "WebSocket handshakes by outcome (rejected: see switchboard_handshake_rejections_total).",
+        r.register(
+            "switchboard_handshakes",
+            "WebSocket handshakes by outcome (rejected: see switchboard_handshake_rejections_total)",
+            self.handshakes.clone(),
         );
-        let opened = self.opened.load(Ordering::Relaxed);
-        let rejections = self.rejections.lock().clone();
-        let _ = writeln!(
-            w,
-            "switchboard_handshakes_total{{outcome=\"accepted\"}} {opened}"
+        r.register(
+            "switchboard_handshake_rejections",
+            "Refused handshakes by reason",
+            self.rejections.clone(),
         );
-        let _ = writeln!(
-            w,
-            "switchboard_handshakes_total{{outcome=\"rejected\"}} {}",
-            rejections.values().sum::<u64>()
+        r.register(
+            "switchboard_connections_closed",
+            "Closed connections by close code (1006: dropped without a close frame)",
+            self.closed.clone(),
         );
-        metric(
-            w,
-            "switchboard_handshake_rejections_total",
-            "counter",
-            "Refused handshakes by reason.",
-        );
-        for (reason, n) in &rejections {
-            let _ = writeln!(
-                w,
-                "switchboard_handshake_rejections_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        metric(
-            w,
-            "switchboard_connections_closed_total",
-            "counter",
-            "Closed connections by close code (1006: dropped without a close frame).",
-        );
-        for (code, n) in self.closed.lock().iter() {
-            let _ = writeln!(
-                w,
-                "switchboard_connections_closed_total{{code=\"{code}\"}} {n}"
-            );
-        }
         let counters = [
             (
-                "switchboard_messages_received_total",
-                "Data messages received from clients.",
+                "switchboard_messages_received",
+                "Data messages received from clients",
                 stats.messages_in,
             ),
             (
-                "switchboard_bytes_received_total",
-                "Payload bytes received from clients.",
+                "switchboard_bytes_received",
+                "Payload bytes received from clients",
                 stats.bytes_in,
             ),
             (
-                "switchboard_frames_sent_total",
-                "Frames written to clients (data and control).",
+                "switchboard_frames_sent",
+                "Frames written to clients (data and control)",
                 stats.messages_out,
             ),
             (
-                "switchboard_bytes_sent_total",
-                "Bytes written to clients, frame headers included.",
+                "switchboard_bytes_sent",
+                "Bytes written to clients, frame headers included",
                 stats.bytes_out,
             ),
             (
-                "switchboard_deliveries_total",
-                "Messages queued for a connection by the hub (one per recipient).",
+                "switchboard_deliveries",
+                "Messages queued for a connection by the hub (one per recipient)",
                 stats.deliveries,
             ),
             (
-                "switchboard_delivery_drops_total",
-                "Messages the hub could not queue (connection closing or full).",
+                "switchboard_delivery_drops",
+                "Messages the hub could not queue (connection closing or full)",
                 stats.drops,
             ),
             (
-                "switchboard_slow_consumer_evictions_total",
-                "Connections closed with 4002 because their outbound queue overflowed.",
+                "switchboard_slow_consumer_evictions",
+                "Connections closed with 4002 because their outbound queue overflowed",
                 stats.slow_consumer_evictions,
             ),
         ];
         for (name, help, value) in counters {
-            single(w, name, "counter", help, value);
+            r.register(name, help, ConstCounter::new(value));
         }
-        self.render_http(w);
-        self.render_broker(w, broker);
+        r.register(
+            "switchboard_http_requests",
+            "HTTP requests served by the gateway, by route and status",
+            self.http.clone(),
+        );
+        r.register(
+            "switchboard_api_publishes",
+            "Publishes through the HTTP API, by target kind and result",
+            self.publishes.clone(),
+        );
+        self.register_broker(&mut r, broker);
+        let mut out = String::with_capacity(4096);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &r)
+            .expect("writing to a String cannot fail");
         out
     }
 
-    fn render_http(&self, w: &mut String) {
-        metric(
-            w,
-            "switchboard_http_requests_total",
-            "counter",
-            "HTTP requests served by the gateway, by route and status.",
-        );
-        for ((route, status), n) in self.http.lock().iter() {
-            let _ = writeln!(
-                w,
-                "switchboard_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
-        }
-        metric(
-            w,
-            "switchboard_api_publishes_total",
-            "counter",
-            "Publishes through the HTTP API, by target kind and result.",
-        );
-        for ((target, result), n) in self.publishes.lock().iter() {
-            let _ = writeln!(
-                w,
-                "switchboard_api_publishes_total{{target=\"{target}\",result=\"{result}\"}} {n}"
-            );
-        }
-    }
-
-    fn render_broker(&self, w: &mut String, broker: BrokerState) {
-        metric(
-            w,
+    fn register_broker(&self, r: &mut Registry, broker: BrokerState) {
+        let up = Family::<Broker, Gauge>::default();
+        up.get_or_create(&Broker {
+            broker: broker.kind,
+        })
+        .set(i64::from(broker.up));
+        r.register(
             "switchboard_broker_up",
-            "gauge",
-            "1 while the broker is connected (always 1 for the in-memory broker once started).",
+            "1 while the broker is connected (always 1 for the in-memory broker once started)",
+            up,
         );
-        let _ = writeln!(
-            w,
-            "switchboard_broker_up{{broker=\"{}\"}} {}",
-            broker.kind,
-            u8::from(broker.up)
+        r.register(
+            "switchboard_broker_errors",
+            "Broker calls from the HTTP API that failed",
+            self.broker_errors.clone(),
         );
-        single(
-            w,
-            "switchboard_broker_errors_total",
-            "counter",
-            "Broker calls from the HTTP API that failed.",
-            self.broker_errors.load(Ordering::Relaxed),
-        );
-        self.latency.render(
-            w,
+        r.register(
             "switchboard_broker_call_duration_seconds",
-            "Time of broker calls from the HTTP API (publish, disconnect, counts), local delivery included.",
+            "Time of broker calls from the HTTP API (publish, disconnect, counts), local delivery included",
+            self.latency.clone(),
         );
-        if let Some(redis) = broker.redis {
-            let counters = [
-                ("published", "Envelopes Redis accepted.", redis.published),
-                (
-                    "publish_failures",
-                    "Publishes Redis did not take.",
-                    redis.publish_failures,
-                ),
-                ("received", "Messages received from Redis.", redis.received),
-                (
-                    "delivered",
-                    "Local deliveries of messages from Redis.",
-                    redis.delivered,
-                ),
-                (
-                    "malformed",
-                    "Messages from Redis dropped as invalid.",
-                    redis.malformed,
-                ),
-                (
-                    "subscriber_connects",
-                    "Subscriber connections made (1 + reconnects).",
-                    redis.subscriber_connects,
-                ),
-                (
-                    "publisher_connects",
-                    "Publisher connections made (1 + reconnects).",
-                    redis.publisher_connects,
-                ),
-            ];
-            for (name, help, value) in counters {
-                single(
-                    w,
-                    &format!("switchboard_redis_{name}_total"),
-                    "counter",
-                    help,
-                    value,
-                );
-            }
-            single(
-                w,
-                "switchboard_redis_subscriptions",
-                "gauge",
-                "Redis channels subscribed to now.",
-                redis.subscriptions,
+        let Some(redis) = broker.redis else {
+            return;
+        };
+        let counters = [
+            ("published", "Envelopes Redis accepted", redis.published),
+            (
+                "publish_failures",
+                "Publishes Redis did not take",
+                redis.publish_failures,
+            ),
+            ("received", "Messages received from Redis", redis.received),
+            (
+                "delivered",
+                "Local deliveries of messages from Redis",
+                redis.delivered,
+            ),
+            (
+                "malformed",
+                "Messages from Redis dropped as invalid",
+                redis.malformed,
+            ),
+            (
+                "subscriber_connects",
+                "Subscriber connections made (1 + reconnects)",
+                redis.subscriber_connects,
+            ),
+            (
+                "publisher_connects",
+                "Publisher connections made (1 + reconnects)",
+                redis.publisher_connects,
+            ),
+        ];
+        for (name, help, value) in counters {
+            r.register(
+                format!("switchboard_redis_{name}"),
+                help,
+                ConstCounter::new(value),
             );
         }
-    }
-}
-
-fn metric(w: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(w, "# HELP {name} {help}");
-    let _ = writeln!(w, "# TYPE {name} {kind}");
-}
-
-fn single(w: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    metric(w, name, kind, help);
-    let _ = writeln!(w, "{name} {value}");
-}
-
-/// A fixed-bucket latency histogram.
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    fn render(&self, w: &mut String, name: &str, help: &str) {
-        metric(w, name, "histogram", help);
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(w, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(w, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(w, "{name}_sum {sum}");
-        let _ = writeln!(w, "{name}_count {count}");
+        r.register(
+            "switchboard_redis_subscriptions",
+            "Redis channels subscribed to now",
+            ConstGauge::new(redis.subscriptions),
+        );
     }
 }
 
 /// Counts connections as the hub sees them.
 #[derive(Debug)]
-pub(crate) struct MetricsHooks(pub(crate) Arc<Metrics>);
+pub(crate) struct MetricsHooks(pub(crate) std::sync::Arc<Metrics>);
 
 impl HubHooks for MetricsHooks {
     fn on_connect(&self, _hub: &Hub, _info: &ConnectionInfo) {
-        self.0.opened.fetch_add(1, Ordering::Relaxed);
+        self.0.accepted();
     }
 
     fn on_disconnect(&self, _hub: &Hub, _info: &ConnectionInfo, close: &CloseFrame) {
-        let code = u16::from(close.code);
-        let label = KNOWN_CODES
-            .iter()
-            .position(|c| *c == code)
-            .map_or("other", |i| CODE_LABELS[i]);
-        *self.0.closed.lock().entry(label).or_default() += 1;
-    }
-}
-
-const CODE_LABELS: [&str; 18] = [
-    "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010", "1011", "1012",
-    "1013", "4001", "4002", "4003", "4004", "4005",
-];
-
-/// Counts refused handshakes from the framework's `handshake refused` debug
-/// event (target `switchboard::connection`, fields `status` and `reason`).
-/// Install it with a filter that lets that event through whatever the log
-/// level (see `logging`).
-#[derive(Debug)]
-pub(crate) struct RejectionLayer(pub(crate) Arc<Metrics>);
-
-/// The target the framework logs refusals under.
-pub(crate) const REFUSAL_TARGET: &str = "switchboard::connection";
-
-impl<S: Subscriber> Layer<S> for RejectionLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() != REFUSAL_TARGET {
-            return;
-        }
-        let mut fields = RefusalFields::default();
-        event.record(&mut fields);
-        if fields.message == "handshake refused" {
-            self.0.rejected(classify(&fields.status, &fields.reason));
-        }
-    }
-}
-
-#[derive(Default)]
-struct RefusalFields {
-    message: String,
-    status: String,
-    reason: String,
-}
-
-impl Visit for RefusalFields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let slot = match field.name() {
-            "message" => &mut self.message,
-            "status" => &mut self.status,
-            "reason" => &mut self.reason,
-            _ => return,
-        };
-        *slot = format!("{value:?}");
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.record_debug(field, &format_args!("{value}"));
-    }
-}
-
-/// A refusal's label, from its reason (the security pipeline's fixed
-/// texts) or else its status.
-pub(crate) fn classify(status: &str, reason: &str) -> &'static str {
-    let reason = reason.trim_matches('"');
-    match reason {
-        "Origin not allowed" => return "origin",
-        "Rate limit exceeded" => return "rate_limit",
-        "Too many connections from this address" => return "ip_cap",
-        "Too many connections for this user" => return "user_cap",
-        "Authentication unavailable" => return "auth_unavailable",
-        "Authentication required" => return "auth_required",
-        "Permission denied" => return "permission_denied",
-        "Server at connection capacity" => return "capacity",
-        "Handshake timed out" => return "handshake_timeout",
-        _ if reason.starts_with("Invalid token") => return "invalid_token",
-        _ => {}
-    }
-    match status.split_whitespace().next().unwrap_or("") {
-        "400" => "bad_request",
-        "401" => "unauthorized",
-        "403" => "forbidden",
-        "404" => "not_found",
-        "405" => "method_not_allowed",
-        "408" => "handshake_timeout",
-        "426" => "upgrade_required",
-        "429" => "rate_limit",
-        "431" => "headers_too_large",
-        "503" => "unavailable",
-        _ => "other",
+        self.0.closed(close.code);
     }
 }
 
@@ -478,48 +409,135 @@ pub(crate) fn classify(status: &str, reason: &str) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn refusals_are_classified_into_a_fixed_set() {
-        assert_eq!(classify("403 Forbidden", "Origin not allowed"), "origin");
-        assert_eq!(
-            classify("401 Unauthorized", "Invalid token: token expired"),
-            "invalid_token"
-        );
-        assert_eq!(
-            classify("426 Upgrade Required", "whatever"),
-            "upgrade_required"
-        );
-        assert_eq!(classify("418 I'm a teapot", "?"), "other");
-    }
-
-    #[test]
-    fn the_page_is_prometheus_text() {
-        let metrics = Metrics::default();
-        metrics.rejected("origin");
-        metrics.http_request("/api/v1/publish", 200);
-        metrics.published("room", "ok");
-        metrics.broker_call(Duration::from_millis(3), true);
-        let page = metrics.render(
+    fn page(metrics: &Metrics) -> String {
+        metrics.render(
             &Hub::new(),
             BrokerState {
                 kind: "memory",
                 up: true,
                 redis: None,
             },
+        )
+    }
+
+    #[test]
+    fn close_codes_are_labelled_from_the_rfc_and_the_table() {
+        let metrics = Metrics::default();
+        for code in [1000, 1005, 1010, 1014, 4001, 4005, 4006, 4007, 4403, 3000] {
+            metrics.closed(CloseCode::from(code));
+        }
+        let page = page(&metrics);
+        for code in [
+            "1000", "1005", "1010", "1014", "4001", "4005", "4006", "4007",
+        ] {
+            let line = format!("switchboard_connections_closed_total{{code=\"{code}\"}} 1\n");
+            assert!(page.contains(&line), "{line}{page}");
+        }
+        // 4403 and 3000 are an application's own: one `other` series.
+        assert!(page.contains("switchboard_connections_closed_total{code=\"other\"} 2\n"));
+        // Every code Switchboard sends has its own label.
+        for entry in switchboard_protocol_table() {
+            assert_eq!(
+                CloseLabel::of(CloseCode::from(entry)),
+                CloseLabel::Code(entry)
+            );
+        }
+    }
+
+    /// Every number in the close-code table, through the framework's
+    /// re-export.
+    fn switchboard_protocol_table() -> Vec<u16> {
+        switchboard::protocol::wire::CloseCode::ALL
+            .iter()
+            .map(|c| c.code())
+            .collect()
+    }
+
+    #[test]
+    fn refusals_are_counted_by_kind_with_the_documented_labels() {
+        let metrics = Metrics::default();
+        for kind in RejectionKind::ALL {
+            metrics.rejected(kind);
+        }
+        let page = page(&metrics);
+        for kind in RejectionKind::ALL {
+            let line = format!(
+                "switchboard_handshake_rejections_total{{reason=\"{}\"}} 1\n",
+                kind.as_str()
+            );
+            assert!(page.contains(&line), "{line}{page}");
+        }
+        let rejected = format!(
+            "switchboard_handshakes_total{{outcome=\"rejected\"}} {}\n",
+            RejectionKind::ALL.len()
         );
-        assert!(page.contains("switchboard_connections 0\n"), "{page}");
-        assert!(page.contains("switchboard_handshake_rejections_total{reason=\"origin\"} 1\n"));
-        assert!(page.contains("switchboard_handshakes_total{outcome=\"rejected\"} 1\n"));
-        assert!(page.contains(
-            "switchboard_http_requests_total{route=\"/api/v1/publish\",status=\"200\"} 1\n"
-        ));
-        assert!(page.contains("switchboard_broker_call_duration_seconds_bucket{le=\"0.005\"} 1\n"));
-        assert!(page.contains("switchboard_broker_call_duration_seconds_count 1\n"));
-        // Every sample line is `name{labels} value` under a # TYPE.
-        for line in page.lines().filter(|l| !l.starts_with('#')) {
-            let (name, value) = line.rsplit_once(' ').unwrap();
-            assert!(name.starts_with("switchboard_"), "{line}");
+        assert!(page.contains(&rejected), "{page}");
+        assert!(page.contains("switchboard_handshakes_total{outcome=\"accepted\"} 0\n"));
+    }
+
+    #[test]
+    fn the_page_is_prometheus_text() {
+        let metrics = Metrics::default();
+        metrics.rejected(RejectionKind::Origin);
+        metrics.http_request(Some(Route::Publish), 200);
+        metrics.http_request(None, 404);
+        metrics.published("room", "ok");
+        metrics.broker_call(Duration::from_millis(3), true);
+        let page = page(&metrics);
+        let lines = [
+            "# HELP switchboard_info The gateway's version.\n",
+            "# TYPE switchboard_info gauge\n",
+            "switchboard_connections 0\n",
+            "# TYPE switchboard_connections gauge\n",
+            "# HELP switchboard_handshakes_total WebSocket handshakes by outcome (rejected: see switchboard_handshake_rejections_total).\n",
+            "# TYPE switchboard_handshakes_total counter\n",
+            "switchboard_handshake_rejections_total{reason=\"origin\"} 1\n",
+            "switchboard_handshakes_total{outcome=\"rejected\"} 1\n",
+            "switchboard_http_requests_total{route=\"/api/v1/publish\",status=\"200\"} 1\n",
+            "switchboard_http_requests_total{route=\"unmatched\",status=\"404\"} 1\n",
+            "switchboard_api_publishes_total{target=\"room\",result=\"ok\"} 1\n",
+            "switchboard_broker_up{broker=\"memory\"} 1\n",
+            "# TYPE switchboard_broker_call_duration_seconds histogram\n",
+            "switchboard_broker_call_duration_seconds_bucket{le=\"0.0025\"} 0\n",
+            "switchboard_broker_call_duration_seconds_bucket{le=\"0.005\"} 1\n",
+            "switchboard_broker_call_duration_seconds_bucket{le=\"1\"} 1\n",
+            "switchboard_broker_call_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+            "switchboard_broker_call_duration_seconds_count 1\n",
+            "# TYPE switchboard_slow_consumer_evictions_total counter\n",
+        ];
+        for line in lines {
+            assert!(page.contains(line), "{line}{page}");
+        }
+        assert!(
+            page.contains(&format!(
+                "switchboard_info{{version=\"{}\"}} 1\n",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{page}"
+        );
+        // Every sample line is `name{labels} value`, under its # TYPE, and
+        // no metric family is left without its HELP.
+        let mut typed = std::collections::HashSet::new();
+        for line in page.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_owned());
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+                .unwrap_or(name);
+            assert!(typed.contains(family), "no # TYPE before {line}");
             assert!(value.parse::<f64>().is_ok(), "{line}");
         }
+        assert_eq!(
+            page.matches("# HELP ").count(),
+            page.matches("# TYPE ").count()
+        );
     }
 }

@@ -15,7 +15,8 @@ use crate::state::{BrokerHandle, Inner, Shared};
 use crate::{endpoints, http, tls};
 
 /// Serves until shutdown has drained; `Ok` means exit 0.
-pub(crate) async fn run(plan: Plan, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
     let hub = Hub::new();
     hub.add_hooks(MetricsHooks(Arc::clone(&metrics)));
     let (cluster, broker, distributed) = match plan.broker {
@@ -53,6 +54,10 @@ pub(crate) async fn run(plan: Plan, metrics: Arc<Metrics>) -> anyhow::Result<()>
     )
     .with_hub(hub)
     .with_config(plan.server.clone())
+    .on_refusal({
+        let metrics = Arc::clone(&metrics);
+        move |rejection, _addr| metrics.rejected(rejection.kind)
+    })
     .with_http_fallback(http::fallback(http::router(shared.clone())));
 
     // Plain TCP goes through the framework's own listener (its TCP fast

@@ -67,11 +67,6 @@ impl Trigger {
         let mut started = self.started.subscribe();
         let _ = started.wait_for(|s| *s).await;
     }
-
-    /// The framework's handle (to wait for the drain).
-    pub(crate) fn handle(&self) -> &ShutdownHandle {
-        &self.handle
-    }
 }
 
 /// Signals repeated within this long of the first are duplicates.

@@ -148,3 +148,89 @@ async fn a_slow_consumer_is_evicted_with_4002_and_counted() {
     assert_eq!(frame.code, CloseCode::Application(4002));
     std::fs::remove_file(file).unwrap();
 }
+
+/// Reads until the server closes, answering nothing; the close code.
+async fn close_code(ws: &mut switchboard::TestSocket) -> CloseCode {
+    let run = async {
+        loop {
+            match ws.recv_text().await {
+                Ok(_) => {}
+                Err(TestError::Closed(Some(frame))) => return frame.code,
+                Err(e) => panic!("no close frame: {e:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the server closes within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_and_error_closes_are_counted_under_4006_and_4007() {
+    let file = std::env::temp_dir().join(format!(
+        "switchboard-codes-{}-{}.toml",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(
+        &file,
+        r#"
+[[endpoints]]
+path = "/ws/errors"
+protocol = "structured"
+[endpoints.structured]
+max_errors = 2
+
+[[endpoints]]
+path = "/ws/heartbeat"
+protocol = "structured"
+[endpoints.structured]
+heartbeat_interval = "200ms"
+heartbeat_timeout = "300ms"
+"#,
+    )
+    .unwrap();
+    let gw = Gateway::start_with(&Options {
+        args: vec!["--config".into(), file.display().to_string()],
+        ..Options::default()
+    });
+    // Too many ERROR replies: 4007.
+    let mut errors = gw.ws_client().connect("/ws/errors").await.unwrap();
+    for _ in 0..3 {
+        if errors.send_text("not json").await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut errors).await, CloseCode::Application(4007));
+    // No PONG to the server's PING: 4006.
+    let mut silent = gw.ws_client().connect("/ws/heartbeat").await.unwrap();
+    assert_eq!(close_code(&mut silent).await, CloseCode::Application(4006));
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let page = loop {
+        let page = gw.get("/metrics").await.body;
+        let counted = |code: &str| {
+            sample(
+                &page,
+                &format!("switchboard_connections_closed_total{{code=\"{code}\"}}"),
+            )
+        };
+        if (counted("4006") >= 1.0 && counted("4007") >= 1.0) || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for code in ["4006", "4007"] {
+        let series = format!("switchboard_connections_closed_total{{code=\"{code}\"}}");
+        assert_eq!(sample(&page, &series), 1.0, "{series}\n{page}");
+    }
+    assert_eq!(
+        sample(
+            &page,
+            r#"switchboard_connections_closed_total{code="other"}"#
+        ),
+        0.0,
+        "{page}"
+    );
+    std::fs::remove_file(file).unwrap();
+}

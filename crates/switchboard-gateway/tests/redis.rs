@@ -6,8 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::redis::RedisServer;
 use support::{Gateway, Options};
+use switchboard_testredis::RedisServer;
 
 fn gateway(redis: &RedisServer, instance: &str) -> Gateway {
     Gateway::start_with(&Options {
@@ -116,7 +116,7 @@ async fn while_redis_is_down_readyz_and_publishes_answer_503() {
     let mut ws = gw.ws_client().connect("/ws/broadcast").await.unwrap();
     gw.wait_for_room("broadcast", 1).await;
 
-    redis.stop();
+    redis.kill();
     let ready = gw.wait_for_status("/readyz", 503).await.json();
     assert_eq!(ready["broker"]["connected"], false);
     assert_eq!(gw.get("/healthz").await.status, 200);

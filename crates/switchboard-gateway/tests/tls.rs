@@ -40,15 +40,19 @@ fn self_signed() -> Files {
     }
 }
 
-async fn connect(gw: &Gateway, trusted: &CertificateDer<'static>) -> TlsStream<TcpStream> {
+fn client_config(trusted: &CertificateDer<'static>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_no_client_auth()
+}
+
+async fn connect(gw: &Gateway, trusted: &CertificateDer<'static>) -> TlsStream<TcpStream> {
+    let config = client_config(trusted);
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
     TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -188,4 +192,91 @@ async fn certificate_problems_are_reported_before_start() {
         ..Options::default()
     });
     assert_eq!(gw.scheme, "wss");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_an_idle_tls_connection_closes_at_once_and_a_handshake_under_way_finishes() {
+    use std::io::{Read, Write};
+
+    let files = self_signed();
+    // The handshake deadline is 10 s (the default).
+    let mut gw = Gateway::start(&[
+        "--tls-cert",
+        files.cert.to_str().unwrap(),
+        "--tls-key",
+        files.key.to_str().unwrap(),
+    ]);
+    // A spare connection: TCP only, no ClientHello.
+    let mut idle = TcpStream::connect(gw.addr).await.unwrap();
+    // A TLS handshake under way: the ClientHello sent, the rest not yet.
+    let mut tcp = std::net::TcpStream::connect(gw.addr).unwrap();
+    let mut tls = rustls::ClientConnection::new(
+        Arc::new(client_config(&files.der)),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    while tls.wants_write() {
+        tls.write_tls(&mut tcp).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    gw.signal("TERM");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(3), idle.read(&mut byte))
+        .await
+        .expect("the idle connection is closed at once, not at its handshake deadline");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The handshake under way holds the drain.
+    assert!(
+        gw.try_status().is_none(),
+        "exited with a TLS handshake under way"
+    );
+
+    // It finishes, and the WebSocket side answers with the shutdown: a
+    // refusal, or an upgrade then 1001.
+    let answer = tokio::task::spawn_blocking(move || {
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp)
+                .expect("the TLS handshake finishes");
+        }
+        let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+        stream
+            .write_all(
+                b"GET /ws/echo HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\n\
+                  connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                  sec-websocket-version: 13\r\n\r\n",
+            )
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 512];
+        // The head, and after a 101 the close frame's first 4 bytes.
+        let complete = |answer: &[u8]| {
+            let text = String::from_utf8_lossy(answer);
+            text.find("\r\n\r\n")
+                .is_some_and(|end| !text.starts_with("HTTP/1.1 101") || answer.len() >= end + 8)
+        };
+        while !complete(&answer) {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        answer
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    if text.starts_with("HTTP/1.1 101") {
+        let head_end = text.find("\r\n\r\n").unwrap() + 4;
+        let frame = &answer[head_end..];
+        assert_eq!(frame[0], 0x88, "a close frame: {text:?}");
+        assert_eq!(&frame[2..4], &1001u16.to_be_bytes());
+    } else {
+        assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
+    }
+    let status = gw.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", gw.logs());
 }

@@ -145,90 +145,104 @@ impl Names {
     }
 }
 
-#[derive(Serialize)]
-struct WireOut<'a> {
+/// One message on the wire: the fields every kind has, and the kind with
+/// its own fields. The same type is written and read; the field order is
+/// the order on the wire (`v`, `origin`, `kind` and the kind's fields,
+/// `conn`, `except`), which the golden test below pins byte for byte.
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire<'a> {
     v: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    origin: Option<&'a str>,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    origin: Option<Cow<'a, str>>,
+    #[serde(flatten, borrow)]
+    body: WireBody<'a>,
+    /// On an instance channel: the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     conn: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    except: Option<String>,
+    /// `"<instance>/<conn>"`: the connection to leave out.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    except: Option<Cow<'a, str>>,
 }
 
+/// What to do, tagged by `kind`. Fields of the other kinds are ignored.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum WireBody<'a> {
+    /// A text message; no `data` means empty.
+    Text {
+        #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+        data: Option<Cow<'a, str>>,
+    },
+    /// A binary message, its bytes in standard padded base64; no `data`
+    /// means empty.
+    Binary {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<String>,
+    },
+    /// Close the target's connections.
+    Close {
+        code: u16,
+        #[serde(default, borrow)]
+        reason: Cow<'a, str>,
+    },
+}
+
+/// Just the version: read when a message does not parse as version 1, so
+/// that another version is reported as such whatever its fields.
 #[derive(Deserialize)]
-struct WireIn<'a> {
+struct VersionOnly {
     v: u64,
-    #[serde(default, borrow)]
-    origin: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    data: Option<String>,
-    #[serde(default)]
-    code: Option<u16>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    conn: Option<u64>,
-    #[serde(default, borrow)]
-    except: Option<Cow<'a, str>>,
 }
 
 /// Encodes an envelope (once per publish, whatever the number of recipients).
 pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, Error> {
-    let mut out = WireOut {
+    let body = match &envelope.body {
+        Body::Message(Payload::Text(text)) => WireBody::Text {
+            data: (!text.is_empty()).then(|| Cow::Borrowed(text.as_str())),
+        },
+        Body::Message(Payload::Binary(data)) => WireBody::Binary {
+            data: (!data.is_empty()).then(|| BASE64.encode(data)),
+        },
+        Body::Close(frame) => WireBody::Close {
+            code: frame.code.as_u16(),
+            reason: Cow::Borrowed(&frame.reason),
+        },
+        other => return Err(Error::InvalidEnvelope(format!("cannot encode {other:?}"))),
+    };
+    let wire = Wire {
         v: WIRE_VERSION,
-        origin: envelope.origin.as_ref().map(InstanceId::as_str),
-        kind: "text",
-        data: None,
-        code: None,
-        reason: None,
+        origin: envelope.origin.as_ref().map(|o| Cow::Borrowed(o.as_str())),
+        body,
         conn: match &envelope.target {
             Target::Connection(addr) => Some(addr.id.0),
             _ => None,
         },
-        except: envelope.except.as_ref().map(ToString::to_string),
+        except: envelope.except.as_ref().map(|e| Cow::Owned(e.to_string())),
     };
-    match &envelope.body {
-        Body::Message(Payload::Text(text)) => {
-            out.data = (!text.is_empty()).then(|| Cow::Borrowed(text.as_str()));
-        }
-        Body::Message(Payload::Binary(data)) => {
-            out.kind = "binary";
-            out.data = (!data.is_empty()).then(|| Cow::Owned(BASE64.encode(data)));
-        }
-        Body::Close(frame) => {
-            out.kind = "close";
-            out.code = Some(frame.code.as_u16());
-            out.reason = Some(&frame.reason);
-        }
-        other => return Err(Error::InvalidEnvelope(format!("cannot encode {other:?}"))),
-    }
-    serde_json::to_vec(&out).map_err(|e| Error::InvalidEnvelope(e.to_string()))
+    serde_json::to_vec(&wire).map_err(|e| Error::InvalidEnvelope(e.to_string()))
 }
 
 /// Decodes a message that arrived on `channel`.
 pub fn decode(channel: Channel, payload: &[u8]) -> Result<Envelope, Error> {
-    let wire: WireIn<'_> =
-        serde_json::from_slice(payload).map_err(|e| Error::InvalidEnvelope(e.to_string()))?;
+    let wire: Wire<'_> = match serde_json::from_slice(payload) {
+        Ok(wire) => wire,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<VersionOnly>(payload) {
+                Ok(VersionOnly { v }) if v != WIRE_VERSION => Error::UnsupportedVersion(v),
+                _ => Error::InvalidEnvelope(e.to_string()),
+            });
+        }
+    };
     if wire.v != WIRE_VERSION {
         return Err(Error::UnsupportedVersion(wire.v));
     }
     let bad = |why: &str| Error::InvalidEnvelope(why.to_owned());
-    let body = match &*wire.kind {
-        "text" => Body::Message(Payload::Text(Utf8Bytes::from(
-            wire.data.unwrap_or_default(),
+    let body = match wire.body {
+        WireBody::Text { data } => Body::Message(Payload::Text(Utf8Bytes::from(
+            data.map(Cow::into_owned).unwrap_or_default(),
         ))),
-        "binary" => {
-            let data = match wire.data {
+        WireBody::Binary { data } => {
+            let data = match data {
                 Some(b64) => BASE64
                     .decode(b64.as_bytes())
                     .map_err(|e| Error::InvalidEnvelope(format!("binary data: {e}")))?,
@@ -236,14 +250,13 @@ pub fn decode(channel: Channel, payload: &[u8]) -> Result<Envelope, Error> {
             };
             Body::Message(Payload::Binary(data.into()))
         }
-        "close" => {
-            let code = CloseCode::from(wire.code.ok_or_else(|| bad("close without a code"))?);
+        WireBody::Close { code, reason } => {
+            let code = CloseCode::from(code);
             if !code.is_sendable() {
                 return Err(bad("close code cannot be sent"));
             }
-            Body::Close(CloseFrame::new(code, wire.reason.unwrap_or_default()))
+            Body::Close(CloseFrame::new(code, reason.into_owned()))
         }
-        _ => return Err(bad("kind must be text, binary or close")),
     };
     let target = match channel {
         Channel::Room(room) => Target::Room(room),
@@ -340,6 +353,63 @@ mod tests {
         }
     }
 
+    /// The bytes version 1 puts on the wire, one case per kind and field:
+    /// written by the first implementation (a `kind` string with optional
+    /// fields) and kept byte for byte since. Other instances of older
+    /// builds, and processes publishing by hand, read exactly these.
+    #[test]
+    fn every_kind_encodes_to_the_same_bytes_as_version_1_always_did() {
+        let node1 = || InstanceId::new("node-1").unwrap();
+        let except = ConnectionAddr::new(InstanceId::new("node-2").unwrap(), ConnectionId(9));
+        let to_conn = || Target::Connection(ConnectionAddr::new(node1(), ConnectionId(5)));
+        let cases: Vec<(Envelope, &str)> = vec![
+            (
+                Envelope::new(Target::room("lobby"), Body::Message(Payload::text("hi"))),
+                r#"{"v":1,"kind":"text","data":"hi"}"#,
+            ),
+            (
+                Envelope::new(Target::user("u"), Body::Message(Payload::text("hé \"x\"")))
+                    .with_origin(node1())
+                    .with_except(Some(except.clone())),
+                r#"{"v":1,"origin":"node-1","kind":"text","data":"hé \"x\"","except":"node-2/9"}"#,
+            ),
+            (
+                Envelope::new(Target::All, Body::Message(Payload::text(""))),
+                r#"{"v":1,"kind":"text"}"#,
+            ),
+            (
+                Envelope::new(
+                    Target::room("r"),
+                    Body::Message(Payload::binary(vec![0u8, 255, 7])),
+                )
+                .with_origin(node1()),
+                r#"{"v":1,"origin":"node-1","kind":"binary","data":"AP8H"}"#,
+            ),
+            (
+                Envelope::new(Target::All, Body::Message(Payload::binary(Vec::new()))),
+                r#"{"v":1,"kind":"binary"}"#,
+            ),
+            (
+                Envelope::new(to_conn(), Body::close(CloseCode::Application(4000), "bye"))
+                    .with_origin(node1()),
+                r#"{"v":1,"origin":"node-1","kind":"close","code":4000,"reason":"bye","conn":5}"#,
+            ),
+            (
+                Envelope::new(Target::All, Body::close(CloseCode::Away, "")),
+                r#"{"v":1,"kind":"close","code":1001,"reason":""}"#,
+            ),
+            (
+                Envelope::new(to_conn(), Body::Message(Payload::text("x")))
+                    .with_except(Some(except)),
+                r#"{"v":1,"kind":"text","data":"x","conn":5,"except":"node-2/9"}"#,
+            ),
+        ];
+        for (envelope, golden) in cases {
+            let bytes = encode(&envelope).unwrap();
+            assert_eq!(String::from_utf8(bytes).unwrap(), golden);
+        }
+    }
+
     #[test]
     fn a_hand_written_envelope_decodes() {
         let e = decode(
@@ -355,6 +425,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.body, Body::Message(Payload::binary(vec![0u8, 1, 2])));
+        // Any field order; the kind's fields and the others' are ignored
+        // where they do not belong; escapes are read.
+        let e = decode(
+            Channel::Instance(InstanceId::new("n").unwrap()),
+            br#"{"reason":"bye \"now\"","conn":3,"data":"x","code":4000,"kind":"close","v":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e.body,
+            Body::close(CloseCode::Application(4000), "bye \"now\"")
+        );
+        let e = decode(Channel::All, br#"{"kind":"text","code":1000,"v":1}"#).unwrap();
+        assert_eq!(e.body, Body::Message(Payload::text("")));
     }
 
     #[test]
@@ -362,6 +445,12 @@ mod tests {
         let room = || Channel::Room("r".into());
         assert!(matches!(
             decode(room(), br#"{"v":2,"kind":"text"}"#),
+            Err(Error::UnsupportedVersion(2))
+        ));
+        // Another version is reported as such even with a kind version 1
+        // does not know.
+        assert!(matches!(
+            decode(room(), br#"{"kind":"stream","v":2}"#),
             Err(Error::UnsupportedVersion(2))
         ));
         for bad in [

@@ -293,7 +293,7 @@ fn python_with_redis() -> bool {
                 "python3 with the `redis` package is required (SWITCHBOARD_REQUIRE_PYTHON_REDIS=1): pip install redis"
             );
         }
-        support::loud(
+        switchboard_testredis::loud(
             "\n!!!!!!!! SKIPPED: python3 with the `redis` package is not available, so the Python \
              worker example was not tested. `pip install redis` to run it. !!!!!!!!\n",
         );

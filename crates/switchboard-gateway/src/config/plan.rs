@@ -20,7 +20,7 @@ use super::{
     LimitsSection, LogSection, ProtocolName, StructuredSection,
 };
 use crate::endpoints;
-use crate::http::RESERVED_PATHS;
+use crate::http::is_reserved;
 use switchboard::protocol::wire::Channel;
 
 /// Problems found in a configuration, each as `key: what is wrong`.
@@ -450,7 +450,7 @@ fn check_path(at: &str, e: &EndpointSection, router: &mut matchit::Router<()>, p
         p.push(key, format!("{:?} must start with '/'", e.path));
         return;
     }
-    if RESERVED_PATHS.iter().any(|r| *r == e.path) || e.path.starts_with("/api/") {
+    if is_reserved(&e.path) {
         p.push(
             key,
             format!(

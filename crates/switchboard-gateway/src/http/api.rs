@@ -8,24 +8,31 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use switchboard::broker::{ConnectionAddr, Payload, PublishError, Published, Target};
+use switchboard::broker::{ConnectionAddr, InstanceId, Payload, PublishError, Published, Target};
 use switchboard::protocol::wire::Channel;
 use switchboard::{CloseCode, ConnectionId, ConnectionInfo, Room, UserId};
+use utoipa::{IntoParams, ToSchema};
 
-use super::body::{ApiError, ApiJson};
+use super::body::{
+    ApiError, ApiJson, BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized,
+};
 use crate::message::ServerMessage;
 use crate::state::Shared;
 
-type ApiResult = Result<Json<Value>, ApiError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// `{"room": ...}`, `{"user": ...}`, `{"connection": ...}` or `{"all": true}`.
-#[derive(Debug, Default, Deserialize)]
+/// Exactly one of the keys: `{"room": ...}`, `{"user": ...}`,
+/// `{"connection": ...}` or `{"all": true}`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(as = Target)]
 pub(super) struct TargetSpec {
+    /// 1-255 characters of A-Z a-z 0-9 : _ - . @ / =
     room: Option<String>,
     user: Option<String>,
+    /// 42 (this instance) or instance/42
     connection: Option<String>,
+    /// `true`: every connection.
     all: Option<bool>,
 }
 
@@ -92,26 +99,51 @@ fn connection_addr(shared: &Shared, field: &str, id: &str) -> Result<ConnectionA
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `message` and `text`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PublishRequest {
     target: TargetSpec,
     /// A structured message: EVENT, DATA or NOTIFICATION.
     #[serde(default)]
     message: Option<ServerMessage>,
-    /// A raw text payload, sent as is.
+    /// A raw text payload, sent as one text frame.
     #[serde(default)]
     text: Option<String>,
-    /// A connection to leave out.
+    /// A connection to leave out (42 or instance/42).
     #[serde(default)]
     except: Option<String>,
 }
 
+/// What a publish reached.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PublishResult {
+    /// Connections on this instance it was queued for.
+    local: usize,
+    /// Whether the broker took it for the other instances.
+    forwarded: bool,
+    /// The message id (structured messages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+}
+
 /// `POST /api/v1/publish`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/publish",
+    summary = "Publish a structured message (EVENT, DATA, NOTIFICATION) or raw text to a room, a user, a connection or everyone, on every instance.",
+    request_body = PublishRequest,
+    responses(
+        (status = 200, description = "Delivered locally and accepted by the broker.", body = PublishResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BrokerUnavailable),
+    )
+)]
 pub(super) async fn publish(
     State(shared): State<Shared>,
     ApiJson(request): ApiJson<PublishRequest>,
-) -> ApiResult {
+) -> ApiResult<PublishResult> {
     let (target, kind) = request.target.resolve(&shared)?;
     let channel = match &target {
         Target::Room(room) => Some(room.as_str()),
@@ -153,11 +185,11 @@ pub(super) async fn publish(
         }) => {
             shared.metrics.published(kind, "ok");
             tracing::info!(to = kind, r#type = type_name, local, "published");
-            let mut body = json!({ "local": local, "forwarded": forwarded });
-            if let Some(id) = id {
-                body["id"] = json!(id);
-            }
-            Ok(Json(body))
+            Ok(Json(PublishResult {
+                local,
+                forwarded,
+                id,
+            }))
         }
         Err(PublishError { local, source, .. }) => {
             shared.metrics.published(kind, "broker_error");
@@ -170,24 +202,40 @@ pub(super) async fn publish(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DisconnectRequest {
     target: TargetSpec,
+    /// Close code: 1000 (default), 1001, 1008, 1011, 1012, 1013 or 3000-4999.
     #[serde(default)]
+    #[schema(default = 1000)]
     code: Option<u16>,
+    /// Close reason, at most 123 bytes.
     #[serde(default)]
+    #[schema(max_length = 123)]
     reason: Option<String>,
 }
 
 /// A close code and reason, from a body or a query string.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct CloseSpec {
+    /// Close code: 1000 (default), 1001, 1008, 1011, 1012, 1013 or 3000-4999.
     #[serde(default)]
     code: Option<u16>,
+    /// Close reason, at most 123 bytes.
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// What a close reached.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CloseResult {
+    /// Connections on this instance being closed.
+    local: usize,
+    /// Whether the broker took it for the other instances.
+    forwarded: bool,
 }
 
 impl CloseSpec {
@@ -213,10 +261,22 @@ impl CloseSpec {
 }
 
 /// `POST /api/v1/disconnect`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/disconnect",
+    summary = "Close the connections of a target (a connection, a user, a room, everyone) on every instance.",
+    request_body = DisconnectRequest,
+    responses(
+        (status = 200, description = "Closing.", body = CloseResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BrokerUnavailable),
+    )
+)]
 pub(super) async fn disconnect(
     State(shared): State<Shared>,
     ApiJson(request): ApiJson<DisconnectRequest>,
-) -> ApiResult {
+) -> ApiResult<CloseResult> {
     let (target, kind) = request.target.resolve(&shared)?;
     let spec = CloseSpec {
         code: request.code,
@@ -232,7 +292,7 @@ async fn close(
     kind: &'static str,
     code: CloseCode,
     reason: &str,
-) -> ApiResult {
+) -> ApiResult<CloseResult> {
     let started = Instant::now();
     let result = shared.cluster.close(target, code, reason).await;
     shared
@@ -246,9 +306,10 @@ async fn close(
                 local = published.local,
                 "disconnected"
             );
-            Ok(Json(
-                json!({ "local": published.local, "forwarded": published.forwarded }),
-            ))
+            Ok(Json(CloseResult {
+                local: published.local,
+                forwarded: published.forwarded,
+            }))
         }
         Err(PublishError { local, source, .. }) => Err(ApiError::broker(
             &format_args!("the broker did not take the disconnect: {source}"),
@@ -258,15 +319,63 @@ async fn close(
 }
 
 /// One connection, as the API shows it.
-#[derive(Debug, Serialize)]
-struct ConnectionView {
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Connection)]
+pub(super) struct ConnectionView {
     id: u64,
     address: String,
+    #[schema(value_type = Option<String>)]
     user: Option<UserId>,
     client_addr: String,
     path: String,
+    /// Seconds since the Unix epoch.
     connected_at: f64,
+    #[schema(value_type = Vec<String>)]
     rooms: Vec<Room>,
+}
+
+/// Connections of this instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConnectionList {
+    #[schema(value_type = String)]
+    instance: InstanceId,
+    /// How many there are (`connections` holds at most `limit`).
+    total: usize,
+    connections: Vec<ConnectionView>,
+}
+
+/// Connections here and on every instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Count {
+    local: usize,
+    cluster: usize,
+}
+
+/// Rooms with members on this instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RoomList {
+    #[schema(value_type = String)]
+    instance: InstanceId,
+    total: usize,
+    rooms: Vec<RoomSize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RoomSize {
+    #[schema(value_type = String)]
+    room: Room,
+    size: usize,
+}
+
+/// A room's size here and across the cluster, and its members here.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Room)]
+pub(super) struct RoomView {
+    room: String,
+    local: usize,
+    cluster: usize,
+    #[schema(value_type = Vec<u64>)]
+    members: Vec<ConnectionId>,
 }
 
 fn view(shared: &Shared, info: &ConnectionInfo) -> ConnectionView {
@@ -286,11 +395,16 @@ fn view(shared: &Shared, info: &ConnectionInfo) -> ConnectionView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Only the members of this room.
     room: Option<String>,
+    /// Only this user's connections.
     user: Option<String>,
+    /// At most this many (1-10000, 100 by default).
+    #[param(minimum = 1, maximum = 10000, default = 100)]
     limit: Option<usize>,
 }
 
@@ -305,16 +419,13 @@ fn limit(limit: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-fn listing(shared: &Shared, mut infos: Vec<ConnectionInfo>, limit: usize) -> Value {
+fn listing(shared: &Shared, mut infos: Vec<ConnectionInfo>, limit: usize) -> ConnectionList {
     infos.sort_by_key(|i| i.id);
-    let total = infos.len();
-    let connections: Vec<ConnectionView> =
-        infos.iter().take(limit).map(|i| view(shared, i)).collect();
-    json!({
-        "instance": shared.cluster.instance(),
-        "total": total,
-        "connections": connections,
-    })
+    ConnectionList {
+        instance: shared.cluster.instance().clone(),
+        total: infos.len(),
+        connections: infos.iter().take(limit).map(|i| view(shared, i)).collect(),
+    }
 }
 
 fn infos(shared: &Shared, ids: Vec<ConnectionId>) -> Vec<ConnectionInfo> {
@@ -325,10 +436,21 @@ fn infos(shared: &Shared, ids: Vec<ConnectionId>) -> Vec<ConnectionInfo> {
 
 /// `GET /api/v1/connections`: this instance's connections, optionally of a
 /// room or a user.
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections",
+    summary = "This instance's connections, optionally of one room or one user.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Connections", body = ConnectionList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+    )
+)]
 pub(super) async fn connections(
     State(shared): State<Shared>,
     Query(query): Query<ListQuery>,
-) -> ApiResult {
+) -> ApiResult<ConnectionList> {
     let n = limit(query.limit)?;
     let infos = match (&query.room, &query.user) {
         (Some(_), Some(_)) => {
@@ -342,7 +464,17 @@ pub(super) async fn connections(
 }
 
 /// `GET /api/v1/connections/count`: here and across the cluster.
-pub(super) async fn connection_count(State(shared): State<Shared>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/count",
+    summary = "Open connections here and on every instance.",
+    responses(
+        (status = 200, description = "Counts", body = Count),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BrokerUnavailable),
+    )
+)]
+pub(super) async fn connection_count(State(shared): State<Shared>) -> ApiResult<Count> {
     let local = shared.hub.connection_count();
     let started = Instant::now();
     let cluster = shared.cluster.connection_count().await;
@@ -350,7 +482,7 @@ pub(super) async fn connection_count(State(shared): State<Shared>) -> ApiResult 
         .metrics
         .broker_call(started.elapsed(), cluster.is_ok());
     match cluster {
-        Ok(cluster) => Ok(Json(json!({ "local": local, "cluster": cluster }))),
+        Ok(cluster) => Ok(Json(Count { local, cluster })),
         Err(e) => Err(ApiError::broker(
             &format_args!("cannot count other instances' connections: {e}"),
             None,
@@ -359,7 +491,22 @@ pub(super) async fn connection_count(State(shared): State<Shared>) -> ApiResult 
 }
 
 /// `GET /api/v1/connections/{id}`.
-pub(super) async fn connection(State(shared): State<Shared>, Path(id): Path<String>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/v1/connections/{id}",
+    summary = "One connection of this instance.",
+    params(("id" = String, Path, description = "The id on this instance (42) or the cluster address (instance/42, percent-encoded: instance%2F42).")),
+    responses(
+        (status = 200, description = "The connection", body = ConnectionView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+    )
+)]
+pub(super) async fn connection(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> ApiResult<ConnectionView> {
     let addr = connection_addr(&shared, "id", &id)?;
     if addr.instance != *shared.cluster.instance() {
         return Err(ApiError::not_found(format!(
@@ -368,17 +515,29 @@ pub(super) async fn connection(State(shared): State<Shared>, Path(id): Path<Stri
         )));
     }
     match shared.hub.info(addr.id) {
-        Some(info) => Ok(Json(json!(view(&shared, &info)))),
+        Some(info) => Ok(Json(view(&shared, &info))),
         None => Err(ApiError::not_found(format!("no connection {addr}"))),
     }
 }
 
 /// `DELETE /api/v1/connections/{id}?code=&reason=`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/connections/{id}",
+    summary = "Close one connection, on whichever instance holds it.",
+    params(("id" = String, Path, description = "The id on this instance (42) or the cluster address (instance/42, percent-encoded: instance%2F42)."), CloseSpec),
+    responses(
+        (status = 200, description = "Closing (`local` is 0 when it is not here or already gone).", body = CloseResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BrokerUnavailable),
+    )
+)]
 pub(super) async fn close_connection(
     State(shared): State<Shared>,
     Path(id): Path<String>,
     Query(spec): Query<CloseSpec>,
-) -> ApiResult {
+) -> ApiResult<CloseResult> {
     let addr = connection_addr(&shared, "id", &id)?;
     let (code, reason) = spec.resolve()?;
     close(
@@ -392,56 +551,106 @@ pub(super) async fn close_connection(
 }
 
 /// `GET /api/v1/users/{user}/connections`: the user's connections here.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user}/connections",
+    summary = "A user's connections on this instance.",
+    params(("user" = String, Path)),
+    responses(
+        (status = 200, description = "Connections", body = ConnectionList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+    )
+)]
 pub(super) async fn user_connections(
     State(shared): State<Shared>,
     Path(user): Path<String>,
-) -> ApiResult {
+) -> ApiResult<ConnectionList> {
     check_user("user", &user)?;
     let infos = infos(&shared, shared.hub.user_connections(user.as_str()));
     Ok(Json(listing(&shared, infos, MAX_LIMIT)))
 }
 
 /// `DELETE /api/v1/users/{user}/connections?code=&reason=`: on every instance.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{user}/connections",
+    summary = "Close every connection of a user, on every instance.",
+    params(("user" = String, Path), CloseSpec),
+    responses(
+        (status = 200, description = "Closing", body = CloseResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BrokerUnavailable),
+    )
+)]
 pub(super) async fn close_user(
     State(shared): State<Shared>,
     Path(user): Path<String>,
     Query(spec): Query<CloseSpec>,
-) -> ApiResult {
+) -> ApiResult<CloseResult> {
     check_user("user", &user)?;
     let (code, reason) = spec.resolve()?;
     close(&shared, Target::user(user), "user", code, &reason).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RoomsQuery {
+    /// At most this many (1-10000, 100 by default).
+    #[param(minimum = 1, maximum = 10000, default = 100)]
     limit: Option<usize>,
 }
 
 /// `GET /api/v1/rooms`: rooms with members here, and their sizes here.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms",
+    summary = "Rooms with members on this instance, and their sizes here.",
+    params(RoomsQuery),
+    responses(
+        (status = 200, description = "Rooms", body = RoomList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+    )
+)]
 pub(super) async fn rooms(
     State(shared): State<Shared>,
     Query(query): Query<RoomsQuery>,
-) -> ApiResult {
+) -> ApiResult<RoomList> {
     let n = limit(query.limit)?;
     let mut rooms = shared.hub.rooms();
     rooms.sort();
-    let total = rooms.len();
-    let rooms: Vec<Value> = rooms
-        .into_iter()
-        .take(n)
-        .map(|(room, size)| json!({ "room": room, "size": size }))
-        .collect();
-    Ok(Json(json!({
-        "instance": shared.cluster.instance(),
-        "total": total,
-        "rooms": rooms,
-    })))
+    Ok(Json(RoomList {
+        instance: shared.cluster.instance().clone(),
+        total: rooms.len(),
+        rooms: rooms
+            .into_iter()
+            .take(n)
+            .map(|(room, size)| RoomSize { room, size })
+            .collect(),
+    }))
 }
 
 /// `GET /api/v1/rooms/{room}`: its size here and across the cluster, and
 /// its members here.
-pub(super) async fn room(State(shared): State<Shared>, Path(room): Path<String>) -> ApiResult {
+#[utoipa::path(
+    get,
+    path = "/api/v1/rooms/{room}",
+    summary = "A room's size here and across the cluster, and its members here.",
+    params(("room" = String, Path)),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = BrokerUnavailable),
+    )
+)]
+pub(super) async fn room(
+    State(shared): State<Shared>,
+    Path(room): Path<String>,
+) -> ApiResult<RoomView> {
     check_room("room", &room)?;
     let mut members = shared.hub.room_members(room.as_str());
     members.sort();
@@ -456,27 +665,46 @@ pub(super) async fn room(State(shared): State<Shared>, Path(room): Path<String>)
             None,
         )
     })?;
-    Ok(Json(json!({
-        "room": room,
-        "local": members.len(),
-        "cluster": cluster,
-        "members": members,
-    })))
+    Ok(Json(RoomView {
+        room,
+        local: members.len(),
+        cluster,
+        members,
+    }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(super) struct ShutdownRequest {
+    /// Close clients with 1012 (restart: reconnect soon) instead of 1001.
     restart: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ShutdownAccepted {
+    shutting_down: bool,
+    close_code: u16,
 }
 
 /// `POST /api/v1/admin/shutdown`: graceful shutdown (1001, or 1012 with
 /// `restart`). Only with an API key configured: without one, anything on
 /// the machine could stop the gateway.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/shutdown",
+    summary = "Graceful shutdown: clients are closed with 1001, or 1012 with restart. Needs a configured API key (403 otherwise).",
+    request_body(content = Option<ShutdownRequest>),
+    responses(
+        (status = 202, description = "Shutting down", body = ShutdownAccepted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "No API key is configured.", body = ErrorBody),
+    )
+)]
 pub(super) async fn shutdown(
     State(shared): State<Shared>,
     ApiJson(request): ApiJson<ShutdownRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ShutdownAccepted>), ApiError> {
     if shared.api.keys.is_empty() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -495,6 +723,9 @@ pub(super) async fn shutdown(
     let code = if request.restart { 1012 } else { 1001 };
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "shutting_down": true, "close_code": code })),
+        Json(ShutdownAccepted {
+            shutting_down: true,
+            close_code: code,
+        }),
     ))
 }

@@ -5,8 +5,9 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use utoipa::{ToResponse, ToSchema};
 
 /// An API failure: `{"error": {"code": ..., "message": ...}}` with its
 /// status, and for a failing broker the local recipients already reached.
@@ -50,13 +51,54 @@ impl ApiError {
     }
 }
 
+/// The body of every API error.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+    /// With a failing broker: the recipients on this instance already reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local: Option<usize>,
+    /// With a failing broker: `false`, other instances were not reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forwarded: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `broker_unavailable`, ...
+    code: &'static str,
+    message: String,
+}
+
+/// Bad JSON, an unknown field, a missing or ambiguous target, an invalid name.
+#[derive(Debug, ToResponse)]
+pub(crate) struct BadRequest(#[allow(dead_code)] ErrorBody);
+
+/// Missing or unknown API key.
+#[derive(Debug, ToResponse)]
+pub(crate) struct Unauthorized(#[allow(dead_code)] ErrorBody);
+
+/// No such connection here.
+#[derive(Debug, ToResponse)]
+pub(crate) struct NotFound(#[allow(dead_code)] ErrorBody);
+
+/// The broker failed. Local recipients were reached (`local`); other
+/// instances were not.
+#[derive(Debug, ToResponse)]
+pub(crate) struct BrokerUnavailable(#[allow(dead_code)] ErrorBody);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": { "code": self.code, "message": self.message } });
-        if let Some(local) = self.local {
-            body["local"] = json!(local);
-            body["forwarded"] = json!(false);
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+            local: self.local,
+            forwarded: self.local.map(|_| false),
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(

@@ -7,26 +7,30 @@
 //! WebSocket side already read replayed).
 //!
 //! # Layout
-//! - this file: the route table ([`ROUTES`], also checked against the
-//!   OpenAPI document by a test), the router, the API-key check, request
+//! - `routes`: the one route table ([`Route`]): method, path, handler,
+//!   who may call it, and its OpenAPI operation.
+//! - this file: the router built from it, the API-key check, request
 //!   metrics and the hyper fallback.
+//! - `openapi`: the OpenAPI document, generated from the table and the
+//!   handlers' types with `utoipa`.
 //! - `api`: the `/api/v1` handlers; `body`: JSON bodies and errors.
 //! - `pages`: `/` and the client bundle it loads, `/healthz`, `/readyz`,
 //!   `/metrics`, the OpenAPI document.
 
 mod api;
 mod body;
+mod openapi;
 mod pages;
+mod routes;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -35,94 +39,36 @@ use switchboard::HttpFallback;
 
 use crate::state::Shared;
 use body::ApiError;
+pub(crate) use routes::{Part, Route, is_reserved};
 
-/// Paths the HTTP side serves, so no WebSocket endpoint may take them
-/// (and nothing under `/api/`).
-pub(crate) const RESERVED_PATHS: &[&str] = &[
-    "/",
-    "/switchboard-client.js",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/api",
-];
-
-/// Every HTTP route: method and path template. The router is built from
-/// this table, and a test checks it against `openapi.json` both ways.
-pub(crate) const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/"),
-    ("GET", "/switchboard-client.js"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/api/v1/openapi.json"),
-    ("POST", "/api/v1/publish"),
-    ("POST", "/api/v1/disconnect"),
-    ("GET", "/api/v1/connections"),
-    ("GET", "/api/v1/connections/count"),
-    ("GET", "/api/v1/connections/{id}"),
-    ("DELETE", "/api/v1/connections/{id}"),
-    ("GET", "/api/v1/users/{user}/connections"),
-    ("DELETE", "/api/v1/users/{user}/connections"),
-    ("GET", "/api/v1/rooms"),
-    ("GET", "/api/v1/rooms/{room}"),
-    ("POST", "/api/v1/admin/shutdown"),
-];
-
-/// Routes anyone may call: everything outside `/api/v1`, and the API's
-/// own description.
-fn is_public(path: &str) -> bool {
-    !path.starts_with("/api/") || path == "/api/v1/openapi.json"
-}
-
-fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
-    match (method, path) {
-        ("GET", "/") => get(pages::demo),
-        ("GET", "/switchboard-client.js") => get(pages::client_js),
-        ("GET", "/healthz") => get(pages::healthz),
-        ("GET", "/readyz") => get(pages::readyz),
-        ("GET", "/metrics") => get(pages::metrics),
-        ("GET", "/api/v1/openapi.json") => get(pages::openapi),
-        ("POST", "/api/v1/publish") => post(api::publish),
-        ("POST", "/api/v1/disconnect") => post(api::disconnect),
-        ("GET", "/api/v1/connections") => get(api::connections),
-        ("GET", "/api/v1/connections/count") => get(api::connection_count),
-        ("GET", "/api/v1/connections/{id}") => get(api::connection),
-        ("DELETE", "/api/v1/connections/{id}") => delete(api::close_connection),
-        ("GET", "/api/v1/users/{user}/connections") => get(api::user_connections),
-        ("DELETE", "/api/v1/users/{user}/connections") => delete(api::close_user),
-        ("GET", "/api/v1/rooms") => get(api::rooms),
-        ("GET", "/api/v1/rooms/{room}") => get(api::room),
-        ("POST", "/api/v1/admin/shutdown") => post(api::shutdown),
-        _ => unreachable!("route {method} {path} has no handler"),
-    }
-}
-
-/// The HTTP side's router.
+/// The HTTP side's router: every route of the table that the settings turn
+/// on, each tagged with its [`Route`] for the request metrics.
 pub(crate) fn router(shared: Shared) -> Router {
-    let mut public = Router::new();
-    let mut protected = Router::new();
-    let mut any_protected = false;
-    for (method, path) in ROUTES {
-        let skip = ((*path == "/" || *path == "/switchboard-client.js") && !shared.demo)
-            || (*path == "/metrics" && !shared.metrics_enabled)
-            || (path.starts_with("/api/") && !shared.api.enabled);
-        if skip {
+    let mut router = Router::new();
+    for route in Route::ALL {
+        let on = match route.part() {
+            Part::Health => true,
+            Part::Demo => shared.demo,
+            Part::Metrics => shared.metrics_enabled,
+            Part::Api => shared.api.enabled,
+        };
+        if !on {
             continue;
         }
-        if is_public(path) {
-            public = public.route(path, handler(method, path));
-        } else {
-            protected = protected.route(path, handler(method, path));
-            any_protected = true;
+        let mut handler = route.handler();
+        if !route.is_public() {
+            handler = handler.layer(middleware::from_fn_with_state(shared.clone(), require_key));
         }
+        // Outside the key check, so a 401 is counted under its route too.
+        handler = handler.layer(middleware::map_response(
+            move |mut response: Response| async move {
+                response.extensions_mut().insert(route);
+                response
+            },
+        ));
+        router = router.route(route.path(), handler);
     }
-    if any_protected {
-        protected =
-            protected.route_layer(middleware::from_fn_with_state(shared.clone(), require_key));
-    }
-    public
-        .merge(protected)
+    router
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
         .with_state(shared)
@@ -183,18 +129,15 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
 /// debug (the template, never the raw path or query, which may hold ids
 /// or credentials).
 async fn observe(State(shared): State<Shared>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
+    let route = response.extensions().get::<Route>().copied();
     let status = response.status().as_u16();
-    shared.metrics.http_request(&route, status);
+    shared.metrics.http_request(route, status);
     tracing::debug!(
         %method,
-        route,
+        route = route.map_or("unmatched", Route::path),
         status,
         micros = started.elapsed().as_micros() as u64,
         "http request"

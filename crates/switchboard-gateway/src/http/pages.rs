@@ -5,16 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::state::Shared;
 
 /// The demo chat page.
 const DEMO: &str = include_str!("../../assets/index.html");
-
-/// The OpenAPI 3 description of every route (checked against
-/// [`super::ROUTES`] by a test).
-pub(crate) const OPENAPI: &str = include_str!("../../assets/openapi.json");
 
 /// The TypeScript client (`clients/js`) bundled into one ES module by
 /// `npm run bundle` there (a test in its `npm test` checks this copy is up
@@ -49,6 +46,12 @@ const CLIENT_JS_ETAG: &str = {
 };
 
 /// `GET /`.
+#[utoipa::path(
+    get,
+    path = "/",
+    summary = "The demo chat page (when demo.enabled).",
+    responses((status = 200, description = "HTML", body = String, content_type = "text/html"))
+)]
 pub(super) async fn demo() -> Html<&'static str> {
     Html(DEMO)
 }
@@ -56,6 +59,15 @@ pub(super) async fn demo() -> Html<&'static str> {
 /// `GET /switchboard-client.js`: [`CLIENT_JS`]. `no-cache` with an ETag:
 /// browsers keep it but ask again each time (a 304 when unchanged), so a
 /// new gateway never runs its page against an old client.
+#[utoipa::path(
+    get,
+    path = "/switchboard-client.js",
+    summary = "The TypeScript client (clients/js) bundled as one ES module, which the demo page imports (when demo.enabled). Sent with an ETag and `Cache-Control: no-cache`; a matching If-None-Match answers 304.",
+    responses(
+        (status = 200, description = "JavaScript (ES module)", body = String, content_type = "text/javascript"),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+    )
+)]
 pub(super) async fn client_js(request: HeaderMap) -> Response {
     let headers = [
         (
@@ -80,12 +92,43 @@ pub(super) async fn client_js(request: HeaderMap) -> Response {
 }
 
 /// `GET /healthz`: the process serves HTTP. Always 200.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    summary = "Liveness: 200 whenever the process serves HTTP.",
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain"))
+)]
 pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// The answer of `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Readiness {
+    ready: bool,
+    listening: bool,
+    shutting_down: bool,
+    broker: BrokerReadiness,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct BrokerReadiness {
+    /// `memory` or `redis`.
+    r#type: &'static str,
+    connected: bool,
+}
+
 /// `GET /readyz`: 200 when listening, not shutting down, and the broker is
 /// connected; 503 otherwise, with which of them failed.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    summary = "Readiness: 200 when listening, not shutting down and the broker is connected.",
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "not ready", body = Readiness),
+    )
+)]
 pub(super) async fn readyz(State(shared): State<Shared>) -> Response {
     let ready = shared.ready();
     let status = if ready.is_ready() {
@@ -93,29 +136,49 @@ pub(super) async fn readyz(State(shared): State<Shared>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "ready": ready.is_ready(),
-        "listening": ready.listening,
-        "shutting_down": ready.shutting_down,
-        "broker": { "type": ready.broker.kind, "connected": ready.broker.up },
-    });
+    let body = Readiness {
+        ready: ready.is_ready(),
+        listening: ready.listening,
+        shutting_down: ready.shutting_down,
+        broker: BrokerReadiness {
+            r#type: ready.broker.kind,
+            connected: ready.broker.up,
+        },
+    };
     (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format 0.0.4.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    summary = "Prometheus metrics, text format 0.0.4 (when metrics.enabled).",
+    responses((status = 200, description = "metrics", body = String, content_type = "text/plain"))
+)]
 pub(super) async fn metrics(State(shared): State<Shared>) -> Response {
     let page = shared.metrics.render(&shared.hub, shared.broker.state());
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         )],
         page,
     )
         .into_response()
 }
 
-/// `GET /api/v1/openapi.json`.
+/// `GET /api/v1/openapi.json`: the document generated from the route table
+/// and the handlers' types.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    summary = "This document.",
+    responses((status = 200, description = "OpenAPI 3", body = Object, content_type = "application/json"))
+)]
 pub(super) async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::json(),
+    )
+        .into_response()
 }

@@ -1,12 +1,17 @@
-//! The route table and the OpenAPI document describe the same API.
+//! The route table, the router and the generated OpenAPI document describe
+//! the same API.
 
 use std::collections::BTreeSet;
 
-use super::ROUTES;
-use super::pages::OPENAPI;
+use super::Route;
+use super::openapi;
+
+fn document() -> serde_json::Value {
+    serde_json::from_str(openapi::json()).expect("the document is JSON")
+}
 
 fn documented() -> BTreeSet<(String, String)> {
-    let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+    let doc = document();
     assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -21,43 +26,96 @@ fn documented() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_route_is_documented_and_every_documented_route_exists() {
-    let routes: BTreeSet<(String, String)> = ROUTES
+    let routes: BTreeSet<(String, String)> = Route::ALL
         .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .map(|r| (r.verb().as_str().to_owned(), r.path().to_owned()))
         .collect();
+    assert_eq!(
+        routes.len(),
+        Route::ALL.len(),
+        "a route is in the table twice"
+    );
     let documented = documented();
     let undocumented: Vec<_> = routes.difference(&documented).collect();
     let missing: Vec<_> = documented.difference(&routes).collect();
     assert!(
         undocumented.is_empty(),
-        "routes missing from openapi.json: {undocumented:?}"
+        "routes missing from the OpenAPI document: {undocumented:?}"
     );
     assert!(missing.is_empty(), "documented but not routed: {missing:?}");
 }
 
 #[test]
+fn each_handlers_annotation_names_its_routes_method_and_path() {
+    for route in Route::ALL {
+        let (path, methods, _) = route.operation();
+        assert_eq!(path, route.path(), "{route:?}");
+        assert!(methods == vec![route.verb().openapi()], "{route:?}");
+    }
+}
+
+#[test]
+fn public_routes_need_no_key_and_the_api_does() {
+    let doc = document();
+    assert_eq!(
+        doc["security"],
+        serde_json::json!([{ "bearer": [] }, { "apiKey": [] }])
+    );
+    for route in Route::ALL {
+        let operation = &doc["paths"][route.path()][route.verb().as_str().to_lowercase()];
+        assert!(operation.is_object(), "{route:?}");
+        if route.is_public() {
+            assert_eq!(operation["security"], serde_json::json!([]), "{route:?}");
+        } else {
+            assert!(operation.get("security").is_none(), "{route:?}");
+            assert!(operation["responses"]["401"].is_object(), "{route:?}");
+        }
+    }
+}
+
+#[test]
 fn every_reference_in_the_document_resolves() {
-    let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
-    fn walk(value: &serde_json::Value, doc: &serde_json::Value) {
+    let doc = document();
+    fn walk(value: &serde_json::Value, doc: &serde_json::Value, seen: &mut usize) {
         match value {
             serde_json::Value::Object(map) => {
                 if let Some(serde_json::Value::String(target)) = map.get("$ref") {
                     let pointer = target.strip_prefix('#').expect("local reference");
                     assert!(doc.pointer(pointer).is_some(), "dangling $ref {target}");
+                    *seen += 1;
                 }
-                map.values().for_each(|v| walk(v, doc));
+                map.values().for_each(|v| walk(v, doc, seen));
             }
-            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, doc)),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, doc, seen)),
             _ => {}
         }
     }
-    walk(&doc, &doc);
+    let mut seen = 0;
+    walk(&doc, &doc, &mut seen);
+    assert!(seen > 20, "only {seen} references");
+}
+
+#[test]
+fn the_request_schemas_refuse_unknown_fields_like_the_handlers() {
+    let doc = document();
+    for schema in [
+        "PublishRequest",
+        "DisconnectRequest",
+        "ShutdownRequest",
+        "Target",
+    ] {
+        assert_eq!(
+            doc["components"]["schemas"][schema]["additionalProperties"],
+            serde_json::json!(false),
+            "{schema}"
+        );
+    }
 }
 
 #[test]
 fn the_router_builds_from_the_table() {
-    // Every (method, path) has a handler, and axum accepts the paths.
-    for (method, path) in ROUTES {
-        let _ = super::handler(method, path);
+    // Every route has a handler, and axum accepts the paths.
+    for route in Route::ALL {
+        let _ = route.handler();
     }
 }

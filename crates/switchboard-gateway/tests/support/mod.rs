@@ -4,8 +4,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod redis;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};

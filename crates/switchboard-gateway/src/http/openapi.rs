@@ -1,0 +1,86 @@
+//! The OpenAPI document of the HTTP API, generated with `utoipa`: the paths
+//! from the route table ([`Route`]), each operation from its handler's
+//! `#[utoipa::path]`, the schemas from the request and response types.
+
+use std::sync::OnceLock;
+
+use utoipa::OpenApi as _;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, SecurityRequirement};
+
+use super::Route;
+use super::api::{
+    CloseResult, ConnectionList, ConnectionView, Count, DisconnectRequest, PublishRequest,
+    PublishResult, RoomList, RoomView, ShutdownAccepted, ShutdownRequest,
+};
+use super::body::{BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized};
+use super::pages::Readiness;
+
+/// What the table does not say: the description, the schemas and the
+/// shared responses.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard gateway HTTP API",
+        version = "1",
+        description = "Served on the WebSocket port. Routes under /api/v1 (except this document) need an API key when one is configured: `Authorization: Bearer <key>` or `X-API-Key: <key>`; without one they answer 401. Errors are `{\"error\": {\"code\", \"message\"}}`: 400 for bad JSON, unknown fields or a missing target, 404 for an unknown connection, 503 when the broker fails (with `local`, the recipients on this instance already reached). Ids, users and rooms in paths are percent-encoded (`node-1%2F42`)."
+    ),
+    components(
+        schemas(
+            PublishRequest,
+            PublishResult,
+            DisconnectRequest,
+            CloseResult,
+            ConnectionView,
+            ConnectionList,
+            Count,
+            RoomList,
+            RoomView,
+            ShutdownRequest,
+            ShutdownAccepted,
+            Readiness,
+            ErrorBody,
+        ),
+        responses(BadRequest, Unauthorized, NotFound, BrokerUnavailable),
+    )
+)]
+struct Base;
+
+/// The document: every route of the table at its method and path, public
+/// ones without security, the others with an API key.
+pub(crate) fn document() -> OpenApi {
+    let mut doc = Base::openapi();
+    for route in Route::ALL {
+        let (_, _, mut operation) = route.operation();
+        if route.is_public() {
+            operation.security = Some(Vec::new());
+        }
+        doc.paths
+            .add_path_operation(route.path(), vec![route.verb().openapi()], operation);
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "apiKey",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+    );
+    let none: [&str; 0] = [];
+    doc.security = Some(vec![
+        SecurityRequirement::new("bearer", none),
+        SecurityRequirement::new("apiKey", none),
+    ]);
+    doc
+}
+
+/// The document as JSON, built once.
+pub(crate) fn json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises")
+    })
+}
