@@ -2,12 +2,10 @@
 //! `NOTIFICATION` as the API takes them, turned into the protocol's own
 //! types (`switchboard::protocol::wire`) and envelope.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Deserialize;
 use serde_json::Value;
+use switchboard::protocol::wire::Message;
 use switchboard::protocol::wire::payload::{Data, Event, Level, Notification};
-use switchboard::protocol::wire::{Envelope, Message};
 use utoipa::ToSchema;
 
 /// A structured message as the API takes it: the `type` and the payload's
@@ -105,25 +103,16 @@ impl ServerMessage {
         }
     }
 
-    /// The wire form, with a fresh id and the current time; `channel` is
-    /// set when the message goes to a room (a channel). Returns the id too.
-    ///
-    /// The gateway's only envelope stamping. It does what the framework's
-    /// `Publisher` does (`protocol/publish.rs`, `stamp`), which is not
-    /// public and does not hand back the id the API answers with; it
-    /// should go once the framework exposes its stamp.
+    /// The wire form, stamped by the framework (a fresh id, the current
+    /// time); `channel` is set when the message goes to a room (a
+    /// channel). Returns the id too.
     pub(crate) fn encode(self, channel: Option<&str>) -> (String, String) {
         let mut message = self.into_wire();
         if let Some(channel) = channel {
             message.set_channel(channel);
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let envelope = Envelope::new(message)
-            .with_id(id.clone())
-            .with_timestamp(timestamp);
+        let envelope = switchboard::protocol::stamp(message, None);
+        let id = envelope.id.clone().unwrap_or_default();
         let text = serde_json::to_string(&envelope).expect("an envelope serialises");
         (id, text)
     }
