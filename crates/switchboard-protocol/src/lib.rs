@@ -20,11 +20,13 @@
 //!     r#"{"type":"SUBSCRIBE","id":"c3","payload":{"subscriptions":["public:news"]}}"#,
 //! ).unwrap();
 //! match envelope.message {
-//!     Message::Subscribe(payload::Subscribe { subscriptions }) => assert_eq!(subscriptions, ["public:news"]),
+//!     Message::Subscribe(payload::Subscribe { subscriptions }) => {
+//!         assert_eq!(subscriptions[0].channel(), "public:news");
+//!     }
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //!
-//! let reply = Envelope::new(payload::SubscribeSuccess { channel: "public:news".into() })
+//! let reply = Envelope::new(payload::SubscribeSuccess::new("public:news"))
 //!     .with_id("s4")
 //!     .correlated_with(envelope.id.as_deref());
 //! assert_eq!(

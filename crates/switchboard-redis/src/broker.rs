@@ -7,6 +7,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use switchboard::Room;
+use switchboard::broker::stream::{Appended, History, HistoryQuery, IdempotencyKey, StreamLimits};
 use switchboard::broker::{BoxFuture, Broker, BrokerError, Envelope, InstanceId, LocalNode};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::error::{broker_error, is_connection_error};
 use crate::stats::{Counters, RedisStats, bump};
 use crate::wire::{self, Names};
-use crate::{Error, RedisConfig, counts, subscriber, writer};
+use crate::{Error, RedisConfig, counts, streams, subscriber, writer};
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -72,6 +73,8 @@ pub(crate) struct Shared {
     /// not connected.
     pub(crate) sync_done: watch::Sender<Option<u64>>,
     pub(crate) counters: Counters,
+    /// The Lua scripts of channels with history.
+    pub(crate) scripts: streams::Scripts,
     /// Why the latest connection attempt or connection failed, for errors.
     last_failure: Mutex<Option<String>>,
 }
@@ -193,6 +196,7 @@ impl RedisBroker {
             sync_wanted: Notify::new(),
             sync_done: watch::Sender::new(None),
             counters: Counters::default(),
+            scripts: streams::Scripts::default(),
             last_failure: Mutex::new(None),
         });
         Ok(Self(Arc::new(Handle {
@@ -341,6 +345,60 @@ impl Broker for RedisBroker {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.shutdown_inner())
+    }
+
+    fn publish_once<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        key: &'a IdempotencyKey,
+        window: Duration,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        Box::pin(async move {
+            let shared = &self.0.shared;
+            shared.check_running()?;
+            let result = streams::publish_once(shared, envelope, key, window).await;
+            self.count(&result);
+            result
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        limits: &'a StreamLimits,
+        key: Option<&'a IdempotencyKey>,
+    ) -> BoxFuture<'a, Result<Appended, BrokerError>> {
+        Box::pin(async move {
+            let shared = &self.0.shared;
+            shared.check_running()?;
+            let result = streams::append(shared, envelope, limits, key).await;
+            self.count(&result);
+            result
+        })
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a Room,
+        query: &'a HistoryQuery,
+        limits: &'a StreamLimits,
+    ) -> BoxFuture<'a, Result<History, BrokerError>> {
+        Box::pin(async move {
+            let shared = &self.0.shared;
+            shared.check_running()?;
+            streams::read(shared, channel, query, limits).await
+        })
+    }
+}
+
+impl RedisBroker {
+    /// Counts a publish's outcome.
+    fn count<T>(&self, result: &Result<T, BrokerError>) {
+        let counters = &self.0.shared.counters;
+        match result {
+            Ok(_) => bump(&counters.published, 1),
+            Err(_) => bump(&counters.publish_failures, 1),
+        }
     }
 }
 

@@ -17,11 +17,15 @@
 //! # }
 //! ```
 //!
-//! Delivery is at most once: Redis pub/sub keeps nothing, so what is
+//! Channels with history (`switchboard::broker::stream`) keep their
+//! publications in a Redis Stream per channel, appended by one Lua script
+//! per publish: a publish succeeds only once the stream holds the message,
+//! and an instance that lost messages (a reconnection) reads them back.
+//! Other targets are at most once: Redis pub/sub keeps nothing, so what is
 //! published while an instance is disconnected from Redis does not reach
 //! that instance's connections. Publishing never reports success for a
 //! message Redis did not take. `docs/scaling.md` has the details, the wire
-//! format and the cluster-count method.
+//! format, the keys and the cluster-count method.
 //!
 //! # Layout
 //! - [`RedisBroker`]: the handle, shared state and publishing (`broker`).
@@ -29,6 +33,8 @@
 //! - `writer`: the publisher connection and the count heartbeat.
 //! - `counts`: cluster-wide connection counts and room sizes.
 //! - [`wire`]: channel names and the JSON envelope, version 1.
+//! - `streams`: the scripts of channels with history (append, read,
+//!   publish once).
 //! - [`RedisConfig`]: settings; [`RedisStats`]: counters; [`Error`].
 
 mod backoff;
@@ -37,6 +43,7 @@ mod config;
 mod counts;
 mod error;
 mod stats;
+mod streams;
 mod subscriber;
 pub mod wire;
 mod writer;

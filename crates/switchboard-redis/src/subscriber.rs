@@ -106,6 +106,9 @@ impl Session<'_> {
         bump(&self.shared.counters.subscriber_connects, 1);
         backoff.reset();
         self.shared.sync_done.send_replace(Some(synced));
+        // Whatever was published while this connection was down is in the
+        // streams: the channels with history read it back, in order.
+        self.node.resync_streams();
         tracing::debug!(
             subscriptions = self.subscribed.len() + 2,
             "redis subscriber ready"

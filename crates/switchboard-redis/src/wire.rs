@@ -29,6 +29,7 @@
 //! | `conn` | integer | on an instance channel: the connection id (required there) |
 //! | `except` | string `"<instance>/<conn>"` | leave this connection out |
 //! | `origin` | string | the publishing instance; that instance ignores the message. Omit it when publishing from outside |
+//! | `offset`, `epoch` | integer, string | on a room with history: the publication's place in the room's stream, added by the append script ([`crate`]'s `streams` module). Publish to such a room with the script, not with `PUBLISH`: a message without them is delivered at most once |
 //!
 //! Unknown fields are ignored, so fields can be added within version 1. An
 //! incompatible change gets version 2 and new channel names (`sb:v2:...`).
@@ -38,6 +39,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use switchboard::broker::stream::{Epoch, IdempotencyKey, StreamPosition};
 use switchboard::broker::{Body, ConnectionAddr, Envelope, InstanceId, Payload, Target, Topic};
 use switchboard::{CloseCode, CloseFrame, ConnectionId, Room, UserId, Utf8Bytes};
 
@@ -143,6 +145,26 @@ impl Names {
     pub(crate) fn counts_key(&self, id: &InstanceId) -> String {
         format!("{}counts:{id}", self.base)
     }
+
+    /// A channel's stream metadata: a hash with `e` (epoch) and `o` (offset).
+    pub fn meta_key(&self, room: &Room) -> String {
+        format!("{}meta:{{{room}}}", self.base)
+    }
+
+    /// A channel's stream (a Redis Stream, one entry per publication).
+    pub fn stream_key(&self, room: &Room) -> String {
+        format!("{}stream:{{{room}}}", self.base)
+    }
+
+    /// An idempotency key of a publish to a channel with history.
+    pub fn idempotency_key(&self, room: &Room, key: &IdempotencyKey) -> String {
+        format!("{}idem:{{{room}}}:{key}", self.base)
+    }
+
+    /// An idempotency key of a publish without history.
+    pub fn once_key(&self, key: &IdempotencyKey) -> String {
+        format!("{}once:{key}", self.base)
+    }
 }
 
 /// One message on the wire: the fields every kind has, and the kind with
@@ -162,6 +184,12 @@ struct Wire<'a> {
     /// `"<instance>/<conn>"`: the connection to leave out.
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     except: Option<Cow<'a, str>>,
+    /// On a publication to a channel with history: its offset and epoch,
+    /// added by the append script (never written here).
+    #[serde(default, skip_serializing)]
+    offset: Option<u64>,
+    #[serde(default, skip_serializing, borrow)]
+    epoch: Option<Cow<'a, str>>,
 }
 
 /// What to do, tagged by `kind`. Fields of the other kinds are ignored.
@@ -218,6 +246,8 @@ pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, Error> {
             _ => None,
         },
         except: envelope.except.as_ref().map(|e| Cow::Owned(e.to_string())),
+        offset: None,
+        epoch: None,
     };
     serde_json::to_vec(&wire).map_err(|e| Error::InvalidEnvelope(e.to_string()))
 }
@@ -281,7 +311,16 @@ pub fn decode(channel: Channel, payload: &[u8]) -> Result<Envelope, Error> {
         ),
         None => None,
     };
-    let mut envelope = Envelope::new(target, body).with_except(except);
+    let stream = match (wire.offset, wire.epoch) {
+        (Some(offset), Some(epoch)) if !epoch.is_empty() => {
+            Some(StreamPosition::new(Epoch::new(epoch.as_ref()), offset))
+        }
+        (None, None) => None,
+        _ => return Err(bad("offset and epoch go together")),
+    };
+    let mut envelope = Envelope::new(target, body)
+        .with_except(except)
+        .with_stream(stream);
     envelope.origin = origin;
     Ok(envelope)
 }

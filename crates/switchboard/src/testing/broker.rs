@@ -27,7 +27,9 @@ use switchboard_ws::CloseCode;
 
 use super::{TestClient, TestSocket};
 use crate::broker::{Broker, BrokerError, Cluster, ConnectionAddr, Payload, Target};
+use crate::broker::stream::{Epoch, HistoryConfig, Joined, StreamPosition, Want};
 use crate::conn::{Query, ShutdownHandle, Switchboard, WebSocketUpgrade};
+use crate::delivery::Outgoing;
 use crate::hub::{ConnectionId, Hub};
 use switchboard_ws::Message;
 
@@ -71,6 +73,12 @@ macro_rules! broker_suite {
             counts_span_every_instance,
             publish_fails_before_start_and_after_shutdown,
         );
+        $crate::broker_suite!(@streams $factory;
+            stream_publications_reach_every_instance_in_offset_order,
+            a_subscriber_recovers_on_another_instance,
+            idempotent_publishes_go_out_once,
+            the_latest_publications_are_replayed_at_subscribe_time,
+        );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {
         $(
@@ -78,6 +86,15 @@ macro_rules! broker_suite {
             async fn $case() {
                 let Some(factory) = $factory().await else { return };
                 $crate::testing::broker::$case(&factory).await;
+            }
+        )*
+    };
+    (@streams $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(factory) = $factory().await else { return };
+                $crate::testing::streams::$case(&factory).await;
             }
         )*
     };
@@ -141,15 +158,76 @@ async fn member(
     Ok(())
 }
 
+/// Subscribes to `channel` (a channel with history) through the cluster,
+/// as the query asks (`recover=<epoch>:<offset>` or `last=<n>`): the
+/// socket gets `joined <epoch> <offset> <recovered|fresh|lost:<reason>>`,
+/// then the replay and live publications as they are sent.
+async fn stream_member(
+    cluster: Cluster,
+    ws: WebSocketUpgrade,
+    Query(params): Query<StreamParams>,
+) -> Result<(), crate::error::Error> {
+    let mut ws = ws.accept().await?;
+    let room = crate::hub::Room::from(params.channel.as_str());
+    let want = match (params.recover.as_deref().and_then(|r| r.split_once(':')), params.last) {
+        (Some((epoch, offset)), _) => Want::Recover(StreamPosition::new(
+            Epoch::new(epoch),
+            offset.parse().unwrap_or(0),
+        )),
+        (None, Some(n)) => Want::Last(n),
+        (None, None) => Want::Live,
+    };
+    let ack = |joined: &Joined| {
+        let how = match &joined.recovered {
+            None => "fresh".to_owned(),
+            Some(Ok(())) => "recovered".to_owned(),
+            Some(Err(why)) => format!("lost:{}", why.as_str()),
+        };
+        let position = &joined.position;
+        Some(Outgoing::text(format!(
+            "joined {} {} {how}",
+            position.epoch, position.offset
+        )))
+    };
+    if let Err(e) = cluster.join_stream(ws.id(), &room, want, ack).await {
+        ws.send_text(format!("failed {e}")).await?;
+    }
+    while ws.recv().await?.is_some() {}
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamParams {
+    channel: String,
+    recover: Option<String>,
+    last: Option<usize>,
+}
+
 impl TestNode {
     /// Starts a server whose cluster uses `broker`, and starts the cluster.
     pub async fn start(broker: impl Broker) -> Self {
+        Self::start_with_history(broker, HistoryConfig::default()).await
+    }
+
+    /// Starts a server whose cluster uses `broker` and keeps history as
+    /// `history` says. Besides `/ws/member`, it serves `/ws/stream`
+    /// ([`TestNode::subscribe`]).
+    pub async fn start_with_history(broker: impl Broker, history: HistoryConfig) -> Self {
         let hub = Hub::new();
-        let cluster = Cluster::new(hub.clone(), broker);
+        let cluster = Cluster::builder(hub.clone(), broker)
+            .history(history)
+            .build();
         cluster.start().await.expect("broker starts");
+        let streams = cluster.clone();
         let server = Switchboard::new()
             .with_hub(hub)
             .route("/ws/member", member)
+            .route(
+                "/ws/stream",
+                move |ws: WebSocketUpgrade, query: Query<StreamParams>| {
+                    stream_member(streams.clone(), ws, query)
+                },
+            )
             .bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -203,6 +281,23 @@ impl TestNode {
         self.cluster.shutdown().await;
         self.shutdown.shutdown();
         self.server.abort();
+    }
+}
+
+impl TestNode {
+    /// Subscribes a client to `channel` through `/ws/stream` with `query`
+    /// (`recover=<epoch>:<offset>`, `last=<n>`, or nothing); returns the
+    /// socket and its `joined ...` line.
+    pub async fn subscribe(&self, channel: &str, query: &[(&str, &str)]) -> (TestSocket, String) {
+        let mut request = TestClient::tcp(self.addr)
+            .request("/ws/stream")
+            .query("channel", channel);
+        for (name, value) in query {
+            request = request.query(name, value);
+        }
+        let mut socket = request.connect().await.expect("stream member connects");
+        let joined = next_text(&mut socket).await;
+        (socket, joined)
     }
 }
 
@@ -266,7 +361,7 @@ async fn stop_all(nodes: Vec<TestNode>) {
     }
 }
 
-async fn bounded(case: impl Future<Output = ()>) {
+pub(crate) async fn bounded(case: impl Future<Output = ()>) {
     if tokio::time::timeout(CASE_TIMEOUT, case).await.is_err() {
         panic!("case did not finish within {CASE_TIMEOUT:?}");
     }
