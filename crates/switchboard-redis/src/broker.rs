@@ -75,6 +75,9 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// The Lua scripts of channels with history.
     pub(crate) scripts: streams::Scripts,
+    /// The `run_id` of the Redis server the publisher is connected to (it
+    /// changes when Redis restarts); empty when unknown.
+    run_id: Mutex<String>,
     /// Why the latest connection attempt or connection failed, for errors.
     last_failure: Mutex<Option<String>>,
 }
@@ -102,8 +105,16 @@ impl Shared {
         }
     }
 
-    /// Installs a new publisher connection; returns its generation.
-    pub(crate) fn install_publisher(&self, conn: MultiplexedConnection) -> u64 {
+    /// The `run_id` of the Redis server behind the publisher (empty when
+    /// unknown).
+    pub(crate) fn run_id(&self) -> String {
+        self.run_id.lock().clone()
+    }
+
+    /// Installs a new publisher connection to the server with `run_id`;
+    /// returns its generation.
+    pub(crate) fn install_publisher(&self, conn: MultiplexedConnection, run_id: String) -> u64 {
+        *self.run_id.lock() = run_id;
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         *self.publisher.lock() = Some((generation, conn));
         self.publisher_up.send_replace(true);
@@ -197,6 +208,7 @@ impl RedisBroker {
             sync_done: watch::Sender::new(None),
             counters: Counters::default(),
             scripts: streams::Scripts::default(),
+            run_id: Mutex::new(String::new()),
             last_failure: Mutex::new(None),
         });
         Ok(Self(Arc::new(Handle {

@@ -44,6 +44,16 @@ pub struct RedisConfig {
     /// instance is counted for up to this long. At least twice
     /// [`RedisConfig::heartbeat`]. Default 5 s.
     pub count_ttl: Duration,
+    /// Whether Redis keeps every write it acknowledges across a restart
+    /// (`appendonly yes` and `appendfsync always`). Then a restarted Redis
+    /// keeps each channel's epoch and history, and nothing published is
+    /// lost. Default false: when Redis restarts (a new `run_id`), each
+    /// channel starts a new epoch at its next publish or read, and
+    /// subscribers are told of what may have been lost; with any other
+    /// persistence setting a restart can lose the last writes and reuse
+    /// their offsets, so do not set it then. Set it the same on every
+    /// instance.
+    pub durable: bool,
 }
 
 impl RedisConfig {
@@ -60,7 +70,14 @@ impl RedisConfig {
             backoff_max: Duration::from_secs(2),
             heartbeat: Duration::from_secs(1),
             count_ttl: Duration::from_secs(5),
+            durable: false,
         }
+    }
+
+    /// Sets [`RedisConfig::durable`].
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 
     /// Sets the channel and key prefix.

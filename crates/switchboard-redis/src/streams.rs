@@ -31,12 +31,31 @@ use switchboard::broker::{Body, BrokerError, Envelope, Target};
 use crate::broker::Shared;
 use crate::wire::{self, Channel};
 
+/// The start of every script: the channel's epoch, made afresh (and the
+/// stream emptied) when the channel has none, or when Redis restarted
+/// since the epoch began and is not durable (ARGV[8] is '0'; ARGV[9] is the
+/// server's `run_id`, empty when unknown). KEYS[1] is the meta hash,
+/// KEYS[2] the stream, ARGV[6] a fresh epoch.
+const EPOCH: &str = r#"
+local meta, stream = KEYS[1], KEYS[2]
+local epoch = redis.call('HGET', meta, 'e')
+if epoch and ARGV[8] == '0' and ARGV[9] ~= '' then
+  local boot = redis.call('HGET', meta, 'r')
+  if boot and boot ~= ARGV[9] then epoch = nil end
+end
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', ARGV[9])
+end
+"#;
+
 /// Appends a publication. KEYS: meta, stream, idempotency key (or "").
 /// ARGV: the message (a JSON object), size, ttl ms, meta ttl ms, the
-/// pub/sub channel, a fresh epoch, the idempotency window ms.
-/// Returns `{epoch, offset, duplicate}`.
+/// pub/sub channel, a fresh epoch, the idempotency window ms, durable,
+/// run id. Returns `{epoch, offset, duplicate}`.
 const APPEND: &str = r#"
-local meta, stream, idem = KEYS[1], KEYS[2], KEYS[3]
+local idem = KEYS[3]
 if idem ~= '' then
   local seen = redis.call('GET', idem)
   if seen then
@@ -44,12 +63,9 @@ if idem ~= '' then
     return {string.sub(seen, 1, space - 1), tonumber(string.sub(seen, space + 1)), 1}
   end
 end
-local epoch = redis.call('HGET', meta, 'e')
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'e', epoch, 'o', 0)
-end
+"#;
+
+const APPEND_REST: &str = r#"
 local offset = redis.call('HINCRBY', meta, 'o', 1)
 local message = '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '",' .. string.sub(ARGV[1], 2)
 local now = redis.call('TIME')
@@ -64,27 +80,21 @@ redis.call('PUBLISH', ARGV[5], message)
 return {epoch, offset, 0}
 "#;
 
-/// Reads a stream. KEYS: meta, stream. ARGV: a fresh epoch (for a channel
-/// without one), meta ttl ms, the epoch and offset to read after, the
-/// limit, 1 for newest first, the ttl ms (older entries are not returned).
-/// Returns `{epoch, latest offset, id, message, id, message, ...}`.
+/// Reads a stream. KEYS: meta, stream. ARGV: the meta ttl ms, the epoch
+/// and offset to read after, the limit, 1 for newest first, a fresh epoch
+/// (for a channel without one), the ttl ms (older entries are not
+/// returned), durable, run id. Returns `{epoch, latest offset, id,
+/// message, id, message, ...}`.
 const READ: &str = r#"
-local meta, stream = KEYS[1], KEYS[2]
-local epoch = redis.call('HGET', meta, 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'e', epoch, 'o', 0)
-end
-redis.call('PEXPIRE', meta, ARGV[2])
+redis.call('PEXPIRE', meta, ARGV[1])
 local top = redis.call('HGET', meta, 'o') or '0'
 local out = {epoch, tostring(top)}
-local limit = tonumber(ARGV[5])
+local limit = tonumber(ARGV[4])
 if limit > 0 then
   local after = 0
-  if ARGV[3] == epoch then after = tonumber(ARGV[4]) end
+  if ARGV[2] == epoch then after = tonumber(ARGV[3]) end
   local entries
-  if ARGV[6] == '1' then
+  if ARGV[5] == '1' then
     entries = redis.call('XREVRANGE', stream, '+', '(' .. after .. '-0', 'COUNT', limit)
   else
     entries = redis.call('XRANGE', stream, '(' .. after .. '-0', '+', 'COUNT', limit)
@@ -128,8 +138,8 @@ pub(crate) struct Scripts {
 impl Default for Scripts {
     fn default() -> Self {
         Self {
-            append: Script::new(APPEND),
-            read: Script::new(READ),
+            append: Script::new(&format!("{APPEND}{EPOCH}{APPEND_REST}")),
+            read: Script::new(&format!("{EPOCH}{READ}")),
             once: Script::new(ONCE),
         }
     }
@@ -161,6 +171,7 @@ pub(crate) async fn append(
     let idem = key.map_or_else(String::new, |k| names.idempotency_key(room, k));
     let channel = names.room(room);
     let script = &shared.scripts.append;
+    let (durable, run_id) = (shared.config.durable, shared.run_id());
     let (epoch, offset, duplicate): (String, u64, u8) = shared
         .with_publisher(|mut conn| async move {
             script
@@ -174,6 +185,8 @@ pub(crate) async fn append(
                 .arg(channel)
                 .arg(Epoch::random().as_str())
                 .arg(millis(limits.idempotency_window))
+                .arg(u8::from(durable))
+                .arg(run_id.as_str())
                 .invoke_async(&mut conn)
                 .await
         })
@@ -199,18 +212,21 @@ pub(crate) async fn read(
         None => (String::new(), 0),
     };
     let script = &shared.scripts.read;
+    let (durable, run_id) = (shared.config.durable, shared.run_id());
     let answer: Vec<String> = shared
         .with_publisher(|mut conn| async move {
             script
                 .key(names.meta_key(room))
                 .key(names.stream_key(room))
-                .arg(Epoch::random().as_str())
                 .arg(millis(limits.meta_ttl))
                 .arg(since_epoch)
                 .arg(since_offset)
                 .arg(query.limit)
                 .arg(u8::from(query.newest_first))
+                .arg(Epoch::random().as_str())
                 .arg(millis(limits.ttl))
+                .arg(u8::from(durable))
+                .arg(run_id.as_str())
                 .invoke_async(&mut conn)
                 .await
         })

@@ -25,7 +25,8 @@ pub(crate) async fn run(shared: Arc<Shared>, node: LocalNode, watch: TopicWatch)
         match connected {
             Ok(conn) => {
                 backoff.reset();
-                let generation = shared.install_publisher(conn.clone());
+                let run_id = run_id(&shared, conn.clone()).await;
+                let generation = shared.install_publisher(conn.clone(), run_id);
                 counts.rewrite_all();
                 let mut tick = tokio::time::interval(shared.config.heartbeat);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -75,5 +76,26 @@ async fn connect(shared: &Shared) -> Result<redis::aio::MultiplexedConnection, S
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out".to_owned()),
+    }
+}
+
+/// The server's `run_id` (from `INFO server`; it changes at every restart),
+/// or empty when Redis does not say (`INFO` disabled): then a restart is
+/// noticed only when it lost the channel's keys.
+async fn run_id(shared: &Shared, mut conn: redis::aio::MultiplexedConnection) -> String {
+    let info = tokio::time::timeout(
+        shared.config.command_timeout,
+        redis::cmd("INFO")
+            .arg("server")
+            .query_async::<String>(&mut conn),
+    )
+    .await;
+    match info {
+        Ok(Ok(info)) => info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|id| id.trim().to_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
     }
 }

@@ -26,8 +26,8 @@ use serde::Deserialize;
 use switchboard_ws::CloseCode;
 
 use super::{TestClient, TestSocket};
-use crate::broker::{Broker, BrokerError, Cluster, ConnectionAddr, Payload, Target};
 use crate::broker::stream::{Epoch, HistoryConfig, Joined, StreamPosition, Want};
+use crate::broker::{Broker, BrokerError, Cluster, ConnectionAddr, Payload, Target};
 use crate::conn::{Query, ShutdownHandle, Switchboard, WebSocketUpgrade};
 use crate::delivery::Outgoing;
 use crate::hub::{ConnectionId, Hub};
@@ -169,7 +169,10 @@ async fn stream_member(
 ) -> Result<(), crate::error::Error> {
     let mut ws = ws.accept().await?;
     let room = crate::hub::Room::from(params.channel.as_str());
-    let want = match (params.recover.as_deref().and_then(|r| r.split_once(':')), params.last) {
+    let want = match (
+        params.recover.as_deref().and_then(|r| r.split_once(':')),
+        params.last,
+    ) {
         (Some((epoch, offset)), _) => Want::Recover(StreamPosition::new(
             Epoch::new(epoch),
             offset.parse().unwrap_or(0),

@@ -47,7 +47,9 @@ async fn publications(socket: &mut TestSocket, count: usize) -> Vec<(u64, String
         let text = next_text(socket).await;
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
-        let offset = value["offset"].as_u64().unwrap_or_else(|| panic!("no offset: {text}"));
+        let offset = value["offset"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no offset: {text}"));
         out.push((offset, value["n"].to_string()));
     }
     out
@@ -63,7 +65,10 @@ fn assert_consecutive(got: &[(u64, String)], from: u64, who: &str) {
 async fn publish_n(node: &TestNode, channel: &str, n: u64) -> u64 {
     let sent = node
         .cluster
-        .publish(Target::room(channel), Payload::text(format!(r#"{{"n":{n}}}"#)))
+        .publish(
+            Target::room(channel),
+            Payload::text(format!(r#"{{"n":{n}}}"#)),
+        )
         .await
         .unwrap_or_else(|e| panic!("publish {n}: {e}"));
     sent.position.expect("a position").offset
@@ -120,7 +125,10 @@ pub async fn a_subscriber_recovers_on_another_instance<F: BrokerFactory>(factory
         let recover = format!("{epoch}:1");
         let (mut socket, line) = n[1].subscribe("s:r", &[("recover", &recover)]).await;
         let (again, top, how) = joined(&line);
-        assert_eq!((again.as_str(), top, how.as_str()), (epoch.as_str(), 21, "recovered"));
+        assert_eq!(
+            (again.as_str(), top, how.as_str()),
+            (epoch.as_str(), 21, "recovered")
+        );
         assert_consecutive(&publications(&mut socket, 20).await, 2, "replay");
         publish_n(&n[0], "s:r", 22).await;
         assert_consecutive(&publications(&mut socket, 1).await, 22, "live");
@@ -170,9 +178,7 @@ pub async fn idempotent_publishes_go_out_once<F: BrokerFactory>(factory: &F) {
 }
 
 /// `last=3` replays the three latest publications, then live ones.
-pub async fn the_latest_publications_are_replayed_at_subscribe_time<F: BrokerFactory>(
-    factory: &F,
-) {
+pub async fn the_latest_publications_are_replayed_at_subscribe_time<F: BrokerFactory>(factory: &F) {
     bounded(async {
         let n = stream_nodes(factory, 1).await;
         for i in 1..=10 {

@@ -139,11 +139,13 @@ impl Streams {
     pub(crate) fn schedule(&self, room: &Room, due: Instant) {
         {
             let mut pending = self.repairs.due.lock();
-            let at = pending.entry(room.clone()).or_insert(due);
-            if *at <= due {
-                return;
+            match pending.get_mut(room) {
+                Some(at) if *at <= due => return,
+                Some(at) => *at = due,
+                None => {
+                    pending.insert(room.clone(), due);
+                }
             }
-            *at = due;
         }
         self.repairs.notify.notify_one();
     }
@@ -201,4 +203,30 @@ pub(crate) fn gap_due(cursor: &Cursor, wait: Duration) -> Option<Instant> {
     } else {
         since + wait
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_scheduled_repair_comes_due_at_its_time_and_not_before() {
+        let streams = Streams::new(HistoryConfig::default());
+        let room = Room::from("public:a");
+        streams.schedule(&room, Instant::now());
+        let due = tokio::time::timeout(Duration::from_secs(1), streams.due()).await;
+        assert_eq!(due.expect("due at once"), vec![room.clone()]);
+
+        // Later, then earlier: the earlier time wins.
+        streams.schedule(&room, Instant::now() + Duration::from_secs(60));
+        streams.schedule(&room, Instant::now() + Duration::from_millis(50));
+        let started = Instant::now();
+        let due = tokio::time::timeout(Duration::from_secs(1), streams.due()).await;
+        assert_eq!(due.expect("due soon"), vec![room]);
+        assert!(started.elapsed() >= Duration::from_millis(40));
+
+        // Nothing scheduled: nothing comes due.
+        let none = tokio::time::timeout(Duration::from_millis(100), streams.due()).await;
+        assert!(none.is_err());
+    }
 }
