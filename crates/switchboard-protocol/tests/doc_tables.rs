@@ -3,7 +3,7 @@
 //! crate exports, in the same order.
 
 use switchboard_protocol::{
-    CloseCode, ConnectionState, Direction, ErrorCode, MessageType, Reconnect,
+    CloseCode, ConnectionState, Direction, ErrorCode, MessageType, NotRecovered, Reconnect,
 };
 
 const DOC: &str = include_str!("../../../docs/protocol.md");
@@ -77,6 +77,14 @@ fn error_codes_match_the_table() {
     let rows = table(&["code", "when"]);
     let documented: Vec<&str> = rows.iter().map(|r| unquote(&r[0])).collect();
     let ours: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(documented, ours);
+}
+
+#[test]
+fn recovery_reasons_match_the_table() {
+    let rows = table(&["`reason`", "when"]);
+    let documented: Vec<&str> = rows.iter().map(|r| unquote(&r[0])).collect();
+    let ours: Vec<&str> = NotRecovered::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(documented, ours);
 }
 
