@@ -19,19 +19,24 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new();
     hub.add_hooks(MetricsHooks(Arc::clone(&metrics)));
+    let history = plan.history.config.clone();
+    tracing::info!("{}", plan.history.summary());
     let (cluster, broker, distributed) = match plan.broker {
-        BrokerPlan::Memory => (
-            Cluster::with_instance(plan.instance.clone(), hub.clone(), MemoryBroker::new()),
-            BrokerHandle::memory(),
-            false,
-        ),
+        BrokerPlan::Memory => {
+            let memory = MemoryBroker::with_history_memory(plan.history.max_memory);
+            let cluster = Cluster::builder(hub.clone(), memory)
+                .instance(plan.instance.clone())
+                .history(history)
+                .build();
+            (cluster, BrokerHandle::memory(), false)
+        }
         BrokerPlan::Redis { broker, url } => {
             tracing::info!(url, instance = %plan.instance, "broker: redis");
-            (
-                Cluster::with_instance(plan.instance.clone(), hub.clone(), broker.clone()),
-                BrokerHandle::redis(broker),
-                true,
-            )
+            let cluster = Cluster::builder(hub.clone(), broker.clone())
+                .instance(plan.instance.clone())
+                .history(history)
+                .build();
+            (cluster, BrokerHandle::redis(broker), true)
         }
     };
     let shared = Shared::new(Inner {

@@ -11,6 +11,7 @@
 //!   built from it; `security`: endpoint security from its section.
 //! - `example.toml`: what `switchboard config example` prints.
 
+mod history;
 mod load;
 mod plan;
 mod security;
@@ -39,6 +40,7 @@ pub(crate) struct Config {
     pub(crate) metrics: Toggle,
     pub(crate) demo: Toggle,
     pub(crate) broker: BrokerSection,
+    pub(crate) history: HistorySection,
     pub(crate) limits: LimitsSection,
     pub(crate) compression: CompressionSection,
     pub(crate) keepalive: KeepaliveSection,
@@ -170,6 +172,9 @@ pub(crate) struct BrokerSection {
     pub(crate) command_timeout: Span,
     pub(crate) connect_timeout: Span,
     pub(crate) start_timeout: Span,
+    /// Redis keeps every acknowledged write across a restart (`appendonly
+    /// yes` + `appendfsync always`): epochs and history survive it.
+    pub(crate) durable: bool,
 }
 
 impl Default for BrokerSection {
@@ -182,7 +187,67 @@ impl Default for BrokerSection {
             command_timeout: Span::secs(1),
             connect_timeout: Span::secs(2),
             start_timeout: Span::secs(5),
+            durable: false,
         }
+    }
+}
+
+/// `[history]`: which channels keep their publications, and for how long.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HistorySection {
+    /// The rules, first match wins. Default: `public:*` and `user:*`, 100
+    /// publications for 10 minutes each. `[]` turns history off.
+    pub(crate) channels: Vec<HistoryChannelSection>,
+    /// Most publications one recovery (or `last`) replays.
+    pub(crate) recovery_limit: usize,
+    /// How long a channel's epoch and offset outlive its last publication.
+    pub(crate) meta_ttl: Span,
+    /// How long a publish's `idempotency_key` is remembered.
+    pub(crate) idempotency_window: Span,
+    /// The in-memory broker's cap on what all streams hold.
+    pub(crate) max_memory: Size,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        Self {
+            channels: ["public:*", "user:*"]
+                .into_iter()
+                .map(|pattern| HistoryChannelSection {
+                    pattern: pattern.to_owned(),
+                    size: HistoryChannelSection::DEFAULT_SIZE,
+                    ttl: HistoryChannelSection::default_ttl(),
+                })
+                .collect(),
+            recovery_limit: 300,
+            meta_ttl: Span::secs(24 * 3600),
+            idempotency_window: Span::secs(300),
+            max_memory: Size(64 << 20),
+        }
+    }
+}
+
+/// One `[[history.channels]]` rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryChannelSection {
+    pub(crate) pattern: String,
+    #[serde(default = "HistoryChannelSection::default_size")]
+    pub(crate) size: usize,
+    #[serde(default = "HistoryChannelSection::default_ttl")]
+    pub(crate) ttl: Span,
+}
+
+impl HistoryChannelSection {
+    const DEFAULT_SIZE: usize = 100;
+
+    fn default_size() -> usize {
+        Self::DEFAULT_SIZE
+    }
+
+    fn default_ttl() -> Span {
+        Span::secs(600)
     }
 }
 

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::broker::InstanceId;
+
+use super::history::{HistoryPlan, history_plan};
 use switchboard::protocol::{Access, ChannelPattern, ChannelRules, ProtocolConfig};
 use switchboard::security::{ForwardedHeader, TrustedProxies};
 use switchboard::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
@@ -78,6 +80,7 @@ pub(crate) struct Plan {
     pub(crate) demo: bool,
     pub(crate) broker: BrokerPlan,
     pub(crate) instance: InstanceId,
+    pub(crate) history: HistoryPlan,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) restart_on_shutdown: bool,
     pub(crate) log: LogSection,
@@ -206,6 +209,7 @@ impl Plan {
         check_log(&config.log, p);
         let api = api_plan(config, p);
         let (broker, instance) = broker_plan(config, p);
+        let history = history_plan(config, p);
         let tls = config
             .tls
             .as_ref()
@@ -221,6 +225,7 @@ impl Plan {
             demo: config.demo.enabled,
             broker,
             instance,
+            history,
             tls,
             restart_on_shutdown: s.restart_on_shutdown,
             log: config.log.clone(),
@@ -608,7 +613,8 @@ fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
                 .prefix(&b.prefix)
                 .command_timeout(b.command_timeout.0)
                 .connect_timeout(b.connect_timeout.0)
-                .start_timeout(b.start_timeout.0);
+                .start_timeout(b.start_timeout.0)
+                .durable(b.durable);
             match RedisBroker::new(redis) {
                 Ok(broker) => BrokerPlan::Redis {
                     broker,

@@ -8,7 +8,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchboard::broker::{ConnectionAddr, InstanceId, Payload, PublishError, Published, Target};
+use switchboard::broker::stream::IdempotencyKey;
+use switchboard::broker::{
+    ConnectionAddr, InstanceId, Payload, PublishError, PublishOptions, Published, Target,
+};
 use switchboard::protocol::wire::Channel;
 use switchboard::{CloseCode, ConnectionId, ConnectionInfo, Room, UserId};
 use utoipa::{IntoParams, ToSchema};
@@ -71,7 +74,7 @@ impl TargetSpec {
 }
 
 /// Rooms are channels: they follow the protocol's channel naming rules.
-fn check_room(field: &str, name: &str) -> Result<(), ApiError> {
+pub(super) fn check_room(field: &str, name: &str) -> Result<(), ApiError> {
     Channel::validate(name)
         .map_err(|e| ApiError::bad_request(format!("{field}: {name:?} is not a valid room: {e}")))
 }
@@ -113,18 +116,37 @@ pub(super) struct PublishRequest {
     /// A connection to leave out (42 or instance/42).
     #[serde(default)]
     except: Option<String>,
+    /// Your name for this message (1-128 printable ASCII characters, no
+    /// spaces): a retry with the same key within the idempotency window
+    /// (5 minutes by default) is answered with the first attempt's result
+    /// and not delivered again. Keys are per channel for a room with
+    /// history, per cluster otherwise.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
+    idempotency_key: Option<String>,
 }
 
 /// What a publish reached.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct PublishResult {
-    /// Connections on this instance it was queued for.
+    /// Connections on this instance it was queued for (on a room with
+    /// history: the room's members here, who get it in offset order).
     local: usize,
     /// Whether the broker took it for the other instances.
     forwarded: bool,
-    /// The message id (structured messages).
+    /// The message id (structured messages; not on a duplicate).
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
+    /// On a room with history: the publication's offset in its stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    /// On a room with history: the stream's epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<String>,
+    /// `true` when the idempotency key was seen before: this is the first
+    /// attempt's position, and nothing was delivered this time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
 }
 
 /// `POST /api/v1/publish`.
@@ -171,24 +193,48 @@ pub(super) async fn publish(
         .as_deref()
         .map(|e| connection_addr(&shared, "except", e))
         .transpose()?;
+    let key = request
+        .idempotency_key
+        .as_deref()
+        .map(|key| {
+            IdempotencyKey::new(key)
+                .map_err(|e| ApiError::bad_request(format!("idempotency_key: {e}")))
+        })
+        .transpose()?;
+    let mut options = PublishOptions::new();
+    options.except = except;
+    options.idempotency_key = key;
     let started = Instant::now();
-    let result = match except {
-        Some(except) => shared.cluster.publish_except(target, payload, except).await,
-        None => shared.cluster.publish(target, payload).await,
-    };
+    let result = shared.cluster.publish_with(target, payload, options).await;
     shared
         .metrics
         .broker_call(started.elapsed(), result.is_ok());
     match result {
-        Ok(Published {
-            local, forwarded, ..
-        }) => {
+        Ok(published) => {
+            let Published {
+                local,
+                forwarded,
+                position,
+                duplicate,
+                ..
+            } = published;
             shared.metrics.published(kind, "ok");
-            tracing::info!(to = kind, r#type = type_name, local, "published");
+            let offset = position.as_ref().map(|p| p.offset);
+            tracing::info!(
+                to = kind,
+                r#type = type_name,
+                local,
+                offset,
+                duplicate,
+                "published"
+            );
             Ok(Json(PublishResult {
                 local,
                 forwarded,
-                id,
+                id: id.filter(|_| !duplicate),
+                offset,
+                epoch: position.map(|p| p.epoch.to_string()),
+                duplicate,
             }))
         }
         Err(PublishError { local, source, .. }) => {

@@ -19,6 +19,7 @@
 
 mod api;
 mod body;
+mod history;
 mod openapi;
 mod pages;
 mod routes;

@@ -14,6 +14,7 @@ use super::api::{
     PublishResult, RoomList, RoomView, ShutdownAccepted, ShutdownRequest,
 };
 use super::body::{BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized};
+use super::history::{HistoryPage, Kept, Order};
 use super::pages::Readiness;
 
 /// What the table does not say: the description, the schemas and the
@@ -40,6 +41,9 @@ use super::pages::Readiness;
             ShutdownAccepted,
             Readiness,
             ErrorBody,
+            HistoryPage,
+            Kept,
+            Order,
         ),
         responses(BadRequest, Unauthorized, NotFound, BrokerUnavailable),
     )

@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, delete, get, post};
 use utoipa::openapi::path::{HttpMethod, Operation};
 
-use super::{api, pages};
+use super::{api, history, pages};
 use crate::state::Shared;
 
 /// One HTTP route of the gateway.
@@ -27,6 +27,7 @@ pub(crate) enum Route {
     CloseUser,
     Rooms,
     Room,
+    History,
     Shutdown,
 }
 
@@ -73,7 +74,7 @@ pub(crate) enum Part {
 
 impl Route {
     /// Every route.
-    pub(crate) const ALL: [Self; 17] = [
+    pub(crate) const ALL: [Self; 18] = [
         Self::Demo,
         Self::ClientJs,
         Self::Healthz,
@@ -90,6 +91,7 @@ impl Route {
         Self::CloseUser,
         Self::Rooms,
         Self::Room,
+        Self::History,
         Self::Shutdown,
     ];
 
@@ -112,6 +114,7 @@ impl Route {
             Self::CloseUser => (Verb::Delete, "/api/v1/users/{user}/connections"),
             Self::Rooms => (Verb::Get, "/api/v1/rooms"),
             Self::Room => (Verb::Get, "/api/v1/rooms/{room}"),
+            Self::History => (Verb::Get, "/api/v1/channels/{channel}/history"),
             Self::Shutdown => (Verb::Post, "/api/v1/admin/shutdown"),
         }
     }
@@ -142,6 +145,7 @@ impl Route {
             | Self::CloseUser
             | Self::Rooms
             | Self::Room
+            | Self::History
             | Self::Shutdown => Part::Api,
         }
     }
@@ -171,6 +175,7 @@ impl Route {
             Self::CloseUser => delete(api::close_user),
             Self::Rooms => get(api::rooms),
             Self::Room => get(api::room),
+            Self::History => get(history::history),
             Self::Shutdown => post(api::shutdown),
         }
     }
@@ -198,6 +203,7 @@ impl Route {
             Self::CloseUser => of::<api::__path_close_user>(),
             Self::Rooms => of::<api::__path_rooms>(),
             Self::Room => of::<api::__path_room>(),
+            Self::History => of::<history::__path_history>(),
             Self::Shutdown => of::<api::__path_shutdown>(),
         }
     }
