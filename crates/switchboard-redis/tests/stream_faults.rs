@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +26,7 @@ use switchboard::protocol::ChannelPattern;
 use switchboard::testing::TestSocket;
 use switchboard::testing::broker::TestNode;
 use switchboard_redis::RedisBroker;
+use switchboard_testredis::checker::{Acked, Seen, check};
 
 const CHANNEL: &str = "s:faults";
 
@@ -34,21 +35,6 @@ fn history() -> HistoryConfig {
         .rule(HistoryRule::new(ChannelPattern::new("s:*").unwrap()).with_size(100_000))
         .with_recovery_limit(100_000)
         .with_repair_after(Duration::from_millis(50))
-}
-
-/// What a subscriber saw.
-#[derive(Debug, Clone)]
-enum Seen {
-    Publication {
-        offset: u64,
-        n: u64,
-    },
-    Gap {
-        epoch: String,
-        from: u64,
-        to: Option<u64>,
-        resume: (String, u64),
-    },
 }
 
 /// Reads a subscriber's socket until told to stop (and it has been quiet).
@@ -118,84 +104,6 @@ fn publish_until(
     })
 }
 
-/// Checks one subscriber's record against the acknowledged publishes.
-fn check(
-    who: &str,
-    joined: (String, u64),
-    seen: &[Seen],
-    acked: &[(u64, StreamPosition)],
-    gaps_allowed: bool,
-) {
-    let (mut epoch, mut last) = joined;
-    let mut delivered: HashMap<u64, (String, u64)> = HashMap::new();
-    let mut gaps: Vec<(String, u64, Option<u64>)> = Vec::new();
-    for (i, item) in seen.iter().enumerate() {
-        match item {
-            Seen::Publication { offset, n } => {
-                assert_eq!(
-                    *offset,
-                    last + 1,
-                    "{who}: item {i}: offset {offset} after {last} in epoch {epoch} without a gap"
-                );
-                let previous = delivered.insert(*n, (epoch.clone(), *offset));
-                assert!(previous.is_none(), "{who}: publication {n} arrived twice");
-                last = *offset;
-            }
-            Seen::Gap {
-                epoch: gap_epoch,
-                from,
-                to,
-                resume,
-            } => {
-                assert!(
-                    gaps_allowed,
-                    "{who}: a gap with nothing lost in Redis: {item:?}"
-                );
-                assert_eq!(gap_epoch, &epoch, "{who}: gap of another epoch: {item:?}");
-                assert_eq!(
-                    *from,
-                    last + 1,
-                    "{who}: gap not where delivery stopped: {item:?}"
-                );
-                gaps.push((gap_epoch.clone(), *from, *to));
-                (epoch, last) = resume.clone();
-            }
-        }
-    }
-    let mut lost = 0;
-    for (n, position) in acked {
-        match delivered.get(n) {
-            Some((e, o)) => assert_eq!(
-                (e.as_str(), *o),
-                (position.epoch.as_str(), position.offset),
-                "{who}: publication {n} arrived at another position than acknowledged"
-            ),
-            None => {
-                let covered = gaps.iter().any(|(e, from, to)| {
-                    e == position.epoch.as_str()
-                        && position.offset >= *from
-                        && to.is_none_or(|to| position.offset <= to)
-                });
-                assert!(
-                    covered,
-                    "{who}: acknowledged publication {n} at {position:?} never arrived and no gap covers it; \
-                     {} acknowledged, {} delivered, last seen {:?}",
-                    acked.len(),
-                    delivered.len(),
-                    seen.iter().rev().take(3).collect::<Vec<_>>()
-                );
-                lost += 1;
-            }
-        }
-    }
-    eprintln!(
-        "{who}: {} acknowledged, {} delivered, {lost} announced lost, {} gaps",
-        acked.len(),
-        delivered.len(),
-        gaps.len()
-    );
-}
-
 /// Runs the publisher and three subscribers through `cycles` faults.
 async fn run(
     mut server: RedisServer,
@@ -244,25 +152,30 @@ async fn run(
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_readers.store(true, Ordering::Release);
-    let acked: Vec<(u64, StreamPosition)> = acked.lock().clone();
+    let acked: Vec<Acked> = acked
+        .lock()
+        .iter()
+        .map(|(n, p)| (*n, p.epoch.to_string(), p.offset))
+        .collect();
     for (i, (joined, reader)) in readers.into_iter().enumerate() {
         let seen = tokio::time::timeout_at(deadline.into(), reader)
             .await
             .expect("the reader stops")
             .unwrap();
-        check(
+        let tally = check(
             &format!("subscriber {i}"),
             joined,
             &seen,
             &acked,
             gaps_allowed,
         );
+        eprintln!("subscriber {i}: {tally:?}");
     }
-    let positions: BTreeMap<String, usize> = acked.iter().fold(BTreeMap::new(), |mut m, (_, p)| {
-        *m.entry(p.epoch.to_string()).or_default() += 1;
+    let epochs: BTreeMap<&str, usize> = acked.iter().fold(BTreeMap::new(), |mut m, (_, e, _)| {
+        *m.entry(e.as_str()).or_default() += 1;
         m
     });
-    eprintln!("epochs (publications each): {positions:?}");
+    eprintln!("epochs (publications each): {epochs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

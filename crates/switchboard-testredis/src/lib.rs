@@ -31,6 +31,8 @@
 //! (CI sets it) it panics instead: a default test run must never pass
 //! silently because a real component is missing.
 
+pub mod checker;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
