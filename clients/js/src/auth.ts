@@ -7,10 +7,16 @@
 import type { Connection, TokenResult } from "./connection.js";
 import type { Emitter } from "./emitter.js";
 import type { Timers } from "./env.js";
-import { AuthenticationError, NotConnectedError, SwitchboardError, TokenProviderError } from "./errors.js";
+import {
+  AuthenticationError,
+  NotConnectedError,
+  SwitchboardError,
+  TokenProviderError,
+  type ServerError,
+} from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 import type { ClientEvents, Session, TokenProvider, TokenReason } from "./options.js";
-import { AUTH_UNAVAILABLE_REASON, CloseCode, type ConnectAckPayload, type Message } from "./protocol.js";
+import { AUTH_UNAVAILABLE_REASON, CloseCode, type Message } from "./protocol.js";
 import type { Settings } from "./settings.js";
 
 /** Asks `source` for a token; never rejects (a failure is a `TokenResult`). */
@@ -53,10 +59,14 @@ export class Auth {
   }
 
   /** CONNECT_ACK (the first on `conn`): authenticated already, authenticate, give up, or ready as anonymous. */
-  acked(conn: Connection, ack: ConnectAckPayload): void {
+  acked(conn: Connection, message: Message<"CONNECT_ACK">): void {
+    const ack = message.payload;
     if (ack.authenticated) {
-      // The handshake carried a valid credential.
-      this.#session = { userId: ack.user_id, expiresAt: null, permissions: [] };
+      // The handshake carried a valid credential; its expiry is refreshed
+      // like one from AUTHENTICATE_SUCCESS.
+      const expiresAt = ack.expires_at ?? null;
+      this.#session = { userId: ack.user_id, expiresAt, permissions: [] };
+      this.#scheduleRefresh(conn, expiresAt, message.timestamp);
       this.#lifecycle.setState("authenticated");
       this.#events.emit("authenticated", { ...this.#session, refreshed: false });
       this.#lifecycle.markReady(conn);
@@ -74,6 +84,8 @@ export class Auth {
   /** AUTHENTICATE_SUCCESS: the first authentication on `conn`, or a refresh. */
   succeeded(conn: Connection, message: Message<"AUTHENTICATE_SUCCESS">): void {
     conn.authId = null;
+    // disconnect() was called while it was checked: nothing to go on with.
+    if (!this.#lifecycle.live(conn)) return;
     const { user_id: userId, expires_at: expiresAt, permissions } = message.payload;
     this.#session = { userId, expiresAt, permissions };
     this.#scheduleRefresh(conn, expiresAt, message.timestamp);
@@ -87,7 +99,7 @@ export class Auth {
     if (!refreshed) this.#lifecycle.markReady(conn);
   }
 
-  /** AUTHENTICATE_FAILURE (or an ERROR answering AUTHENTICATE). */
+  /** AUTHENTICATE_FAILURE. */
   failed(conn: Connection, reason: string, attemptsLeft: number): void {
     conn.authId = null;
     const error = new AuthenticationError(reason, attemptsLeft);
@@ -113,10 +125,22 @@ export class Auth {
     conn.drop(CloseCode.Normal, "authentication failed", { reconnect: false, error });
   }
 
-  /** An ERROR: when it answers the AUTHENTICATE in flight, authentication failed. Returns whether it did. */
-  error(conn: Connection, correlation: string, reason: string): boolean {
+  /**
+   * An ERROR: when it answers the AUTHENTICATE in flight, the server could not
+   * take it (e.g. `internal`): not a refusal of the token. A refresh fails
+   * (the session is kept); a first authentication is tried again on a new
+   * connection, with backoff. Returns whether it answered the AUTHENTICATE.
+   */
+  error(conn: Connection, correlation: string, error: ServerError): boolean {
     if (correlation !== conn.authId) return false;
-    this.failed(conn, reason, 0);
+    conn.authId = null;
+    this.#events.emit("error", error);
+    if (conn.refreshing !== null) {
+      conn.refreshing.reject(error);
+      conn.refreshing = null;
+      return true;
+    }
+    conn.drop(CloseCode.Abnormal, `AUTHENTICATE answered ${error.code}: ${error.message}`, { reconnect: true });
     return true;
   }
 

@@ -15,13 +15,22 @@ import { Emitter, type Listener } from "./emitter.js";
 import { ConnectionClosedError, ServerError } from "./errors.js";
 import { Heartbeat } from "./heartbeat.js";
 import { Lifecycle } from "./lifecycle.js";
-import type { ChannelHandler, ClientEvents, ClientOptions, RequestOptions, Session } from "./options.js";
+import type {
+  ChannelHandler,
+  ClientEvents,
+  ClientOptions,
+  RequestOptions,
+  Session,
+  SubscribedEvent,
+  SubscribeOptions,
+} from "./options.js";
 import {
   CloseCode,
   ConnectionState,
   SESSION_EXPIRING_EVENT,
   type Message,
   type ServerMessage,
+  type StreamPosition,
 } from "./protocol.js";
 import { Requests } from "./requests.js";
 import { settings, type Settings } from "./settings.js";
@@ -41,6 +50,11 @@ export class SwitchboardClient {
     this.#lifecycle = new Lifecycle(this.#s, this.#events, {
       token: (reason) => this.#auth.token(reason),
       message: (conn, message) => this.#onMessage(conn, message),
+      malformed: (conn, error) => {
+        // Not readable, but it came from the server: it is alive.
+        this.#heartbeat.heard(conn);
+        this.#events.emit("error", error);
+      },
       ready: (conn) => {
         // Subscriptions first (restored and queued, in one SUBSCRIBE), then the
         // queued requests in the order they were made.
@@ -66,7 +80,7 @@ export class SwitchboardClient {
     this.#auth = new Auth(this.#s, this.#lifecycle, this.#events);
     this.#heartbeat = new Heartbeat(this.#s, this.#lifecycle);
     this.#requests = new Requests(this.#s, this.#lifecycle);
-    this.#subscriptions = new Subscriptions(this.#s.timers, this.#lifecycle, this.#events);
+    this.#subscriptions = new Subscriptions(this.#s, this.#lifecycle, this.#events);
   }
 
   // -------------------------------------------------------------------------
@@ -124,12 +138,27 @@ export class SwitchboardClient {
 
   /**
    * Subscribes to `channel`; `handler` receives its EVENT, DATA and
-   * NOTIFICATION messages. Resolves on SUBSCRIBE_SUCCESS, rejects with
-   * `SubscribeError` on SUBSCRIBE_FAILURE. While not connected the subscribe
-   * is queued (see `queueLimit`). Subscribing again adds the handler.
+   * NOTIFICATION messages. Resolves on SUBSCRIBE_SUCCESS with the
+   * `subscribed` event (the stream's `epoch` and `offset`, and `recovered`
+   * when it recovered), rejects with `SubscribeError` on SUBSCRIBE_FAILURE
+   * (`unavailable` is retried with backoff first). While not connected the
+   * subscribe is queued (see `queueLimit`). Subscribing again adds the
+   * handler and callbacks. After every reconnect the client subscribes again,
+   * recovering from the subscription's position (see `position()`).
    */
-  subscribe(channel: string, handler?: ChannelHandler, options: RequestOptions = {}): Promise<void> {
-    return this.#subscriptions.subscribe(channel, handler, options.timeout ?? this.#s.requestTimeout);
+  subscribe(channel: string, handler?: ChannelHandler, options: SubscribeOptions = {}): Promise<SubscribedEvent> {
+    return this.#subscriptions.subscribe(channel, handler, options, options.timeout ?? this.#s.requestTimeout);
+  }
+
+  /**
+   * Where the subscription to `channel` is in the channel's stream: the
+   * epoch, and the offset of the last publication received (or of the stream
+   * when it subscribed). Null for a channel without history or not
+   * subscribed. Save it to recover later with `subscribe(channel, handler,
+   * { recover: position })` (e.g. after a page reload).
+   */
+  position(channel: string): StreamPosition | null {
+    return this.#subscriptions.position(channel);
   }
 
   /**
@@ -201,7 +230,7 @@ export class SwitchboardClient {
       case "CONNECT_ACK":
         if (this.#lifecycle.acked(conn, message.payload)) {
           this.#heartbeat.acked(conn, message.payload.heartbeat_interval);
-          this.#auth.acked(conn, message.payload);
+          this.#auth.acked(conn, message);
         }
         break;
       case "AUTHENTICATE_SUCCESS":
@@ -252,7 +281,7 @@ export class SwitchboardClient {
       (this.#requests.error(correlation, error) ||
         this.#subscriptions.unsubscribeError(correlation, error) ||
         this.#heartbeat.error(correlation, error) ||
-        this.#auth.error(conn, correlation, `${code}: ${text}`) ||
+        this.#auth.error(conn, correlation, error) ||
         this.#subscriptions.subscribeError(correlation, code, text));
     if (!answered) this.#events.emit("error", error);
   }

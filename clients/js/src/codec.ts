@@ -4,7 +4,7 @@
  * fields of each type) and ignores unknown fields, as the protocol asks.
  */
 
-import { MESSAGE_DIRECTIONS, type MessageType, type ServerMessage } from "./protocol.js";
+import { MESSAGE_DIRECTIONS, type GapData, type MessageType, type ServerMessage } from "./protocol.js";
 
 export type Decoded =
   | { readonly ok: true; readonly message: ServerMessage }
@@ -23,6 +23,10 @@ const strOrNull = (v: unknown): boolean => v === null || typeof v === "string";
 const numOrNull = (v: unknown): boolean => v === null || num(v);
 const strList = (v: unknown): boolean => Array.isArray(v) && v.every(str);
 const optStr = (v: unknown): boolean => v === undefined || str(v);
+/** A stream offset: a whole number ≥ 0. */
+const offset = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+const optOffset = (v: unknown): boolean => v === undefined || offset(v);
+const optBool = (v: unknown): boolean => v === undefined || bool(v);
 
 /** Required payload fields per server message type, with their checks. */
 const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: unknown) => boolean>>>>> = {
@@ -31,6 +35,7 @@ const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: 
     requires_auth: bool,
     authenticated: bool,
     user_id: strOrNull,
+    expires_at: (v) => v === undefined || numOrNull(v),
     heartbeat_interval: num,
     server_version: str,
     protocol_version: num,
@@ -38,7 +43,7 @@ const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: 
   DISCONNECT: { code: (v) => v === undefined || num(v), reason: optStr },
   AUTHENTICATE_SUCCESS: { user_id: str, expires_at: numOrNull, permissions: strList },
   AUTHENTICATE_FAILURE: { code: (v) => v === undefined || str(v), reason: str, attempts_left: num },
-  SUBSCRIBE_SUCCESS: { channel: str },
+  SUBSCRIBE_SUCCESS: { channel: str, epoch: optStr, offset: optOffset, recovered: optBool, reason: optStr },
   SUBSCRIBE_FAILURE: { channel: str, code: str, reason: str },
   UNSUBSCRIBE_ACK: { subscriptions: strList },
   EVENT: { event: str, channel: optStr },
@@ -82,6 +87,9 @@ export function decodeServerMessage(text: string): Decoded {
   if (timestamp !== undefined && !num(timestamp)) {
     return { ok: false, reason: `${messageType}: timestamp is not a number` };
   }
+  if (!optOffset(value["offset"])) {
+    return { ok: false, reason: `${messageType}: offset is not a whole number ≥ 0` };
+  }
   const rawPayload = value["payload"] ?? {};
   if (!isObject(rawPayload)) return { ok: false, reason: `${messageType}: payload is not an object` };
   const schema = SCHEMAS[messageType];
@@ -99,4 +107,18 @@ export function decodeServerMessage(text: string): Decoded {
       : rawPayload;
   // Checked above field by field; the cast names the result.
   return { ok: true, message: { ...value, payload } as unknown as ServerMessage };
+}
+
+/** The `data` of a `switchboard.gap` event, checked; null when it is not one. */
+export function decodeGap(data: unknown): GapData | null {
+  if (!isObject(data)) return null;
+  const resume = data["resume"];
+  if (!str(data["epoch"]) || !offset(data["from"]) || !(data["to"] === null || offset(data["to"]))) return null;
+  if (!isObject(resume) || !str(resume["epoch"]) || !offset(resume["offset"])) return null;
+  return {
+    epoch: data["epoch"] as string,
+    from: data["from"] as number,
+    to: data["to"] as number | null,
+    resume: { epoch: resume["epoch"] as string, offset: resume["offset"] as number },
+  };
 }

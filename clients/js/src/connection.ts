@@ -35,8 +35,8 @@ export interface DropOverride {
 /** What a connection tells its owner (the lifecycle). */
 export interface ConnectionOwner {
   message(conn: Connection, message: ServerMessage): void;
-  /** A frame the client cannot read (it is ignored). */
-  malformed(error: MalformedMessageError): void;
+  /** A frame the client cannot read on `conn` (it is ignored, but the server is alive). */
+  malformed(conn: Connection, error: MalformedMessageError): void;
   /** `conn` closed: it is marked closed and its timers are stopped. */
   closed(conn: Connection, code: number, reason: string, wasClean: boolean): void;
 }
@@ -134,12 +134,12 @@ export class Connection {
   #onFrame(data: unknown): void {
     if (this.closed) return;
     if (typeof data !== "string") {
-      this.#owner.malformed(new MalformedMessageError("a binary frame", ""));
+      this.#owner.malformed(this, new MalformedMessageError("a binary frame", ""));
       return;
     }
     const decoded = decodeServerMessage(data);
     if (!decoded.ok) {
-      this.#owner.malformed(new MalformedMessageError(decoded.reason, data));
+      this.#owner.malformed(this, new MalformedMessageError(decoded.reason, data));
       return;
     }
     this.#owner.message(this, decoded.message);

@@ -26,15 +26,24 @@ export class ServerError extends SwitchboardError {
   }
 }
 
-/** The server refused a subscription (`SUBSCRIBE_FAILURE`), or the name is invalid. */
+/**
+ * The server refused a subscription (`SUBSCRIBE_FAILURE`), or the name or
+ * options are invalid. With code `unavailable` the client subscribes again
+ * by itself: `retryDelay` says in how many ms (null: it gave up).
+ */
 export class SubscribeError extends SwitchboardError {
   override readonly name = "SubscribeError";
   constructor(
     readonly channel: string,
     readonly code: ErrorCode | (string & {}),
     readonly reason: string,
+    /** ms until the client sends the subscription again; null when it does not. */
+    readonly retryDelay: number | null = null,
   ) {
-    super(`subscribe to ${channel} failed: ${code}: ${reason}`);
+    super(
+      `subscribe to ${channel} failed: ${code}: ${reason}` +
+        (retryDelay === null ? "" : ` (retrying in ${retryDelay} ms)`),
+    );
   }
 }
 

@@ -52,13 +52,16 @@ export class Heartbeat {
   start(conn: Connection): void {
     if (this.#s.pingInterval <= 0) return;
     conn.timers.ping = this.#timers.setTimeout(() => {
-      this.ping(this.#s.pongTimeout).then(
+      this.#ping(conn, this.#s.pongTimeout).then(
         () => {
-          if (!conn.closed) this.start(conn);
+          if (this.#lifecycle.live(conn)) this.start(conn);
         },
         (error: unknown) => {
           if (error instanceof TimeoutError) {
             conn.drop(CloseCode.Abnormal, `no PONG within ${this.#s.pongTimeout} ms`, { reconnect: true });
+          } else if (this.#lifecycle.live(conn)) {
+            // An ERROR answered the PING: the server is there; keep pinging.
+            this.start(conn);
           }
         },
       );
@@ -68,7 +71,13 @@ export class Heartbeat {
   /** `SwitchboardClient.ping()`, with its timeout resolved. */
   ping(timeout: number): Promise<number> {
     const conn = this.#lifecycle.current;
-    if (conn === null || !conn.acked) return Promise.reject(new NotConnectedError());
+    if (conn === null) return Promise.reject(new NotConnectedError());
+    return this.#ping(conn, timeout);
+  }
+
+  /** A PING on `conn`; refused before CONNECT_ACK and once `disconnect()` was called. */
+  #ping(conn: Connection, timeout: number): Promise<number> {
+    if (!conn.acked || !this.#lifecycle.live(conn)) return Promise.reject(new NotConnectedError());
     return new Promise<number>((resolve, reject) => {
       const id = conn.send("PING", {});
       this.#pings.add(id, {

@@ -15,7 +15,13 @@ import {
   type Waiter,
 } from "./connection.js";
 import type { Emitter } from "./emitter.js";
-import { ConnectionClosedError, NotConnectedError, QueueFullError, SwitchboardError } from "./errors.js";
+import {
+  ConnectionClosedError,
+  NotConnectedError,
+  QueueFullError,
+  SwitchboardError,
+  type MalformedMessageError,
+} from "./errors.js";
 import type { ClientEvents, DisconnectedEvent, TokenReason } from "./options.js";
 import {
   CloseCode,
@@ -33,6 +39,8 @@ export interface LifecycleHooks {
   token(reason: TokenReason): Promise<TokenResult> | null;
   /** A message arrived on `conn`. */
   message(conn: Connection, message: ServerMessage): void;
+  /** A frame the client cannot read arrived on `conn` (binary, or not a valid message). */
+  malformed(conn: Connection, error: MalformedMessageError): void;
   /** `conn` is ready: send what waited for it. */
   ready(conn: Connection): void;
   /** `conn` closed with `code` (`why`): settle what was in flight on it. */
@@ -65,7 +73,7 @@ export class Lifecycle {
     this.#reconnect = new Reconnect(s);
     this.#owner = {
       message: (conn, message) => hooks.message(conn, message),
-      malformed: (error) => events.emit("error", error),
+      malformed: (conn, error) => hooks.malformed(conn, error),
       closed: (conn, code, reason, wasClean) => this.#closed(conn, code, reason, wasClean),
     };
   }
@@ -87,6 +95,15 @@ export class Lifecycle {
   /** The current connection if it is ready (work goes out at once), else null. */
   get readyConnection(): Connection | null {
     return this.#conn !== null && this.#conn.ready ? this.#conn : null;
+  }
+
+  /**
+   * Whether `conn` is the connection the client still wants: current, not
+   * closed, and neither `disconnect()` nor a stop came in between (a
+   * listener may call `disconnect()` in the middle of handling a message).
+   */
+  live(conn: Connection): boolean {
+    return this.#conn === conn && !conn.closed && this.#active && this.#state !== "disconnecting";
   }
 
   /** Why new work cannot be taken now, or null (queued or sent). */
@@ -156,7 +173,11 @@ export class Lifecycle {
     return done;
   }
 
-  /** CONNECT_ACK: the connection is up. Returns false for a repeated one (it answers a CONNECT: nothing changes). */
+  /**
+   * CONNECT_ACK: the connection is up. Returns whether to go on with it: false
+   * for a repeated one (it answers a CONNECT: nothing changes), and when a
+   * `connected` listener called `disconnect()`.
+   */
   acked(conn: Connection, ack: ConnectAckPayload): boolean {
     if (conn.acked) return false;
     conn.acked = true;
@@ -172,11 +193,13 @@ export class Lifecycle {
     }
     this.setState("connected");
     this.#events.emit("connected", ack);
-    return true;
+    return this.live(conn);
   }
 
   /** `conn` is connected and authenticated if needed: queued work goes out, `connect()` resolves. */
   markReady(conn: Connection): void {
+    // A listener (`connected`, `authenticated`) may have disconnected meanwhile.
+    if (!this.live(conn)) return;
     conn.ready = true;
     this.#reconnect.succeeded();
     this.#hooks.ready(conn);

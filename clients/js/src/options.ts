@@ -10,9 +10,12 @@ import type {
   ChannelMessage,
   ConnectAckPayload,
   ConnectionState,
+  GapData,
   Message,
+  NotRecoveredReason,
   ServerMessage,
   ServerMessageType,
+  StreamPosition,
 } from "./protocol.js";
 import type { WebSocketConstructor } from "./socket.js";
 
@@ -108,6 +111,12 @@ export interface ClientOptions {
    * code). Default 65 536, the server's default.
    */
   readonly maxMessageSize?: number | undefined;
+  /**
+   * How many times one subscription answered `unavailable` (the channel's
+   * history could not be read) is sent again, with the reconnect backoff,
+   * before it fails for good. Counted until it is confirmed. Default 10.
+   */
+  readonly subscribeRetries?: number | undefined;
   /** Timers and clock (tests use a fake). Default: the host's. */
   readonly timers?: Timers | undefined;
 }
@@ -115,6 +124,31 @@ export interface ClientOptions {
 export interface RequestOptions {
   /** ms; default the client's `requestTimeout`. */
   readonly timeout?: number | undefined;
+}
+
+/**
+ * `subscribe()`'s options. `last` and `recover` apply to the subscribe that
+ * creates the subscription (a later `subscribe()` of a kept channel only adds
+ * its handler and callbacks); after a reconnect the client recovers from the
+ * subscription's position by itself.
+ */
+export interface SubscribeOptions extends RequestOptions {
+  /**
+   * Replay the latest `last` publications the channel's stream still has
+   * (1 to the server's recovery limit, 300 by default), then go live: a
+   * dashboard shows the latest state at once. Not with `recover`.
+   */
+  readonly last?: number | undefined;
+  /**
+   * Recover from this position (e.g. one an earlier page saved from
+   * `client.position(channel)`): the server replays what followed it, then
+   * goes live; `SubscribedEvent.recovered` says whether it could. Not with `last`.
+   */
+  readonly recover?: StreamPosition | undefined;
+  /** Called on every confirmation of this subscription (the first, and after each reconnect). */
+  readonly onSubscribed?: ((event: SubscribedEvent) => void) | undefined;
+  /** Called when the server announces publications of this channel it could not deliver. */
+  readonly onGap?: ((event: GapEvent) => void) | undefined;
 }
 
 /** A channel's handler: receives EVENT, DATA and NOTIFICATION published to it. */
@@ -172,6 +206,39 @@ export interface SubscribedEvent {
   readonly channel: string;
   /** True when restored after a reconnect. */
   readonly resubscribed: boolean;
+  /** On a channel with history: the stream's epoch (null without history). */
+  readonly epoch: string | null;
+  /**
+   * On a channel with history: the stream's latest offset when subscribed
+   * (null without history). When `recovered` is true, the publications after
+   * `recover.offset` up to this one follow, then live ones.
+   */
+  readonly offset: number | null;
+  /**
+   * Whether everything missed since `recover` is replayed next. Set when the
+   * client asked to recover (after every reconnect, or with the `recover`
+   * option), absent on a fresh subscription. **false: messages were missed;
+   * reload the state you keep from this channel** (over HTTP, e.g.
+   * `GET /api/v1/channels/{channel}/history`).
+   */
+  readonly recovered?: boolean;
+  /**
+   * Why it was not recovered. `no_history` also when the client resubscribed
+   * a channel it had no position for (a channel without history: what was
+   * published meanwhile is lost).
+   */
+  readonly reason?: NotRecoveredReason | (string & {});
+  /** The position the client asked to recover from, if it had one. */
+  readonly recover?: StreamPosition;
+}
+
+/**
+ * The server could not deliver some publications of a subscribed channel
+ * (`switchboard.gap`): `from`..`to` of `epoch` are lost. The subscription's
+ * position is now `resume`. **Reload the state you keep from this channel.**
+ */
+export interface GapEvent extends GapData {
+  readonly channel: string;
 }
 
 /** The client's lifecycle events. */
@@ -196,11 +263,15 @@ export interface LifecycleEvents {
   subscribed: SubscribedEvent;
   /** A subscription was dropped by `unsubscribe()`. */
   unsubscribed: { readonly channel: string };
+  /** The server announced publications of a subscribed channel it could not deliver. */
+  gap: GapEvent;
   /** A resubscription after a reconnect was refused (no promise is waiting for it). */
   subscription_failed: SubscribeError;
   /**
    * Something went wrong: a malformed message, an ERROR answering nothing
-   * pending, a token provider failure, or the reason the client stopped.
+   * pending, a token provider failure, an ERROR answering AUTHENTICATE, a
+   * subscription answered `unavailable` (a `SubscribeError` whose
+   * `retryDelay` says when it is sent again), or the reason the client stopped.
    */
   error: SwitchboardError;
   /** Every message from the server. */

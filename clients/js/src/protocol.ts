@@ -131,6 +131,12 @@ export interface ConnectAckPayload {
   readonly requires_auth: boolean;
   readonly authenticated: boolean;
   readonly user_id: string | null;
+  /**
+   * When the session expires (seconds since the Unix epoch), for a connection
+   * authenticated in the handshake; null when it does not expire or is not
+   * authenticated. Servers before streams leave it out.
+   */
+  readonly expires_at?: number | null;
   /** Seconds between the server's PINGs. */
   readonly heartbeat_interval: number;
   readonly server_version: string;
@@ -166,12 +172,39 @@ export interface AuthenticateFailurePayload {
  */
 export const AUTH_UNAVAILABLE_REASON = "Authentication unavailable";
 
+/** A place in a channel's stream: the offset of a publication within an epoch. */
+export interface StreamPosition {
+  /** Names one continuous history of the channel; offsets of two epochs cannot be compared. */
+  readonly epoch: string;
+  /** 1, 2, 3, … within the epoch; 0 before the first publication. */
+  readonly offset: number;
+}
+
+/** One entry of SUBSCRIBE: a channel name, or a channel with `recover` or `last` (not both). */
+export type SubscriptionRequest =
+  | string
+  | {
+      readonly channel: string;
+      /** Replay what followed this position, then go live. */
+      readonly recover?: StreamPosition;
+      /** Replay the latest `last` publications, then go live. */
+      readonly last?: number;
+    };
+
 export interface SubscribePayload {
-  readonly subscriptions: readonly string[];
+  readonly subscriptions: readonly SubscriptionRequest[];
 }
 
 export interface SubscribeSuccessPayload {
   readonly channel: string;
+  /** On a channel with history: the stream's epoch. */
+  readonly epoch?: string;
+  /** On a channel with history: the stream's latest offset; the subscription starts after it. */
+  readonly offset?: number;
+  /** When the SUBSCRIBE asked to `recover`: whether everything missed is replayed next. */
+  readonly recovered?: boolean;
+  /** When `recovered` is false: why (see `NOT_RECOVERED_REASONS`). */
+  readonly reason?: NotRecoveredReason | (string & {});
 }
 
 export interface SubscribeFailurePayload {
@@ -261,6 +294,8 @@ export interface Message<T extends MessageType = MessageType> {
   readonly payload: PayloadMap[T];
   /** On a reply: the `id` of the message it answers. */
   readonly correlation_id?: string | null;
+  /** On a publication to a channel with history: its offset in the channel's stream. */
+  readonly offset?: number;
 }
 
 /** Any message the server may send, discriminated on `type`. */
@@ -271,6 +306,46 @@ export type ChannelMessage = Message<"EVENT"> | Message<"DATA"> | Message<"NOTIF
 
 /** The event the server sends about 30 s before a session expires. */
 export const SESSION_EXPIRING_EVENT = "switchboard.session_expiring";
+
+// ---------------------------------------------------------------------------
+// Streams and recovery
+// ---------------------------------------------------------------------------
+
+/** The event (on a channel) announcing publications the server could not deliver. */
+export const GAP_EVENT = "switchboard.gap";
+
+/** The `data` of a `switchboard.gap` event. */
+export interface GapData {
+  /** The epoch of the missed publications. */
+  readonly epoch: string;
+  /** The first missed offset. */
+  readonly from: number;
+  /** The last missed offset; null when the epoch changed (whatever followed `from - 1` in it is lost). */
+  readonly to: number | null;
+  /** Delivery goes on after this position (the subscription's position from now on). */
+  readonly resume: StreamPosition;
+}
+
+/** Why SUBSCRIBE_SUCCESS says `recovered: false` (the "`reason` | when" table). */
+export const NotRecoveredReason = {
+  /** The channel keeps no history. */
+  NoHistory: "no_history",
+  /** The stream's epoch is not the one given: its history was lost. */
+  EpochChanged: "epoch_changed",
+  /** The offset given is past the stream's latest. */
+  UnknownOffset: "unknown_offset",
+  /** More was missed than one recovery replays. */
+  LimitExceeded: "limit_exceeded",
+  /** Part of what was missed is no longer kept (trimmed or expired). */
+  HistoryGone: "history_gone",
+  /** The history could not be read just now. */
+  Unavailable: "unavailable",
+} as const;
+
+export type NotRecoveredReason = (typeof NotRecoveredReason)[keyof typeof NotRecoveredReason];
+
+/** All reasons, in the order of the protocol's table. */
+export const NOT_RECOVERED_REASONS: readonly NotRecoveredReason[] = Object.values(NotRecoveredReason);
 
 // ---------------------------------------------------------------------------
 // Error codes
@@ -288,6 +363,7 @@ export const ErrorCode = {
   TooManySubscriptions: "too_many_subscriptions",
   UnknownAction: "unknown_action",
   ActionFailed: "action_failed",
+  Unavailable: "unavailable",
   Internal: "internal",
 } as const;
 

@@ -26,6 +26,7 @@ export interface Settings {
   readonly watchServerHeartbeat: boolean;
   readonly refreshMargin: number;
   readonly maxMessageSize: number;
+  readonly subscribeRetries: number;
   readonly timers: Timers;
 }
 
@@ -61,6 +62,7 @@ export function settings(options: ClientOptions): Settings {
     watchServerHeartbeat: options.watchServerHeartbeat ?? true,
     refreshMargin: options.refreshMargin ?? 60_000,
     maxMessageSize: options.maxMessageSize ?? 65_536,
+    subscribeRetries: options.subscribeRetries ?? 10,
     timers: options.timers ?? systemTimers,
   };
 }

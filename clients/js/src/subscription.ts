@@ -1,27 +1,58 @@
 /**
- * One channel the client keeps subscribed, across connections: its handlers,
- * where it stands on the current connection, and the callers waiting for its
- * confirmation. State only, no IO: `Subscriptions` sends what it says. What
- * the client tracks per subscription belongs here.
+ * One channel the client keeps subscribed, across connections: its handlers
+ * and callbacks, where it stands on the current connection, its position in
+ * the channel's stream, and the callers waiting for its confirmation. State
+ * only, no IO: `Subscriptions` sends what it says. What the client tracks per
+ * subscription belongs here.
  */
 
 import type { Waiter } from "./connection.js";
 import { rethrowLater, type Timers } from "./env.js";
 import { TimeoutError } from "./errors.js";
-import type { ChannelHandler } from "./options.js";
-import type { ChannelMessage } from "./protocol.js";
+import type { ChannelHandler, GapEvent, SubscribedEvent } from "./options.js";
+import {
+  NotRecoveredReason,
+  type ChannelMessage,
+  type StreamPosition,
+  type SubscribeSuccessPayload,
+  type SubscriptionRequest,
+} from "./protocol.js";
+
+export type SubscribedListener = (event: SubscribedEvent) => void;
+export type GapListener = (event: GapEvent) => void;
 
 export class Subscription {
   readonly handlers: Set<ChannelHandler>;
-  /** unsent: to send once ready; pending: sent, unanswered; active: confirmed on this connection. */
-  status: "unsent" | "pending" | "active" = "unsent";
+  readonly onSubscribed = new Set<SubscribedListener>();
+  readonly onGap = new Set<GapListener>();
+  /**
+   * unsent: to send once ready; pending: sent, unanswered; active: confirmed
+   * on this connection; retry: answered `unavailable`, a timer sends it again.
+   */
+  status: "unsent" | "pending" | "active" | "retry" = "unsent";
   /** The id of the SUBSCRIBE it went out in: replies are matched on channel and this id. */
   correlationId: string | null = null;
   /** Made while not connected: counts against the queue bound until confirmed. */
   queued: boolean;
   /** Confirmed once before: the next confirmation is a resubscription. */
   wasActive = false;
-  readonly #waiters = new Set<Waiter<void>>();
+  /**
+   * Where the subscriber is in the channel's stream: the epoch, and the offset
+   * of the last publication received (or the stream's offset when subscribed).
+   * Null on a channel without history (or before the first confirmation).
+   */
+  position: StreamPosition | null;
+  /** `last` asked by `subscribe()`: sent until the first confirmation. */
+  last: number | null;
+  /** Answers `unavailable` since the last confirmation. */
+  retries = 0;
+  /** The timer of a pending retry (status `retry`). */
+  retryTimer: unknown = null;
+  /** The last confirmation, for a `subscribe()` of the channel while it is active. */
+  confirmed: SubscribedEvent | null = null;
+  /** The `recover` position the pending SUBSCRIBE carried, if any. */
+  #sentRecover: StreamPosition | null = null;
+  readonly #waiters = new Set<Waiter<SubscribedEvent>>();
   readonly #timers: Timers;
 
   constructor(
@@ -29,10 +60,13 @@ export class Subscription {
     handler: ChannelHandler | undefined,
     queued: boolean,
     timers: Timers,
+    options: { readonly last?: number | undefined; readonly recover?: StreamPosition | undefined } = {},
   ) {
     this.handlers = new Set(handler === undefined ? [] : [handler]);
     this.queued = queued;
     this.#timers = timers;
+    this.last = options.last ?? null;
+    this.position = options.recover === undefined ? null : { epoch: options.recover.epoch, offset: options.recover.offset };
   }
 
   /** Someone waits for the confirmation. */
@@ -40,19 +74,48 @@ export class Subscription {
     return this.#waiters.size > 0;
   }
 
+  /** Whether the server holds (or may hold) it on the current connection. */
+  get held(): boolean {
+    return this.status === "pending" || this.status === "active";
+  }
+
+  /**
+   * Its entry in a SUBSCRIBE (remembered until the reply): `recover` from the
+   * position when it has one, else `last` before the first confirmation,
+   * else the plain name.
+   */
+  request(): SubscriptionRequest {
+    this.#sentRecover = this.position;
+    if (this.position !== null) {
+      return { channel: this.channel, recover: { epoch: this.position.epoch, offset: this.position.offset } };
+    }
+    if (this.last !== null) return { channel: this.channel, last: this.last };
+    return this.channel;
+  }
+
   /** The status after the connection closed: to send again on the next one. */
   reset(): void {
+    this.cancelRetry();
     this.status = "unsent";
     this.correlationId = null;
+    this.#sentRecover = null;
+  }
+
+  /** A pending retry is off. */
+  cancelRetry(): void {
+    if (this.retryTimer !== null) {
+      this.#timers.clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
   }
 
   /**
    * A promise settled with the confirmation; after `timeout` ms it rejects
    * with `TimeoutError`, and `expired` is told (with the same error).
    */
-  wait(timeout: number, expired: (error: TimeoutError) => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter<void> = {
+  wait(timeout: number, expired: (error: TimeoutError) => void): Promise<SubscribedEvent> {
+    return new Promise<SubscribedEvent>((resolve, reject) => {
+      const waiter: Waiter<SubscribedEvent> = {
         resolve,
         reject,
         timer: this.#timers.setTimeout(() => {
@@ -66,18 +129,55 @@ export class Subscription {
     });
   }
 
-  /** SUBSCRIBE_SUCCESS: active on this connection, the waiters resolve. Returns whether it was a resubscription. */
-  confirm(): boolean {
+  /**
+   * SUBSCRIBE_SUCCESS: active on this connection, the position taken from it,
+   * the waiters resolve. Returns the `subscribed` event (callbacks not called yet).
+   */
+  confirm(payload: SubscribeSuccessPayload): SubscribedEvent {
     const resubscribed = this.wasActive;
+    const sent = this.#sentRecover;
+    this.#sentRecover = null;
     this.status = "active";
     this.queued = false;
     this.wasActive = true;
+    this.last = null;
+    this.retries = 0;
+
+    const { epoch, offset } = payload;
+    let recovered = payload.recovered;
+    let reason = payload.reason;
+    if (sent !== null || resubscribed) {
+      // It asked to recover, or came back without a position to recover
+      // from: either way the application may have missed something, and a
+      // server that does not say so did not recover it.
+      if (recovered === undefined) {
+        recovered = false;
+        reason = NotRecoveredReason.NoHistory;
+      }
+    }
+    if (epoch !== undefined && offset !== undefined) {
+      // Recovered: the replay from the position sent follows and moves it on.
+      // Otherwise the subscription starts after the stream's offset.
+      this.position = recovered === true && sent !== null && sent.epoch === epoch ? sent : { epoch, offset };
+    } else {
+      this.position = null;
+    }
+    const event: SubscribedEvent = {
+      channel: this.channel,
+      resubscribed,
+      epoch: epoch ?? null,
+      offset: offset ?? null,
+      ...(recovered === undefined ? {} : { recovered }),
+      ...(recovered === false && reason !== undefined ? { reason } : {}),
+      ...(sent === null ? {} : { recover: sent }),
+    };
+    this.confirmed = event;
     for (const waiter of this.#waiters) {
       this.#timers.clearTimeout(waiter.timer);
-      waiter.resolve();
+      waiter.resolve(event);
     }
     this.#waiters.clear();
-    return resubscribed;
+    return event;
   }
 
   /** The waiters reject with `error`. */
@@ -89,8 +189,15 @@ export class Subscription {
     this.#waiters.clear();
   }
 
-  /** Hands an EVENT, DATA or NOTIFICATION to the handlers. */
+  /**
+   * Hands an EVENT, DATA or NOTIFICATION to the handlers; one with an `offset`
+   * moves the position on first (the server delivers a channel's publications
+   * in offset order).
+   */
   dispatch(message: ChannelMessage): void {
+    if (message.offset !== undefined && this.position !== null) {
+      this.position = { epoch: this.position.epoch, offset: message.offset };
+    }
     for (const handler of [...this.handlers]) {
       try {
         handler(message);
@@ -98,5 +205,24 @@ export class Subscription {
         rethrowLater(error);
       }
     }
+  }
+
+  /** A `switchboard.gap`: delivery goes on after `resume`; the callbacks are told. */
+  gap(event: GapEvent): void {
+    this.position = { epoch: event.resume.epoch, offset: event.resume.offset };
+    for (const listener of [...this.onGap]) call(listener, event);
+  }
+
+  /** Tells the callbacks about a confirmation. */
+  subscribed(event: SubscribedEvent): void {
+    for (const listener of [...this.onSubscribed]) call(listener, event);
+  }
+}
+
+function call<T>(listener: (event: T) => void, event: T): void {
+  try {
+    listener(event);
+  } catch (error) {
+    rethrowLater(error);
   }
 }

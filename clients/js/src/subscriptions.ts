@@ -1,38 +1,66 @@
 /**
  * The channels a client keeps subscribed, across connections (each one a
  * `Subscription`), and the SUBSCRIBE / UNSUBSCRIBE exchanges that keep the
- * server in step: one SUBSCRIBE with every unsent channel once ready, replies
- * matched by channel and correlation id, channel messages handed to their
- * handlers.
+ * server in step: one SUBSCRIBE with every unsent channel once ready (each
+ * recovering from its position), replies matched by channel and correlation
+ * id, `unavailable` answers retried with backoff, channel messages and gap
+ * events handed to their subscription.
  */
 
+import { backoffDelay } from "./backoff.js";
+import { decodeGap } from "./codec.js";
 import type { Connection, Waiter } from "./connection.js";
 import type { Emitter } from "./emitter.js";
 import type { Timers } from "./env.js";
-import { QueueFullError, SubscribeError, TimeoutError, type SwitchboardError } from "./errors.js";
+import {
+  MalformedMessageError,
+  QueueFullError,
+  SubscribeError,
+  TimeoutError,
+  type SwitchboardError,
+} from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
-import type { ChannelHandler, ClientEvents } from "./options.js";
-import { isValidChannel, type ChannelMessage, type Message } from "./protocol.js";
+import type { ChannelHandler, ClientEvents, SubscribedEvent, SubscribeOptions } from "./options.js";
+import {
+  ErrorCode,
+  GAP_EVENT,
+  isValidChannel,
+  type ChannelMessage,
+  type Message,
+  type StreamPosition,
+} from "./protocol.js";
 import { Replies } from "./requests.js";
+import type { Settings } from "./settings.js";
 import { Subscription } from "./subscription.js";
+
+/** The longest epoch the server takes in `recover`. */
+const MAX_EPOCH_LENGTH = 64;
 
 export class Subscriptions {
   readonly #channels = new Map<string, Subscription>();
   readonly #unsubscribes: Replies<Waiter<void>>;
+  readonly #s: Settings;
   readonly #timers: Timers;
   readonly #lifecycle: Lifecycle;
   readonly #events: Emitter<ClientEvents>;
 
-  constructor(timers: Timers, lifecycle: Lifecycle, events: Emitter<ClientEvents>) {
-    this.#timers = timers;
+  constructor(s: Settings, lifecycle: Lifecycle, events: Emitter<ClientEvents>) {
+    this.#s = s;
+    this.#timers = s.timers;
     this.#lifecycle = lifecycle;
     this.#events = events;
-    this.#unsubscribes = new Replies(timers);
+    this.#unsubscribes = new Replies(s.timers);
   }
 
   /** The channels kept, confirmed or not. */
   channels(): string[] {
     return [...this.#channels.keys()];
+  }
+
+  /** The position of `channel`'s subscription in its stream, if it has one. */
+  position(channel: string): StreamPosition | null {
+    const position = this.#channels.get(channel)?.position ?? null;
+    return position === null ? null : { epoch: position.epoch, offset: position.offset };
   }
 
   /** Subscribes made while not connected and not sent yet. */
@@ -43,27 +71,35 @@ export class Subscriptions {
   }
 
   /** `SwitchboardClient.subscribe()`, with its timeout resolved. */
-  subscribe(channel: string, handler: ChannelHandler | undefined, timeout: number): Promise<void> {
+  subscribe(
+    channel: string,
+    handler: ChannelHandler | undefined,
+    options: SubscribeOptions,
+    timeout: number,
+  ): Promise<SubscribedEvent> {
     if (!isValidChannel(channel)) {
       return Promise.reject(
-        new SubscribeError(channel, "invalid_channel", "1–255 characters of A–Z a–z 0–9 : _ - . @ / ="),
+        new SubscribeError(channel, ErrorCode.InvalidChannel, "1–255 characters of A–Z a–z 0–9 : _ - . @ / ="),
       );
     }
     const kept = this.#channels.get(channel);
     if (kept !== undefined) {
       // Kept already: one more handler, and the same confirmation.
-      if (handler !== undefined) kept.handlers.add(handler);
-      if (kept.status === "active") return Promise.resolve();
+      this.#listen(kept, handler, options);
+      if (kept.status === "active" && kept.confirmed !== null) return Promise.resolve(kept.confirmed);
       return this.#wait(kept, timeout);
     }
+    const invalid = invalidOptions(channel, options);
+    if (invalid !== null) return Promise.reject(invalid);
     const refusal = this.#lifecycle.refusal();
     if (refusal !== null) return Promise.reject(refusal);
     const conn = this.#lifecycle.room();
     if (conn instanceof QueueFullError) return Promise.reject(conn);
-    const sub = new Subscription(channel, handler, conn === null, this.#timers);
+    const sub = new Subscription(channel, undefined, conn === null, this.#timers, options);
+    this.#listen(sub, handler, options);
     this.#channels.set(channel, sub);
     const promise = this.#wait(sub, timeout);
-    if (conn !== null) this.#send(conn, [channel]);
+    if (conn !== null) this.#send(conn, [sub]);
     return promise;
   }
 
@@ -72,9 +108,10 @@ export class Subscriptions {
     const sub = this.#channels.get(channel);
     if (sub === undefined) return Promise.resolve();
     this.#channels.delete(channel);
+    sub.cancelRetry();
     sub.reject(new SubscribeError(channel, "cancelled", "unsubscribe() was called first"));
     // Whether the server may hold it on the current connection (so an UNSUBSCRIBE is due).
-    const held = sub.status !== "unsent";
+    const held = sub.held;
     this.#events.emit("unsubscribed", { channel });
     const conn = this.#lifecycle.readyConnection;
     if (conn === null || !held) return Promise.resolve();
@@ -93,9 +130,8 @@ export class Subscriptions {
 
   /** `conn` is ready: one SUBSCRIBE with the channels to restore and the queued ones. */
   flush(conn: Connection): void {
-    const channels: string[] = [];
-    for (const [channel, sub] of this.#channels) if (sub.status === "unsent") channels.push(channel);
-    if (channels.length > 0) this.#send(conn, channels);
+    const subs = [...this.#channels.values()].filter((sub) => sub.status === "unsent");
+    if (subs.length > 0) this.#send(conn, subs);
   }
 
   /** SUBSCRIBE_SUCCESS / SUBSCRIBE_FAILURE, matched by channel and correlation_id. */
@@ -108,11 +144,13 @@ export class Subscriptions {
     if (correlation !== null && correlation !== sub.correlationId) return;
     if (message.type === "SUBSCRIBE_FAILURE") {
       const { code, reason } = message.payload;
-      this.#refused(sub, new SubscribeError(channel, code, reason));
+      if (code === ErrorCode.Unavailable) this.#unavailable(sub, reason);
+      else this.#refused(sub, new SubscribeError(channel, code, reason));
       return;
     }
-    const resubscribed = sub.confirm();
-    this.#events.emit("subscribed", { channel, resubscribed });
+    const event = sub.confirm(message.payload);
+    sub.subscribed(event);
+    this.#events.emit("subscribed", event);
   }
 
   /** UNSUBSCRIBE_ACK answering `correlation`. */
@@ -131,7 +169,7 @@ export class Subscriptions {
   /** An ERROR answering the SUBSCRIBE `correlation` refuses its channels; returns whether it did. */
   subscribeError(correlation: string, code: string, message: string): boolean {
     let matched = false;
-    for (const sub of this.#channels.values()) {
+    for (const sub of [...this.#channels.values()]) {
       if (sub.status === "pending" && sub.correlationId === correlation) {
         matched = true;
         this.#refused(sub, new SubscribeError(sub.channel, code, message));
@@ -140,17 +178,35 @@ export class Subscriptions {
     return matched;
   }
 
-  /** Hands an EVENT, DATA or NOTIFICATION to its channel's handlers. */
+  /**
+   * Hands an EVENT, DATA or NOTIFICATION to its channel's subscription; a
+   * `switchboard.gap` event becomes a `gap` event (and moves the position on)
+   * instead of reaching the handlers.
+   */
   dispatch(message: ChannelMessage): void {
     const channel = message.payload.channel;
     if (channel === undefined) return;
-    this.#channels.get(channel)?.dispatch(message);
+    const sub = this.#channels.get(channel);
+    if (sub === undefined) return;
+    if (message.type === "EVENT" && message.payload.event === GAP_EVENT) {
+      const gap = decodeGap(message.payload.data);
+      if (gap === null) {
+        const error = new MalformedMessageError(`${GAP_EVENT} on ${channel}: data is not a gap`, JSON.stringify(message));
+        this.#events.emit("error", error);
+        return;
+      }
+      const event = { channel, ...gap };
+      sub.gap(event);
+      this.#events.emit("gap", event);
+      return;
+    }
+    sub.dispatch(message);
   }
 
   /**
    * The connection closed: an UNSUBSCRIBE in flight resolves (the
    * subscription is gone with the connection), and every channel is to be sent
-   * again on the next one.
+   * again on the next one (recovering from its position).
    */
   lost(): void {
     for (const waiter of this.#unsubscribes.takeAll()) waiter.resolve();
@@ -163,37 +219,101 @@ export class Subscriptions {
    */
   stop(error: unknown): void {
     for (const [channel, sub] of this.#channels) {
+      sub.reset();
       if (!sub.waited) continue;
       sub.reject(error);
       if (!sub.wasActive) this.#channels.delete(channel);
     }
   }
 
-  /** `channels` go out in one SUBSCRIBE on `conn`. */
-  #send(conn: Connection, channels: readonly string[]): void {
-    const id = conn.send("SUBSCRIBE", { subscriptions: channels });
-    for (const channel of channels) {
-      const sub = this.#channels.get(channel);
-      if (sub === undefined) continue;
+  /**
+   * `subs` go out on `conn`: together in one SUBSCRIBE, except those asking
+   * for `last`, each in its own (a `last` past the server's limit answers
+   * ERROR for its whole SUBSCRIBE).
+   */
+  #send(conn: Connection, subs: readonly Subscription[]): void {
+    const together: Subscription[] = [];
+    for (const sub of subs) {
+      if (sub.position === null && sub.last !== null) this.#sendOne(conn, [sub]);
+      else together.push(sub);
+    }
+    if (together.length > 0) this.#sendOne(conn, together);
+  }
+
+  #sendOne(conn: Connection, subs: readonly Subscription[]): void {
+    const id = conn.send("SUBSCRIBE", { subscriptions: subs.map((sub) => sub.request()) });
+    for (const sub of subs) {
       sub.status = "pending";
       sub.correlationId = id;
     }
   }
 
-  #wait(sub: Subscription, timeout: number): Promise<void> {
+  #listen(sub: Subscription, handler: ChannelHandler | undefined, options: SubscribeOptions): void {
+    if (handler !== undefined) sub.handlers.add(handler);
+    if (options.onSubscribed !== undefined) sub.onSubscribed.add(options.onSubscribed);
+    if (options.onGap !== undefined) sub.onGap.add(options.onGap);
+  }
+
+  #wait(sub: Subscription, timeout: number): Promise<SubscribedEvent> {
     return sub.wait(timeout, (error) => {
       // The caller was told it failed: do not keep (or restore) it.
       if (this.#channels.get(sub.channel) === sub && sub.status !== "active") {
         this.#channels.delete(sub.channel);
+        sub.cancelRetry();
         sub.reject(error);
       }
     });
   }
 
+  /**
+   * SUBSCRIBE_FAILURE `unavailable` (the channel's history could not be read):
+   * sent again after a backoff delay, `subscribeRetries` times at most.
+   */
+  #unavailable(sub: Subscription, reason: string): void {
+    if (sub.retries >= this.#s.subscribeRetries) {
+      this.#refused(sub, new SubscribeError(sub.channel, ErrorCode.Unavailable, `${reason} (gave up after ${sub.retries} retries)`));
+      return;
+    }
+    const { backoff, random } = this.#s.reconnect;
+    const delay = backoffDelay(sub.retries, backoff, random);
+    sub.retries += 1;
+    sub.status = "retry";
+    sub.correlationId = null;
+    sub.retryTimer = this.#timers.setTimeout(() => {
+      sub.retryTimer = null;
+      if (this.#channels.get(sub.channel) !== sub || sub.status !== "retry") return;
+      const conn = this.#lifecycle.readyConnection;
+      if (conn !== null) this.#send(conn, [sub]);
+      else sub.status = "unsent"; // sent with the others once ready
+    }, delay);
+    this.#events.emit("error", new SubscribeError(sub.channel, ErrorCode.Unavailable, reason, delay));
+  }
+
   #refused(sub: Subscription, error: SubscribeError): void {
     this.#channels.delete(sub.channel);
+    sub.cancelRetry();
     const waited = sub.waited;
     sub.reject(error);
     if (!waited) this.#events.emit("subscription_failed", error);
   }
+}
+
+/** Why `subscribe()`'s `last` / `recover` cannot be sent, or null. */
+function invalidOptions(channel: string, options: SubscribeOptions): SubscribeError | null {
+  const invalid = (reason: string): SubscribeError => new SubscribeError(channel, ErrorCode.InvalidMessage, reason);
+  const { last, recover } = options;
+  if (last !== undefined && recover !== undefined) return invalid("set recover or last, not both");
+  if (last !== undefined && !(Number.isSafeInteger(last) && last >= 1)) {
+    return invalid(`last must be a whole number ≥ 1, got ${String(last)}`);
+  }
+  if (recover !== undefined) {
+    const { epoch, offset } = recover as { epoch: unknown; offset: unknown };
+    if (typeof epoch !== "string" || epoch.length === 0 || epoch.length > MAX_EPOCH_LENGTH) {
+      return invalid(`recover.epoch must be a string of 1 to ${MAX_EPOCH_LENGTH} characters`);
+    }
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < 0) {
+      return invalid(`recover.offset must be a whole number ≥ 0, got ${String(offset)}`);
+    }
+  }
+  return null;
 }

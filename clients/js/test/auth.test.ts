@@ -300,8 +300,8 @@ describe("authentication", () => {
     await assert.rejects(client.refreshToken(), /needs a token provider/);
   });
 
-  test("an ERROR answering AUTHENTICATE counts as a refusal", async () => {
-    const { client } = setup({ token: "fixed" });
+  test("an ERROR answering AUTHENTICATE (internal) is not a refusal: reconnect with backoff, also with a fixed token", async () => {
+    const { client, clock, log } = setup({ token: "fixed" });
     const ready = track(client.connect());
     const socket = FakeSocket.last();
     ack(socket, { requires_auth: true });
@@ -309,12 +309,69 @@ describe("authentication", () => {
     socket.receive({
       type: "ERROR",
       correlation_id: socket.lastSent("AUTHENTICATE").id,
-      payload: { code: "invalid_message", message: "auth.token is required" },
+      payload: { code: "internal", message: "the authenticator panicked" },
     });
     await flush();
-    assert.ok(ready.error() instanceof AuthenticationError);
-    assert.match((ready.error() as AuthenticationError).reason, /invalid_message/);
+    assert.equal(ready.settled(), "pending", "the client did not stop");
+    assert.ok(log.includes("error:ServerError"), log.join(" "));
+    assert.ok(log.includes("disconnected:1006:retry"), log.join(" "));
+    assert.ok(!log.includes("auth_failed"), "not a refusal of the token");
+    await clock.advance(250);
+    const next = FakeSocket.last();
+    assert.notEqual(next, socket);
+    ack(next, { requires_auth: true });
+    await flush();
+    assert.deepEqual(next.lastSent("AUTHENTICATE").payload, { auth: { token: "fixed" } });
+    authOk(next);
+    await flush();
+    assert.equal(ready.settled(), "resolved");
+    assert.equal(client.state, "authenticated");
   });
+
+  test("an ERROR answering a refresh's AUTHENTICATE fails the refresh and keeps the session", async () => {
+    const { client, log } = setup({ token: async () => "t" });
+    void client.connect();
+    const socket = FakeSocket.last();
+    ack(socket, { requires_auth: true });
+    await flush();
+    authOk(socket);
+    await flush();
+    const refresh = track(client.refreshToken());
+    await flush();
+    socket.receive({
+      type: "ERROR",
+      correlation_id: socket.lastSent("AUTHENTICATE").id,
+      payload: { code: "internal", message: "oops" },
+    });
+    await flush();
+    assert.equal(refresh.settled(), "rejected");
+    assert.equal(client.state, "authenticated");
+    assert.equal(socket.closedByClient, null);
+    assert.ok(log.includes("error:ServerError"));
+  });
+
+  test("CONNECT_ACK's expires_at (a handshake credential) schedules the refresh like AUTHENTICATE_SUCCESS's", async () => {
+    const p = provider();
+    const { client, clock, log } = setup({ token: p.fn, refreshMargin: 60_000, watchServerHeartbeat: false });
+    void client.connect();
+    const socket = FakeSocket.last();
+    const serverNow = clock.now() / 1000 + 3600;
+    ack(socket, { authenticated: true, user_id: "alice", timestamp: serverNow, expires_at: serverNow + 600 });
+    await flush();
+    assert.equal(client.state, "authenticated");
+    assert.equal(client.session?.expiresAt, serverNow + 600);
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 0, "authenticated in the handshake");
+    await clock.advance(539_000);
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 0);
+    await clock.advance(1_000);
+    assert.equal(socket.sentOf("AUTHENTICATE").length, 1, "refreshed 60 s before expiry");
+    assert.deepEqual(p.reasons.at(-1), "refresh");
+    authOk(socket, { timestamp: serverNow + 540, expires_at: serverNow + 1200 });
+    await flush();
+    assert.equal(client.session?.expiresAt, serverNow + 1200);
+    assert.ok(log.includes("authenticated:refreshed"), log.join(" "));
+  });
+
   test("'Authentication unavailable' (does not count) retries on a new connection with backoff, also with a fixed token", async () => {
     const { client, clock, log } = setup({ token: "fixed" });
     const ready = track(client.connect());

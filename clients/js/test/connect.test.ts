@@ -234,6 +234,59 @@ describe("connect", () => {
     assert.equal(FakeSocket.all.length, 1);
   });
 
+  test("disconnect() from a `connected` listener is not undone by the rest of CONNECT_ACK", async () => {
+    const { client, log } = setup();
+    client.once("connected", () => void client.disconnect());
+    const ready = track(client.connect());
+    // Queued work must not go out on the connection being closed.
+    void client.subscribe("public:a").catch(() => undefined);
+    void client.request("x").catch(() => undefined);
+    const socket = FakeSocket.last();
+    ack(socket);
+    await flush();
+    assert.equal(client.state, "disconnecting");
+    assert.equal(client.ready, false);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["DISCONNECT"]);
+    assert.equal(ready.settled(), "pending");
+    socket.serverClose(1000, "client disconnect");
+    await flush();
+    assert.equal(client.state, "disconnected");
+    assert.ok(ready.error() instanceof ConnectionClosedError);
+    assert.ok(log.includes("disconnected:1000:stop"), log.join(" "));
+  });
+
+  test("disconnect() from an `authenticated` listener (handshake credential) is not undone", async () => {
+    const { client } = setup();
+    client.once("authenticated", () => void client.disconnect());
+    const ready = track(client.connect());
+    void client.subscribe("public:a").catch(() => undefined);
+    const socket = FakeSocket.last();
+    ack(socket, { authenticated: true, user_id: "alice" });
+    await flush();
+    assert.equal(client.state, "disconnecting");
+    assert.deepEqual(socket.sent.map((m) => m.type), ["DISCONNECT"]);
+    socket.serverClose(1000);
+    await flush();
+    assert.equal(ready.settled(), "rejected");
+  });
+
+  test("disconnect() while AUTHENTICATE is checked: its success changes nothing", async () => {
+    const { client } = setup({ token: "t" });
+    void client.connect().catch(() => undefined);
+    const socket = FakeSocket.last();
+    ack(socket, { requires_auth: true });
+    await flush();
+    void client.disconnect();
+    socket.receive({
+      type: "AUTHENTICATE_SUCCESS",
+      correlation_id: socket.lastSent("AUTHENTICATE").id,
+      payload: { user_id: "alice", expires_at: null, permissions: [] },
+    });
+    await flush();
+    assert.equal(client.state, "disconnecting");
+    assert.equal(client.ready, false);
+  });
+
   test("disconnect() on a dead socket (no close event) finishes after 2 s", async () => {
     const { client, clock } = setup();
     void client.connect();

@@ -12,12 +12,24 @@ type Listeners = {
   error: ((event: unknown) => void)[];
 };
 
+/** A SUBSCRIBE entry with options, as the client sent it. */
+export interface SentSubscription {
+  readonly channel: string;
+  readonly recover?: { readonly epoch: string; readonly offset: number };
+  readonly last?: number;
+}
+
+/** The channel of a SUBSCRIBE entry. */
+export function channelOf(entry: string | SentSubscription): string {
+  return typeof entry === "string" ? entry : entry.channel;
+}
+
 /** A message as the client sent it. */
 export interface Sent {
   readonly type: string;
   readonly id: string;
   readonly payload: Record<string, unknown> & {
-    readonly subscriptions?: string[];
+    readonly subscriptions?: (string | SentSubscription)[];
     readonly action?: string;
     readonly data?: unknown;
     readonly auth?: { readonly token: string };
@@ -92,6 +104,11 @@ export class FakeSocket implements WebSocketLike {
         ? message
         : JSON.stringify({ id: `s-${Math.random().toString(16).slice(2)}`, payload: {}, ...message });
     for (const l of this.#listeners.message) l({ data: text });
+  }
+
+  /** A binary frame from the server. */
+  receiveBinary(data: ArrayBuffer = new ArrayBuffer(4)): void {
+    for (const l of this.#listeners.message) l({ data });
   }
 
   /** The connection closes with `code` (as seen by the client). */

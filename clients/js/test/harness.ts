@@ -2,9 +2,9 @@
 
 import { SwitchboardClient, type ClientEvents, type ClientOptions } from "../src/index.js";
 import { FakeClock, flush } from "./fake-clock.js";
-import { FakeSocket } from "./fake-socket.js";
+import { channelOf, FakeSocket } from "./fake-socket.js";
 
-export { FakeClock, FakeSocket, flush };
+export { channelOf, FakeClock, FakeSocket, flush };
 
 export interface Harness {
   readonly client: SwitchboardClient;
@@ -44,6 +44,10 @@ export interface AckOptions {
   readonly authenticated?: boolean;
   readonly user_id?: string | null;
   readonly heartbeat_interval?: number;
+  /** CONNECT_ACK's session expiry (a handshake credential); left out when undefined. */
+  readonly expires_at?: number | null;
+  /** The envelope's timestamp (the server's clock); left out when undefined. */
+  readonly timestamp?: number;
 }
 
 /** The server side of a handshake: open, then CONNECT_ACK. */
@@ -51,11 +55,13 @@ export function ack(socket: FakeSocket, options: AckOptions = {}): void {
   socket.open();
   socket.receive({
     type: "CONNECT_ACK",
+    ...(options.timestamp === undefined ? {} : { timestamp: options.timestamp }),
     payload: {
       connection_id: `conn-${FakeSocket.all.indexOf(socket) + 1}`,
       requires_auth: options.requires_auth ?? false,
       authenticated: options.authenticated ?? false,
       user_id: options.user_id ?? null,
+      ...(options.expires_at === undefined ? {} : { expires_at: options.expires_at }),
       heartbeat_interval: options.heartbeat_interval ?? 25,
       server_version: "0.1.0",
       protocol_version: 1,
@@ -77,11 +83,15 @@ export function authOk(
   });
 }
 
-/** Answers every channel of the client's last SUBSCRIBE with success. */
-export function subscribeOk(socket: FakeSocket): void {
+/**
+ * Answers every channel of the client's last SUBSCRIBE with success; `extra`
+ * adds payload fields per channel (a stream's epoch and offset, `recovered`…).
+ */
+export function subscribeOk(socket: FakeSocket, extra: (channel: string) => Record<string, unknown> = () => ({})): void {
   const request = socket.lastSent("SUBSCRIBE");
-  for (const channel of request.payload.subscriptions ?? []) {
-    socket.receive({ type: "SUBSCRIBE_SUCCESS", correlation_id: request.id, payload: { channel } });
+  for (const entry of request.payload.subscriptions ?? []) {
+    const channel = channelOf(entry);
+    socket.receive({ type: "SUBSCRIBE_SUCCESS", correlation_id: request.id, payload: { channel, ...extra(channel) } });
   }
 }
 

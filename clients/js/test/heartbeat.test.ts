@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { TimeoutError } from "../src/index.js";
+import { NotConnectedError, TimeoutError } from "../src/index.js";
 import { ack, connected, FakeSocket, flush, setup, track } from "./harness.js";
 
 describe("heartbeats", () => {
@@ -76,5 +76,44 @@ describe("heartbeats", () => {
     await flush();
     await clock.advance(600_000);
     assert.equal(client.state, "connected");
+  });
+
+  test("pingInterval: an ERROR answering our PING does not stop the pinging", async () => {
+    const { client, clock, socket } = await connected({ pingInterval: 5_000, pongTimeout: 2_000, watchServerHeartbeat: false });
+    await clock.advance(5_000);
+    socket.receive({ type: "ERROR", correlation_id: socket.lastSent("PING").id, payload: { code: "internal", message: "x" } });
+    await clock.advance(5_000);
+    assert.equal(socket.sentOf("PING").length, 2, "pinging goes on");
+    socket.receive({ type: "PONG", correlation_id: socket.lastSent("PING").id });
+    await clock.advance(5_000);
+    assert.equal(socket.sentOf("PING").length, 3);
+    assert.equal(client.state, "connected");
+  });
+
+  test("binary and malformed frames count as heard from the server", async () => {
+    const { client, clock } = setup({ pongTimeout: 10_000 });
+    const errors: string[] = [];
+    client.on("error", (e) => errors.push(e.name));
+    void client.connect();
+    const socket = FakeSocket.last();
+    ack(socket, { heartbeat_interval: 25 });
+    await flush();
+    await clock.advance(30_000);
+    socket.receive("not json");
+    await clock.advance(30_000);
+    socket.receiveBinary();
+    await clock.advance(30_000);
+    assert.equal(client.state, "connected", "each frame restarted the watch");
+    assert.deepEqual(errors, ["MalformedMessageError", "MalformedMessageError"]);
+    await clock.advance(5_000);
+    assert.equal(client.state, "disconnected");
+  });
+
+  test("ping() is refused while disconnecting", async () => {
+    const { client, socket } = await connected();
+    void client.disconnect();
+    assert.equal(client.state, "disconnecting");
+    await assert.rejects(client.ping(), (e: unknown) => e instanceof NotConnectedError);
+    assert.equal(socket.sentOf("PING").length, 0);
   });
 });

@@ -10,15 +10,17 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { decodeServerMessage } from "../src/codec.js";
+import { decodeGap, decodeServerMessage } from "../src/codec.js";
 import {
   CLOSE_CODE_ADVICE,
   CLOSE_CODES,
   CONNECTION_STATES,
   ERROR_CODES,
+  GAP_EVENT,
   MAX_SUBSCRIPTIONS,
   MESSAGE_DIRECTIONS,
   MESSAGE_TYPES,
+  NOT_RECOVERED_REASONS,
   PROTOCOL_VERSION,
   SESSION_EXPIRING_EVENT,
   SUBPROTOCOL,
@@ -152,5 +154,35 @@ describe("docs/protocol.md ↔ TypeScript", () => {
       const decoded = decodeServerMessage(JSON.stringify(example));
       assert.ok(decoded.ok, `${example.type}: ${decoded.ok ? "" : decoded.reason}`);
     }
+  });
+
+  test("recovery reasons: the `reason` | when table of Streams and recovery, in order", () => {
+    const text = section("## Streams and recovery");
+    const start = text.search(/^\|\s*`reason`\s*\|\s*when\s*\|/m);
+    assert.notEqual(start, -1, "no | `reason` | when | table under Streams and recovery");
+    const { header, rows } = firstTable(text.slice(start));
+    assert.deepEqual(header, ["`reason`", "when"]);
+    assert.deepEqual([...NOT_RECOVERED_REASONS], rows.map((r) => code(r[0])));
+  });
+
+  test("streams: the gap event's name, and the section's examples decode", () => {
+    const text = section("## Streams and recovery");
+    assert.ok(text.includes(`\`${GAP_EVENT}\``), "gap event name");
+    const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    const messages = blocks.flatMap((b) => b.split("\n").filter((l) => l.trim() !== ""));
+    assert.ok(messages.length >= 2, "a publication and a gap event");
+    let gaps = 0;
+    for (const line of messages) {
+      const decoded = decodeServerMessage(line);
+      assert.ok(decoded.ok, `${line}: ${decoded.ok ? "" : decoded.reason}`);
+      const message = decoded.message;
+      if (message.type === "EVENT" && message.payload.event === GAP_EVENT) {
+        gaps += 1;
+        assert.notEqual(decodeGap(message.payload.data), null, `gap data: ${line}`);
+      } else {
+        assert.equal(typeof message.offset, "number", `a publication with its offset: ${line}`);
+      }
+    }
+    assert.equal(gaps, 1);
   });
 });

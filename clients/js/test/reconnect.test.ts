@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { CLOSE_CODE_ADVICE, CLOSE_CODES, ConnectionClosedError } from "../src/index.js";
-import { ack, authOk, FakeSocket, flush, setup, subscribeOk, track } from "./harness.js";
+import { ack, authOk, channelOf, FakeSocket, flush, setup, subscribeOk, track } from "./harness.js";
 
 describe("reconnect", () => {
   test("backoff timings: full jitter windows 0.5, 1, 2, 4, 8, 16, 20, 20 s (random pinned)", async () => {
@@ -137,7 +137,7 @@ describe("reconnect", () => {
     const first = FakeSocket.all[0] as FakeSocket;
     assert.equal(first.sentOf("SUBSCRIBE").length, 2);
     for (const s of first.sentOf("SUBSCRIBE")) {
-      for (const channel of s.payload.subscriptions ?? []) {
+      for (const channel of (s.payload.subscriptions ?? []).map(channelOf)) {
         first.receive({ type: "SUBSCRIBE_SUCCESS", correlation_id: s.id, payload: { channel } });
       }
     }

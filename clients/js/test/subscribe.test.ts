@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import { ServerError, SubscribeError, TimeoutError, type ChannelMessage } from "../src/index.js";
-import { connected, FakeSocket, flush, setup, subscribeOk, track } from "./harness.js";
+import { channelOf, connected, FakeSocket, flush, setup, subscribeOk, track } from "./harness.js";
 
 describe("subscribe / unsubscribe", () => {
   test("SUBSCRIBE_SUCCESS matched by channel and correlation_id resolves", async () => {
@@ -86,7 +86,7 @@ describe("subscribe / unsubscribe", () => {
     void client.subscribe("public:news", (m) => news.push(m));
     void client.subscribe("user:alice:inbox", (m) => inbox.push(m.type));
     for (const s of socket.sentOf("SUBSCRIBE")) {
-      for (const channel of s.payload.subscriptions ?? []) {
+      for (const channel of (s.payload.subscriptions ?? []).map(channelOf)) {
         socket.receive({ type: "SUBSCRIBE_SUCCESS", correlation_id: s.id, payload: { channel } });
       }
     }

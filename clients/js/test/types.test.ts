@@ -36,6 +36,14 @@ export function typedEvents(client: SwitchboardClient): void {
     data.foo;
   });
   void client.request<{ delivered: number }>("chat.send").then((r) => r.delivered.toFixed());
+  // Streams: the confirmation, the gap event, the position.
+  void client.subscribe("public:news", undefined, { last: 10 }).then((e) => (e.recovered === false ? e.reason : e.offset));
+  client.on("gap", (e) => e.resume.offset.toFixed() + e.epoch + String(e.to ?? "?"));
+  client.on("subscribed", (e) => e.recover?.offset);
+  const position = client.position("public:news");
+  if (position !== null) void client.subscribe("public:news", undefined, { recover: position });
+  // @ts-expect-error: a position is { epoch, offset }
+  void client.subscribe("public:news", undefined, { recover: { offset: 1 } });
 }
 
 type Keys = keyof ClientEvents;
