@@ -33,8 +33,8 @@
 //! - `writer`: the publisher connection and the count heartbeat.
 //! - `counts`: cluster-wide connection counts and room sizes.
 //! - [`wire`]: channel names and the JSON envelope, version 1.
-//! - `streams`: the scripts of channels with history (append, read,
-//!   publish once).
+//! - [`streams`]: the scripts of channels with history (append, read,
+//!   publish once), in `src/scripts/*.lua`.
 //! - [`RedisConfig`]: settings; [`RedisStats`]: counters; [`Error`].
 
 mod backoff;
@@ -43,7 +43,7 @@ mod config;
 mod counts;
 mod error;
 mod stats;
-mod streams;
+pub mod streams;
 mod subscriber;
 pub mod wire;
 mod writer;

@@ -31,101 +31,16 @@ use switchboard::broker::{Body, BrokerError, Envelope, Target};
 use crate::broker::Shared;
 use crate::wire::{self, Channel};
 
-/// The start of every script: the channel's epoch, made afresh (and the
-/// stream emptied) when the channel has none, or when Redis restarted
-/// since the epoch began and is not durable (ARGV[8] is '0'; ARGV[9] is the
-/// server's `run_id`, empty when unknown). KEYS[1] is the meta hash,
-/// KEYS[2] the stream, ARGV[6] a fresh epoch.
-const EPOCH: &str = r#"
-local meta, stream = KEYS[1], KEYS[2]
-local epoch = redis.call('HGET', meta, 'e')
-if epoch and ARGV[8] == '0' and ARGV[9] ~= '' then
-  local boot = redis.call('HGET', meta, 'r')
-  if boot and boot ~= ARGV[9] then epoch = nil end
-end
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'e', epoch, 'o', 0, 'r', ARGV[9])
-end
-"#;
+/// Appends a publication (`scripts/append.lua`, whose header lists its
+/// keys and arguments). A worker outside the cluster may run it to publish
+/// to a channel with history.
+pub const APPEND_SCRIPT: &str = include_str!("scripts/append.lua");
 
-/// Appends a publication. KEYS: meta, stream, idempotency key (or "").
-/// ARGV: the message (a JSON object), size, ttl ms, meta ttl ms, the
-/// pub/sub channel, a fresh epoch, the idempotency window ms, durable,
-/// run id. Returns `{epoch, offset, duplicate}`.
-const APPEND: &str = r#"
-local idem = KEYS[3]
-if idem ~= '' then
-  local seen = redis.call('GET', idem)
-  if seen then
-    local space = string.find(seen, ' ', 1, true)
-    return {string.sub(seen, 1, space - 1), tonumber(string.sub(seen, space + 1)), 1}
-  end
-end
-"#;
+/// Reads a stream (`scripts/read.lua`).
+const READ_SCRIPT: &str = include_str!("scripts/read.lua");
 
-const APPEND_REST: &str = r#"
-local offset = redis.call('HINCRBY', meta, 'o', 1)
-local message = '{"offset":' .. offset .. ',"epoch":"' .. epoch .. '",' .. string.sub(ARGV[1], 2)
-local now = redis.call('TIME')
-local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-redis.call('XADD', stream, 'MAXLEN', ARGV[2], offset .. '-0', 'd', message, 't', ms)
-redis.call('PEXPIRE', stream, ARGV[3])
-redis.call('PEXPIRE', meta, ARGV[4])
-if idem ~= '' then
-  redis.call('SET', idem, epoch .. ' ' .. offset, 'PX', ARGV[7])
-end
-redis.call('PUBLISH', ARGV[5], message)
-return {epoch, offset, 0}
-"#;
-
-/// Reads a stream. KEYS: meta, stream. ARGV: the meta ttl ms, the epoch
-/// and offset to read after, the limit, 1 for newest first, a fresh epoch
-/// (for a channel without one), the ttl ms (older entries are not
-/// returned), durable, run id. Returns `{epoch, latest offset, id,
-/// message, id, message, ...}`.
-const READ: &str = r#"
-redis.call('PEXPIRE', meta, ARGV[1])
-local top = redis.call('HGET', meta, 'o') or '0'
-local out = {epoch, tostring(top)}
-local limit = tonumber(ARGV[4])
-if limit > 0 then
-  local after = 0
-  if ARGV[2] == epoch then after = tonumber(ARGV[3]) end
-  local entries
-  if ARGV[5] == '1' then
-    entries = redis.call('XREVRANGE', stream, '+', '(' .. after .. '-0', 'COUNT', limit)
-  else
-    entries = redis.call('XRANGE', stream, '(' .. after .. '-0', '+', 'COUNT', limit)
-  end
-  local now = redis.call('TIME')
-  local oldest = now[1] * 1000 + math.floor(now[2] / 1000) - tonumber(ARGV[7])
-  for _, entry in ipairs(entries) do
-    local fields = entry[2]
-    local message, at
-    for i = 1, #fields, 2 do
-      if fields[i] == 'd' then message = fields[i + 1] end
-      if fields[i] == 't' then at = tonumber(fields[i + 1]) end
-    end
-    if message and (not at or at >= oldest) then
-      table.insert(out, entry[1])
-      table.insert(out, message)
-    end
-  end
-end
-return out
-"#;
-
-/// Publishes once per key. KEYS: the key. ARGV: the pub/sub channel, the
-/// message, the window ms. Returns 1 when published, 0 for a retry.
-const ONCE: &str = r#"
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
-  return 1
-end
-return 0
-"#;
+/// Publishes once per idempotency key (`scripts/once.lua`).
+const ONCE_SCRIPT: &str = include_str!("scripts/once.lua");
 
 /// The scripts, hashed once.
 #[derive(Debug)]
@@ -138,9 +53,9 @@ pub(crate) struct Scripts {
 impl Default for Scripts {
     fn default() -> Self {
         Self {
-            append: Script::new(&format!("{APPEND}{EPOCH}{APPEND_REST}")),
-            read: Script::new(&format!("{EPOCH}{READ}")),
-            once: Script::new(ONCE),
+            append: Script::new(APPEND_SCRIPT),
+            read: Script::new(READ_SCRIPT),
+            once: Script::new(ONCE_SCRIPT),
         }
     }
 }
@@ -172,7 +87,7 @@ pub(crate) async fn append(
     let channel = names.room(room);
     let script = &shared.scripts.append;
     let (durable, run_id) = (shared.config.durable, shared.run_id());
-    let (epoch, offset, duplicate): (String, u64, u8) = shared
+    let (epoch, offset, duplicate, _listening): (String, u64, u8, u64) = shared
         .with_publisher(|mut conn| async move {
             script
                 .key(names.meta_key(room))
@@ -282,4 +197,19 @@ pub(crate) async fn publish_once(
         })
         .await?;
     Ok(sent == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_and_read_decide_the_epoch_alike() {
+        let start = APPEND_SCRIPT
+            .find("-- The channel's epoch")
+            .expect("the epoch block");
+        let end = APPEND_SCRIPT.find("local offset").expect("the append");
+        let block = &APPEND_SCRIPT[start..end];
+        assert!(READ_SCRIPT.contains(block), "read.lua's epoch block differs");
+    }
 }
