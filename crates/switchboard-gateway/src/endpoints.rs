@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use switchboard::broker::stream::Want;
 use switchboard::broker::{Cluster, Payload, Target};
 use switchboard::protocol::wire::Channel;
 use switchboard::protocol::wire::payload::Event;
@@ -10,7 +11,7 @@ use switchboard::protocol::{
     ActionContext, ActionError, ChannelPattern, ChannelRules, StructuredProtocol,
 };
 use switchboard::{
-    Error, Message, Outgoing, Room, RouteConfig, Security, Switchboard, WebSocketUpgrade,
+    CloseCode, Error, Message, Outgoing, Room, RouteConfig, Security, Switchboard, WebSocketUpgrade,
 };
 
 use crate::config::{EndpointKind, EndpointPlan, StructuredPlan};
@@ -66,7 +67,10 @@ pub(crate) fn mount(
             EndpointKind::Echo => app.route_with(&path, route, echo),
             EndpointKind::Broadcast { room } => {
                 let room = Room::from(room);
-                let cluster = distributed.then(|| cluster.clone());
+                // A room with history always goes through the cluster (its
+                // stream), even on the in-memory broker.
+                let cluster =
+                    (distributed || cluster.keeps_history(&room)).then(|| cluster.clone());
                 app.route_with(&path, route, move |ws: WebSocketUpgrade| {
                     broadcast(ws, room.clone(), cluster.clone())
                 })
@@ -168,7 +172,23 @@ async fn broadcast(
     cluster: Option<Cluster>,
 ) -> Result<(), Error> {
     let mut ws = ws.accept().await?;
-    ws.join(room.clone());
+    match &cluster {
+        // In offset order, each once, through the room's stream.
+        Some(cluster) if cluster.keeps_history(&room) => {
+            if let Err(e) = cluster
+                .join_stream(ws.id(), &room, Want::Live, |_| None)
+                .await
+            {
+                return Err(Error::close(
+                    CloseCode::TryAgainLater,
+                    format!("history unavailable: {e}"),
+                ));
+            }
+        }
+        _ => {
+            ws.join(room.clone());
+        }
+    }
     while let Some(message) = ws.recv().await? {
         match &cluster {
             None => {

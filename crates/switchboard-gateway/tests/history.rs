@@ -293,3 +293,36 @@ async fn history_follows_the_config_and_a_restart_starts_a_new_epoch() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_room_with_history_goes_through_its_stream() {
+    let dir = std::env::temp_dir().join(format!("sb-bcast-history-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, "[[history.channels]]\npattern = \"broadcast\"\n").unwrap();
+    let gw = Gateway::start_with(&Options {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Options::default()
+    });
+    let mut a = gw.ws_client().connect("/ws/broadcast").await.unwrap();
+    let mut b = gw.ws_client().connect("/ws/broadcast").await.unwrap();
+    gw.wait_for_room("broadcast", 2).await;
+    for i in 0..20 {
+        a.send_text(&format!("{{\"i\":{i}}}")).await.unwrap();
+    }
+    for i in 0..20u64 {
+        for ws in [&mut a, &mut b] {
+            let got: Value = ws.recv_json().await.unwrap();
+            assert_eq!(
+                (got["offset"].as_u64(), got["i"].as_u64()),
+                (Some(i + 1), Some(i))
+            );
+        }
+    }
+    let page = gw
+        .get("/api/v1/channels/broadcast/history?limit=1&order=desc")
+        .await
+        .json();
+    assert_eq!(page["offset"], 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -210,6 +210,9 @@ mod tests {
             .expect("the epoch block");
         let end = APPEND_SCRIPT.find("local offset").expect("the append");
         let block = &APPEND_SCRIPT[start..end];
-        assert!(READ_SCRIPT.contains(block), "read.lua's epoch block differs");
+        assert!(
+            READ_SCRIPT.contains(block),
+            "read.lua's epoch block differs"
+        );
     }
 }

@@ -78,6 +78,7 @@ macro_rules! broker_suite {
             a_subscriber_recovers_on_another_instance,
             idempotent_publishes_go_out_once,
             the_latest_publications_are_replayed_at_subscribe_time,
+            members_who_joined_directly_still_get_publications,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -202,3 +202,22 @@ pub async fn the_latest_publications_are_replayed_at_subscribe_time<F: BrokerFac
     })
     .await;
 }
+
+/// A connection that joined a channel with history directly (a hub join,
+/// not a stream subscription) still gets its publications, as they arrive.
+pub async fn members_who_joined_directly_still_get_publications<F: BrokerFactory>(factory: &F) {
+    bounded(async {
+        let n = stream_nodes(factory, 2).await;
+        let mut direct = n[1].connect(&["s:d"], None).await;
+        let mut local = n[0].connect(&["s:d"], None).await;
+        publish_n(&n[0], "s:d", 1).await;
+        for (socket, who) in [(&mut direct.socket, "remote"), (&mut local.socket, "local")] {
+            let got = publications(socket, 1).await;
+            assert_eq!(got[0].0, 1, "{who}");
+        }
+        for node in n {
+            node.stop().await;
+        }
+    })
+    .await;
+}

@@ -95,10 +95,13 @@ impl Streams {
     }
 
     /// Hands a publication to its channel's cursor; returns the local
-    /// connections it is for (0 when the channel has no local subscriber).
+    /// connections it is for. Without a cursor (no connection subscribed
+    /// through [`crate::broker::Cluster::join_stream`]), members that joined
+    /// the hub room directly get it at once, as it arrives: no order across
+    /// publishers and no recovery for them.
     pub(crate) fn offer(&self, hub: &Hub, room: &Room, at: &StreamPosition, held: Held) -> usize {
         let Some(cell) = self.get(room) else {
-            return 0;
+            return hub.send_to_room(room.clone(), &held.frame, held.except);
         };
         let (offered, gap) = {
             let mut cursor = cell.cursor.lock();
