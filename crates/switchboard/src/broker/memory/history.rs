@@ -318,3 +318,82 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::stream::{HistoryConfig, HistoryRule};
+    use crate::protocol::ChannelPattern;
+
+    fn limits(size: usize, ttl: Duration) -> StreamLimits {
+        let rule = HistoryRule::new(ChannelPattern::new("*").unwrap())
+            .with_size(size)
+            .with_ttl(ttl);
+        StreamLimits::new(&rule, &HistoryConfig::default())
+    }
+
+    fn append(store: &Store, room: &str, bytes: usize, limits: &StreamLimits) -> Appended {
+        let payload = Payload::text("x".repeat(bytes));
+        store.append(&Room::from(room), &payload, limits, None, |_| {})
+    }
+
+    fn kept(store: &Store, room: &str, limits: &StreamLimits) -> Vec<u64> {
+        let read = store.read(&Room::from(room), &HistoryQuery::after(None, 1000), limits);
+        read.publications.iter().map(|p| p.offset).collect()
+    }
+
+    #[test]
+    fn a_channel_keeps_its_latest_size_publications() {
+        let store = Store::new(1 << 20);
+        let l = limits(3, Duration::from_secs(60));
+        for _ in 0..5 {
+            append(&store, "a", 10, &l);
+        }
+        assert_eq!(kept(&store, "a", &l), [3, 4, 5]);
+        assert_eq!(store.bytes(), 3 * (10 + ENTRY_OVERHEAD));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn publications_expire_and_forgotten_channels_are_freed() {
+        let store = Store::new(1 << 20);
+        let l = limits(100, Duration::from_secs(10));
+        let first = append(&store, "a", 10, &l).position;
+        tokio::time::advance(Duration::from_secs(11)).await;
+        // Expired: not returned, and freed by a sweep; the epoch goes on.
+        assert!(kept(&store, "a", &l).is_empty());
+        store.sweep();
+        assert_eq!(store.bytes(), 0);
+        let second = append(&store, "a", 10, &l).position;
+        assert_eq!((second.epoch.clone(), second.offset), (first.epoch.clone(), 2));
+        // Quiet past the meta time: the channel is forgotten, a new epoch.
+        tokio::time::advance(l.meta_ttl + Duration::from_secs(1)).await;
+        store.sweep();
+        assert_eq!(store.bytes(), 0);
+        let third = append(&store, "a", 10, &l).position;
+        assert_ne!(third.epoch, second.epoch);
+        assert_eq!(third.offset, 1);
+    }
+
+    #[test]
+    fn past_the_byte_cap_the_oldest_channels_lose_their_history_first() {
+        let per = 1000 + ENTRY_OVERHEAD;
+        let store = Store::new(10 * per);
+        let l = limits(100, Duration::from_secs(60));
+        for room in ["old", "mid"] {
+            for _ in 0..4 {
+                append(&store, room, 1000, &l);
+            }
+        }
+        assert_eq!(store.bytes(), 8 * per);
+        // Three more on a third channel: over the cap, the oldest goes.
+        for _ in 0..3 {
+            append(&store, "new", 1000, &l);
+        }
+        assert!(store.bytes() <= 10 * per, "{}", store.bytes());
+        assert!(kept(&store, "old", &l).is_empty());
+        assert_eq!(kept(&store, "mid", &l).len(), 4);
+        assert_eq!(kept(&store, "new", &l).len(), 3);
+        // Its offsets go on: a recovery into it fails rather than replays wrongly.
+        assert_eq!(append(&store, "old", 10, &l).position.offset, 5);
+    }
+}
