@@ -1,5 +1,9 @@
 //! `switchboard-bench`: loopback-only WebSocket load generator.
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -9,6 +9,10 @@
 //! - `message`: the structured messages the API publishes.
 //! - `metrics`, `logging`, `shutdown`, `tls`, `state`: one concern each.
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod cli;
 mod config;
 mod endpoints;

@@ -37,6 +37,10 @@
 //!   publish once), in `src/scripts/*.lua`.
 //! - [`RedisConfig`]: settings; [`RedisStats`]: counters; [`Error`].
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 mod backoff;
 mod broker;
 mod config;

@@ -31,6 +31,10 @@
 //! (CI sets it) it panics instead: a default test run must never pass
 //! silently because a real component is missing.
 
+// No `unwrap` outside tests: a failure says what went wrong (`expect`)
+// or is handled.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
 pub mod checker;
 
 use std::io::{Read, Write};
