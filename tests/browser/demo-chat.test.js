@@ -6,7 +6,14 @@
 // * the gateway is stopped by PID and started again on the same port: both pages show they
 //   are reconnecting, then that they are back, and the client resubscribed by itself, so a
 //   message from A reaches B again (and B's reaches A);
-// * a room the channel rules forbid shows the client's error on the page.
+// * a room the channel rules forbid shows the client's error on the page;
+// * a page whose connection the server closed (DELETE /api/v1/connections/{id}?code=1012, the
+//   gateway keeps running) shows the messages published while it was away: the client
+//   recovers them from the room's stream (the built-in /ws keeps history for public:*). The
+//   page is held offline (Chromium's network emulation: its reconnects fail) until they are
+//   all published, so they can only arrive through the recovery;
+// * after a gateway restart on the in-memory broker the room's history is gone (a new epoch):
+//   the page says messages may be missed, and its reload button shows the room's history again.
 //
 // The page is loaded from the gateway itself, so page and socket share its origin (the
 // gateway's default origin policy). `?minDelay=100&maxDelay=1000` lowers the client's
@@ -24,7 +31,7 @@ const ROOM = 'e2e-demo';
 const CHANNEL = `public:${ROOM}`;
 const PAGE = '/?minDelay=100&maxDelay=1000';
 
-/** Chromium's own console line for a refused socket while the gateway is down. */
+/** Chromium's own console line for a refused socket while the gateway is down (or the page offline). */
 const REFUSED_SOCKET = /WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws' failed/;
 
 /** What the page shows: status text and state, counters, channel, error, chat messages. */
@@ -36,6 +43,8 @@ function view(page) {
     reconnects: Number(document.getElementById('reconnects').textContent),
     resubscribed: Number(document.getElementById('resubscribed').textContent),
     error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
+    // The note that messages were missed (recovery refused, or a gap), with its reload button.
+    missed: document.getElementById('missed').hidden ? null : document.getElementById('missed-text').textContent,
     messages: [...document.querySelectorAll('[data-testid="message"]')].map((m) => ({
       name: m.dataset.name,
       text: m.querySelector('.text').textContent,
@@ -145,6 +154,10 @@ test('two Chromium pages chat on the demo page, and both reconnect and resubscri
     );
     assert.equal(v.channel, CHANNEL);
     assert.equal(v.error, null, `${who} shows no error`);
+    // The room's stream lived in the old process: recovery is refused (a new epoch), and the
+    // page says so instead of pretending nothing was missed.
+    const noted = await waitForView(page, `${who} notes that messages may be missed`, (v) => v.missed !== null);
+    assert.match(noted.missed, /may be missed \(epoch_changed\) — reload$/, `${who}: ${noted.missed}`);
   }
   assert.ok(a.sockets.length >= 2 && a.sockets.every((u) => u === gw.wsUrl('/ws')), `A's sockets: ${a.sockets}`);
   assert.ok(b.sockets.length >= 2 && b.sockets.every((u) => u === gw.wsUrl('/ws')), `B's sockets: ${b.sockets}`);
@@ -164,6 +177,15 @@ test('two Chromium pages chat on the demo page, and both reconnect and resubscri
   assert.deepEqual(
     final.messages.map((m) => `${m.name}: ${m.text}`),
     ['alice: hello from alice', 'bob: hi alice, bob here', 'alice: alice again, after the restart', 'bob: bob too'],
+  );
+  // A's reload button: the room's history again (the new process's stream: what was said
+  // since the restart), in place of what the page showed; the note goes away.
+  await a.click('#reload');
+  const reloaded = await waitForView(a, 'A reloads the room', (v) => v.info.includes(`reloaded ${CHANNEL}`));
+  assert.equal(reloaded.missed, null);
+  assert.deepEqual(
+    reloaded.messages.map((m) => `${m.name}: ${m.text}`),
+    ['alice: alice again, after the restart', 'bob: bob too'],
   );
   // Only the refused sockets while the gateway was down may reach the console.
   for (const [page, who] of [[a, 'A'], [b, 'B']]) {
@@ -186,4 +208,70 @@ test('the demo page shows the client\'s error when a room is refused', { skip, t
   assert.equal(v.status, 'connected', 'a refused subscription does not drop the connection');
   assert.ok(await page.isDisabled('#send'), 'nothing to send to');
   assert.deepEqual(page.consoleErrors, []);
+});
+
+test('a page whose connection was closed shows the messages published meanwhile (recovered from the room\'s stream)', { skip, timeout: 90_000 }, async (t) => {
+  const room = 'e2e-recover';
+  const channel = `public:${room}`;
+  const gw = await startGateway(t, { name: 'demo-recover-gateway' });
+  const chrome = await launchChromium(t);
+  const page = await chrome.newPage();
+  await page.goto(gw.httpUrl(PAGE));
+  await waitForView(page, 'the page connects', (v) => v.status === 'connected');
+  await join(page, 'carol', room);
+  await waitForView(page, `carol joins ${channel}`, (v) => v.channel === channel);
+  await send(page, 'before the drop');
+  await waitForView(page, 'the page shows its message', hasMessage('carol', 'before the drop'));
+
+  // Offline first (the page's reconnects fail), then the server closes its connection with 1012.
+  await chrome.context.setOffline(true);
+  const id = await page.evaluate(() => window.switchboardClient.connectionId);
+  const kicked = await fetch(gw.httpUrl(`/api/v1/connections/${id.split('/').pop()}?code=1012`), { method: 'DELETE' });
+  assert.equal(kicked.status, 200, await kicked.text());
+  const down = await waitForView(page, 'the page shows it is reconnecting', (v) => v.status === 'reconnecting');
+  assert.ok(down.info.includes('connection closed (1012), reconnecting'), JSON.stringify(down.info));
+
+  // Published while the page is away: the gateway keeps them in the room's stream.
+  const texts = ['missed 1', 'missed 2', 'missed 3', 'missed 4', 'missed 5'];
+  const offsets = [];
+  for (const text of texts) {
+    const published = await fetch(gw.httpUrl('/api/v1/publish'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: { room: channel }, message: { type: 'EVENT', event: 'chat.message', data: { name: 'dave', text } } }),
+    });
+    const answer = await published.json();
+    assert.equal(published.status, 200, JSON.stringify(answer));
+    assert.equal(typeof answer.offset, 'number', `the room keeps history: ${JSON.stringify(answer)}`);
+    offsets.push(answer.offset);
+  }
+  assert.deepEqual(offsets, offsets.map((_, i) => offsets[0] + i));
+  const away = await view(page);
+  assert.ok(!away.messages.some((m) => m.name === 'dave'), 'nothing arrives while offline');
+  await page.screenshot({ path: artifactPath('demo-recover-away.png'), fullPage: true });
+
+  await chrome.context.setOffline(false);
+  const back = await waitForView(
+    page,
+    'the page is back with the messages it missed',
+    (v) => v.status === 'connected' && v.resubscribed >= 1 && v.messages.filter((m) => m.name === 'dave').length === texts.length,
+  );
+  assert.deepEqual(
+    back.messages.map((m) => `${m.name}: ${m.text}`),
+    ['carol: before the drop', ...texts.map((text) => `dave: ${text}`)],
+    'each once, in order',
+  );
+  assert.ok(back.info.includes(`rejoined ${channel}: 5 missed messages recovered`), JSON.stringify(back.info));
+  assert.equal(back.missed, null, 'no "missed" note: nothing was lost');
+  assert.equal(back.error, null);
+
+  // Live again.
+  await send(page, 'after the recovery');
+  const live = await waitForView(page, 'the page shows a live message', hasMessage('carol', 'after the recovery'));
+  assert.equal(live.messages.length, texts.length + 2);
+  const out = artifactPath('demo-recover.png');
+  await page.screenshot({ path: out, fullPage: true });
+  t.diagnostic(`screenshot: ${out}`);
+  const unexpected = page.consoleErrors.filter((e) => !REFUSED_SOCKET.test(e));
+  assert.deepEqual(unexpected, [], 'console errors');
 });
