@@ -12,7 +12,7 @@ pub use switchboard_ws::Limits;
 pub use switchboard_ws::deflate::DeflateConfig;
 pub use switchboard_ws::handshake::HandshakeLimits;
 
-use crate::security::{RateLimit, Security, TrustedProxies};
+use crate::security::{HostPolicy, RateLimit, Security, TrustedProxies};
 
 /// Settings for the whole server. Every field has a default chosen for a
 /// public-facing gateway; change them with the `with_*` methods.
@@ -44,6 +44,10 @@ pub struct ServerConfig {
     /// Proxies whose `X-Forwarded-For` (or `Forwarded`) gives the client
     /// address. Default none: the peer address is the client's.
     pub trusted_proxies: TrustedProxies,
+    /// The `Host` names the server answers to; any other gets `421
+    /// Misdirected Request` (the defence against DNS rebinding). Default
+    /// any: set the names a browser reaches the server by.
+    pub allowed_hosts: HostPolicy,
     /// New connections per client address across all routes (on top of
     /// each route's own limit). Default none.
     pub rate_limit: Option<RateLimit>,
@@ -67,6 +71,7 @@ impl Default for ServerConfig {
             nodelay: true,
             security: Security::default(),
             trusted_proxies: TrustedProxies::default(),
+            allowed_hosts: HostPolicy::default(),
             rate_limit: None,
             max_connections_per_ip: None,
             max_connections_per_user: None,
@@ -113,6 +118,11 @@ impl ServerConfig {
     /// Sets [`ServerConfig::trusted_proxies`].
     pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.trusted_proxies = proxies;
+        self
+    }
+    /// Sets [`ServerConfig::allowed_hosts`].
+    pub fn with_allowed_hosts(mut self, hosts: HostPolicy) -> Self {
+        self.allowed_hosts = hosts;
         self
     }
     /// Sets [`ServerConfig::rate_limit`].

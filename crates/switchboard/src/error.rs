@@ -76,6 +76,8 @@ impl Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum RejectionKind {
+    /// The `Host` is not one the server answers to (421).
+    Host,
     /// The `Origin` is not allowed (403).
     Origin,
     /// The client address is over a rate limit (429).
@@ -120,7 +122,8 @@ pub enum RejectionKind {
 
 impl RejectionKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
+        Self::Host,
         Self::Origin,
         Self::RateLimit,
         Self::IpCap,
@@ -145,6 +148,7 @@ impl RejectionKind {
     /// A short snake_case name (the gateway's metric label).
     pub const fn as_str(self) -> &'static str {
         match self {
+            Self::Host => "host",
             Self::Origin => "origin",
             Self::RateLimit => "rate_limit",
             Self::IpCap => "ip_cap",
@@ -178,6 +182,7 @@ impl RejectionKind {
             StatusCode::REQUEST_TIMEOUT => Self::HandshakeTimeout,
             StatusCode::UPGRADE_REQUIRED => Self::UpgradeRequired,
             StatusCode::TOO_MANY_REQUESTS => Self::RateLimit,
+            StatusCode::MISDIRECTED_REQUEST => Self::Host,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Self::HeadersTooLarge,
             StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
             _ => Self::Other,

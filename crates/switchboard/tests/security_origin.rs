@@ -125,3 +125,30 @@ async fn several_origin_headers_are_refused() {
     refused(request, StatusCode::FORBIDDEN, "Origin not allowed").await;
     assert_eq!(calls.get(), 0);
 }
+
+#[tokio::test]
+async fn a_host_the_server_does_not_answer_to_is_refused_with_421_before_the_origin() {
+    // DNS rebinding: a page on evil.example made its name point here; the
+    // browser sends Host: evil.example and an Origin that matches it.
+    let hosts =
+        switchboard::security::HostPolicy::allow_list(["switchboard.test", "*.example.com"])
+            .unwrap();
+    let (app, calls) = app(
+        ServerConfig::default().with_allowed_hosts(hosts),
+        RouteConfig::default(),
+    );
+    let client = TestClient::new(app);
+    let rebinding = client
+        .request("/ws")
+        .header("host", "evil.example:8080")
+        .origin("http://evil.example:8080");
+    refused(
+        rebinding,
+        StatusCode::MISDIRECTED_REQUEST,
+        "Host not allowed",
+    )
+    .await;
+    accepted(client.request("/ws").header("host", "app.example.com")).await;
+    accepted(client.request("/ws")).await;
+    assert_eq!(calls.get(), 2);
+}

@@ -209,6 +209,7 @@ impl Switchboard {
             let security = config.security.as_ref().unwrap_or(&server.security).clone();
             let gate = Gate::new(
                 security,
+                server.allowed_hosts.clone(),
                 server.trusted_proxies.clone(),
                 Arc::clone(&counters),
             );

@@ -10,6 +10,7 @@ use super::auth::{AuthError, AuthRequest};
 use super::caps::{CapGuard, Caps};
 use super::client_ip::{IpKey, TrustedProxies};
 use super::guard::GuardContext;
+use super::host::HostPolicy;
 use super::rate_limit::{RateLimit, RateLimiter};
 use super::settings::Security;
 use super::token;
@@ -54,6 +55,7 @@ pub(crate) struct Admission {
 #[derive(Debug)]
 pub(crate) struct Gate {
     security: Security,
+    hosts: HostPolicy,
     proxies: TrustedProxies,
     server: Arc<Counters>,
     route: Counters,
@@ -61,7 +63,12 @@ pub(crate) struct Gate {
 
 impl Gate {
     /// The gate of a route whose rules are `security`.
-    pub(crate) fn new(security: Security, proxies: TrustedProxies, server: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        security: Security,
+        hosts: HostPolicy,
+        proxies: TrustedProxies,
+        server: Arc<Counters>,
+    ) -> Self {
         let route = Counters::new(
             security.rate_limit,
             security.max_connections_per_ip,
@@ -69,6 +76,7 @@ impl Gate {
         );
         Self {
             security,
+            hosts,
             proxies,
             server,
             route,
@@ -80,6 +88,16 @@ impl Gate {
     /// connection ends.
     pub(crate) async fn admit(&self, info: &mut RequestInfo) -> Result<Admission, Rejection> {
         let security = &self.security;
+        let host = info
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !self.hosts.allows(host) {
+            return Err(
+                Rejection::new(StatusCode::MISDIRECTED_REQUEST, "Host not allowed")
+                    .with_kind(RejectionKind::Host),
+            );
+        }
         let scopes = [&*self.server, &self.route];
         info.client_ip = self.proxies.client_ip(info.client_addr.ip(), &info.headers);
         let key = IpKey::new(info.client_ip);

@@ -6,6 +6,7 @@
 //!
 //! | step | refusal |
 //! |------|---------|
+//! | 0. host, server-wide ([`HostPolicy`], [`crate::ServerConfig::allowed_hosts`]) | 421 `Host not allowed` |
 //! | 1. origin ([`OriginPolicy`]) | 403 `Origin not allowed` |
 //! | 2. rate limit per client address, server-wide then route ([`RateLimit`]) | 429 `Rate limit exceeded`, `Retry-After` |
 //! | 3. open connections per client address, server-wide then route | 503 `Too many connections from this address`, `Retry-After` |
@@ -50,7 +51,8 @@
 //! # Layout
 //! - `settings`: [`Security`], the rules of one route.
 //! - `gate`: the pipeline that runs them, with the counters it owns.
-//! - `origin`, `rate_limit`, `caps`, `client_ip`: the checks before authentication.
+//! - `host`, `origin`, `rate_limit`, `caps`, `client_ip`: the checks before
+//!   authentication.
 //! - `auth`, `jwt`, `token`: authentication; `guard`: guards; `expiry`:
 //!   closing connections whose credentials expire.
 
@@ -60,6 +62,7 @@ mod client_ip;
 mod expiry;
 mod gate;
 mod guard;
+mod host;
 mod jwt;
 mod origin;
 mod rate_limit;
@@ -75,6 +78,7 @@ pub use guard::{
     Guard, GuardContext, HasPermission, IsAdmin, IsAuthenticated, authentication_required,
     permission_denied,
 };
+pub use host::HostPolicy;
 pub use jwt::{JwtAlgorithm, JwtAuth, JwtKey};
 pub use origin::{OriginPattern, OriginPolicy};
 pub use rate_limit::RateLimit;

@@ -232,7 +232,13 @@ impl TestRequest {
             }
         };
         let key = handshake::client_key(*uuid::Uuid::new_v4().as_bytes());
-        let request = handshake::client_request(&host, &path, &key, &self.headers);
+        // A `host` header set on the request replaces the default one.
+        let mut headers = self.headers.clone();
+        let host = headers
+            .remove(http::header::HOST)
+            .and_then(|v| v.to_str().ok().map(str::to_owned))
+            .unwrap_or(host);
+        let request = handshake::client_request(&host, &path, &key, &headers);
         io.write_all(&request).await?;
         let timeout = self.client.timeout;
         let (mut buf, head_len) = tokio::time::timeout(timeout, read_response_head(&mut io))

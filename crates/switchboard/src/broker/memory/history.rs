@@ -364,7 +364,10 @@ mod tests {
         store.sweep();
         assert_eq!(store.bytes(), 0);
         let second = append(&store, "a", 10, &l).position;
-        assert_eq!((second.epoch.clone(), second.offset), (first.epoch.clone(), 2));
+        assert_eq!(
+            (second.epoch.clone(), second.offset),
+            (first.epoch.clone(), 2)
+        );
         // Quiet past the meta time: the channel is forgotten, a new epoch.
         tokio::time::advance(l.meta_ttl + Duration::from_secs(1)).await;
         store.sweep();
