@@ -169,7 +169,7 @@ export class Subscription {
       offset: offset ?? null,
       ...(recovered === undefined ? {} : { recovered }),
       ...(recovered === false && reason !== undefined ? { reason } : {}),
-      ...(sent === null ? {} : { recover: sent }),
+      ...(sent === null ? {} : { recover: { epoch: sent.epoch, offset: sent.offset } }),
     };
     this.confirmed = event;
     for (const waiter of this.#waiters) {
