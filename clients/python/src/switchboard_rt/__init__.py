@@ -8,7 +8,8 @@ from Python.
 - :class:`Event`, :class:`Data`, :class:`Notification`: the protocol's typed
   messages, which can ``send()`` themselves.
 - :mod:`switchboard_rt.redis`: the same messages through Redis, for workers
-  without HTTP access (the ``redis`` extra).
+  without HTTP access (the ``redis`` extra); rooms with history
+  (:class:`HistoryConfig`) go through the gateway's append script.
 - :mod:`switchboard_rt.tokens`: connection JWTs the gateway accepts.
 
 The distribution is ``switchboard-realtime`` on PyPI; the import name is
@@ -24,6 +25,9 @@ from .errors import (
     BrokerUnavailableError,
     ConnectError,
     ForbiddenError,
+    HistoryQueryError,
+    IdempotencyKeyError,
+    NoHistoryError,
     NotFoundError,
     PayloadTooLargeError,
     RedisPublishError,
@@ -36,12 +40,23 @@ from .errors import (
     UnsupportedFeatureError,
     UnsupportedMediaTypeError,
 )
-from .messages import Data, Event, Level, Message, Notification, NotificationAction
+from .history import HistoryConfig, HistoryRule
+from .messages import (
+    Data,
+    Event,
+    Level,
+    Message,
+    Notification,
+    NotificationAction,
+    from_envelope,
+)
 from .results import (
     Connection,
     ConnectionCount,
     ConnectionList,
     DisconnectResult,
+    HistoryPage,
+    Publication,
     PublishResult,
     Readiness,
     RedisPublishResult,
@@ -68,12 +83,19 @@ __all__ = [
     "DisconnectResult",
     "Event",
     "ForbiddenError",
+    "HistoryConfig",
+    "HistoryPage",
+    "HistoryQueryError",
+    "HistoryRule",
+    "IdempotencyKeyError",
     "Level",
     "Message",
+    "NoHistoryError",
     "NotFoundError",
     "Notification",
     "NotificationAction",
     "PayloadTooLargeError",
+    "Publication",
     "PublishResult",
     "Readiness",
     "RedisPublishError",
@@ -94,6 +116,7 @@ __all__ = [
     "UnsupportedFeatureError",
     "UnsupportedMediaTypeError",
     "__version__",
+    "from_envelope",
     "mint_token",
     "set_default_async_publisher",
     "set_default_publisher",

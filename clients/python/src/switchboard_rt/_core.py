@@ -20,6 +20,9 @@ from .errors import (
     BrokerUnavailableError,
     ConnectError,
     ForbiddenError,
+    HistoryQueryError,
+    IdempotencyKeyError,
+    NoHistoryError,
     NotFoundError,
     PayloadTooLargeError,
     RequestTimeoutError,
@@ -37,6 +40,7 @@ from .results import (
     ConnectionCount,
     ConnectionList,
     DisconnectResult,
+    HistoryPage,
     PublishResult,
     Readiness,
     RoomInfo,
@@ -108,6 +112,9 @@ class Call(Generic[T]):
     ok: frozenset[int] = frozenset({200})
     retry: bool = True
     json_answer: bool = True
+    refine: Callable[[ApiError], ApiError] | None = None
+    """Turns a generic error into this call's own (a history 404 into
+    :class:`NoHistoryError`)."""
 
     def request_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
@@ -122,7 +129,8 @@ class Call(Generic[T]):
     def finish(self, response: httpx.Response, attempts: int) -> T:
         """The result, or the :class:`ApiError` for the answer."""
         if response.status_code not in self.ok:
-            raise api_error(response, attempts)
+            error = api_error(response, attempts)
+            raise self.refine(error) if self.refine is not None else error
         if not self.json_answer:
             return self.read(response.text, attempts)
         try:
@@ -292,7 +300,58 @@ def publish_call(
     def read(answer: Any, attempts: int) -> PublishResult:
         return PublishResult.from_json(answer, attempts=attempts, idempotency_key=idempotency_key)
 
-    return Call("POST", "/api/v1/publish", read, body=body)
+    return Call("POST", "/api/v1/publish", read, body=body, refine=_refine_publish)
+
+
+def _same(error: ApiError, cls: type[ApiError]) -> ApiError:
+    """``error`` as a ``cls``."""
+    return cls(
+        error.status,
+        error.code,
+        error.message,
+        body=error.body,
+        retry_after=error.retry_after,
+        attempts=error.attempts,
+    )
+
+
+def _refine_publish(error: ApiError) -> ApiError:
+    if isinstance(error, BadRequestError) and error.field == "idempotency_key":
+        return _same(error, IdempotencyKeyError)
+    return error
+
+
+_HISTORY_FIELDS = frozenset({"limit", "since", "order"})
+
+
+def _refine_history(error: ApiError) -> ApiError:
+    if isinstance(error, BadRequestError) and error.field in _HISTORY_FIELDS:
+        return _same(error, HistoryQueryError)
+    if type(error) is NotFoundError and "keeps no history" in error.message:
+        return _same(error, NoHistoryError)
+    return error
+
+
+HistoryOrder = Literal["asc", "desc"]
+
+
+def history_call(
+    channel: str, limit: int | None, since: int | None, order: HistoryOrder | None
+) -> Call[HistoryPage]:
+    params: dict[str, str] = {}
+    if limit is not None:
+        params["limit"] = str(limit)
+    if since is not None:
+        params["since"] = str(since)
+    if order is not None:
+        params["order"] = str(order)
+    return Call(
+        "GET",
+        f"/api/v1/channels/{segment(channel)}/history",
+        lambda answer, _: HistoryPage.from_json(answer),
+        params=params or None,
+        refine=_refine_history,
+    )
 
 
 def disconnect_call(target: Target, code: int, reason: str | None) -> Call[DisconnectResult]:

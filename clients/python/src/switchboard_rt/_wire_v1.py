@@ -7,6 +7,13 @@ Channels: ``<prefix>:v1:room:<room>``, ``<prefix>:v1:user:<user>``,
 ``<prefix>:v1:all``, ``<prefix>:v1:instance:<instance id>`` (one connection,
 named by ``conn``). Envelope: ``{"v": 1, "kind": "text"|"binary"|"close",
 "data"?, "code"?, "reason"?, "conn"?, "except"?}``.
+
+Rooms with history are published to with the append script
+(``scripts/append.lua``, a byte-for-byte copy of the gateway's
+``crates/switchboard-redis/src/scripts/append.lua``; a Rust test keeps them
+the same), on these keys (docs/scaling.md, "Keys"):
+``<prefix>:v1:meta:{<room>}``, ``<prefix>:v1:stream:{<room>}`` and
+``<prefix>:v1:idem:{<room>}:<key>``.
 """
 
 from __future__ import annotations
@@ -14,15 +21,31 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 from .messages import Data, Event, Message, Notification, envelope
 from .targets import Target
 
-__all__ = ["WIRE_VERSION", "Frame", "close_frame", "message_frame"]
+__all__ = [
+    "APPEND_SCRIPT",
+    "WIRE_VERSION",
+    "Frame",
+    "append_keys",
+    "check_idempotency_key",
+    "close_frame",
+    "message_frame",
+    "new_epoch",
+]
 
 WIRE_VERSION = 1
+
+APPEND_SCRIPT: str = (
+    resources.files("switchboard_rt").joinpath("scripts/append.lua").read_text(encoding="utf-8")
+)
+"""The append script's text. Its header lists its keys and arguments."""
 
 _PREFIX = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _CHANNEL = re.compile(r"^[A-Za-z0-9:_\-.@/=]{1,255}$")
@@ -37,6 +60,8 @@ class Frame:
     channel: str
     payload: str
     id: str | None = None
+    room: str | None = None
+    """The room, for a message to a room (whose history the append script keeps)."""
 
 
 def check_prefix(prefix: str) -> str:
@@ -131,7 +156,32 @@ def message_frame(
     if exclude is not None:
         instance, excluded = _address("exclude", exclude)
         body["except"] = f"{instance}/{excluded}"
-    return Frame(channel, _dump(body), envelope_id)
+    return Frame(channel, _dump(body), envelope_id, room)
+
+
+def check_idempotency_key(key: str) -> str:
+    """An idempotency key as the gateway takes it: 1 to 128 printable ASCII
+    characters, no spaces."""
+    if not isinstance(key, str):
+        raise TypeError("idempotency_key: must be a string")
+    if not 1 <= len(key) <= 128 or not all("!" <= c <= "~" for c in key):
+        raise ValueError("idempotency_key: 1 to 128 printable ASCII characters without spaces")
+    return key
+
+
+def append_keys(prefix: str, room: str, idempotency_key: str | None) -> list[str]:
+    """The append script's ``KEYS``: the room's meta hash, its stream, and
+    the idempotency key's name (or ``''``). Keys of one room share the hash
+    tag ``{<room>}``."""
+    base = f"{prefix}:v{WIRE_VERSION}"
+    idem = f"{base}:idem:{{{room}}}:{idempotency_key}" if idempotency_key is not None else ""
+    return [f"{base}:meta:{{{room}}}", f"{base}:stream:{{{room}}}", idem]
+
+
+def new_epoch() -> str:
+    """A fresh epoch for the append script (16 hex digits), used only if
+    the room has none."""
+    return secrets.token_hex(8)
 
 
 def close_frame(prefix: str, target: Target, code: int, reason: str | None) -> Frame:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _core
-from ._core import Attempts, Call, IdempotencyMode
+from ._core import Attempts, Call, HistoryOrder, IdempotencyMode
 from .errors import ApiError, SwitchboardError
 from .messages import Message
 from .results import (
@@ -21,6 +21,7 @@ from .results import (
     ConnectionCount,
     ConnectionList,
     DisconnectResult,
+    HistoryPage,
     PublishResult,
     Readiness,
     RoomInfo,
@@ -239,11 +240,21 @@ class Client(_Base):
             all: every connection.
             target: a :class:`~switchboard_rt.Target` instead of the above.
             exclude: a connection to leave out (the API's ``except``).
-            idempotency_key: your own key (only where the gateway supports them).
+            idempotency_key: your own name for this message (1-128 printable
+                ASCII characters, no spaces), instead of a fresh UUID: a
+                publish with a key the gateway saw within its idempotency
+                window (5 minutes) answers ``duplicate=True`` and delivers
+                nothing. Only where the gateway supports keys.
+
+        Returns:
+            :class:`~switchboard_rt.PublishResult`; on a room with history
+            it has the publication's ``offset`` and ``epoch``.
 
         Raises:
-            BadRequestError: an invalid room, user, connection or message.
-            BrokerUnavailableError: the broker failed after all retries; the
+            BadRequestError: an invalid room, user, connection or message
+                (:class:`~switchboard_rt.IdempotencyKeyError` for a bad key).
+            BrokerUnavailableError: the broker failed after all retries. On a
+                room with history nothing was delivered; otherwise the
                 answering instance's connections got the message
                 (``error.local``), other instances did not.
             UnauthorizedError: a missing or wrong API key.
@@ -318,6 +329,31 @@ class Client(_Base):
     def room(self, room: str) -> RoomInfo:
         """A room's size here and across the cluster, and its members here."""
         return self._run(_core.room_call(room))
+
+    def history(
+        self,
+        channel: str,
+        *,
+        limit: int | None = None,
+        since: int | None = None,
+        order: HistoryOrder | None = None,
+    ) -> HistoryPage:
+        """A channel's kept publications (``GET
+        /api/v1/channels/{channel}/history``), for channels with history
+        (the gateway's ``[history]``: ``public:*`` and ``user:*`` by default).
+
+        Args:
+            limit: at most this many (1 to 1000; the gateway's default 100).
+            since: only publications after this offset of the current epoch.
+            order: ``"asc"`` (oldest first, the default) or ``"desc"``.
+
+        Raises:
+            NoHistoryError: the channel keeps no history.
+            HistoryQueryError: ``limit`` outside 1 to 1000, or a bad
+                ``since``/``order``.
+            BadRequestError: an invalid channel name.
+        """
+        return self._run(_core.history_call(channel, limit, since, order))
 
     def readiness(self) -> Readiness:
         """``GET /readyz``: listening, not shutting down, broker connected."""
@@ -490,6 +526,17 @@ class AsyncClient(_Base):
     async def room(self, room: str) -> RoomInfo:
         """See :meth:`Client.room`."""
         return await self._run(_core.room_call(room))
+
+    async def history(
+        self,
+        channel: str,
+        *,
+        limit: int | None = None,
+        since: int | None = None,
+        order: HistoryOrder | None = None,
+    ) -> HistoryPage:
+        """See :meth:`Client.history`."""
+        return await self._run(_core.history_call(channel, limit, since, order))
 
     async def readiness(self) -> Readiness:
         """See :meth:`Client.readiness`."""

@@ -9,9 +9,12 @@ reach the gateway raise a :class:`TransportError` subclass.
 status       gateway code             exception
 ===========  =======================  ====================================
 400          ``bad_request``          :class:`BadRequestError`
+                                      (:class:`IdempotencyKeyError`,
+                                      :class:`HistoryQueryError`)
 401          ``unauthorized``         :class:`UnauthorizedError`
 403          ``forbidden``            :class:`ForbiddenError`
 404          ``not_found``            :class:`NotFoundError`
+                                      (:class:`NoHistoryError`)
 413          ``bad_request``          :class:`PayloadTooLargeError`
 415          (any)                    :class:`UnsupportedMediaTypeError`
 503          ``broker_unavailable``   :class:`BrokerUnavailableError`
@@ -23,6 +26,7 @@ other        (any)                    :class:`ApiError`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = [
@@ -31,6 +35,9 @@ __all__ = [
     "BrokerUnavailableError",
     "ConnectError",
     "ForbiddenError",
+    "HistoryQueryError",
+    "IdempotencyKeyError",
+    "NoHistoryError",
     "NotFoundError",
     "PayloadTooLargeError",
     "RedisPublishError",
@@ -87,9 +94,43 @@ class ApiError(SwitchboardError):
         self.attempts = attempts
 
 
+_FIELD = re.compile(
+    r"^(?:Failed to deserialize [a-z ]+: )?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*): "
+)
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def field_of(message: str) -> str | None:
+    """The field a gateway 400 names: ``target.room`` for ``"target.room:
+    ..."``, ``idempotency_key`` for ``"unknown field `idempotency_key`, ..."``."""
+    named = _FIELD.match(message)
+    if named:
+        return named.group(1)
+    unknown = _UNKNOWN_FIELD.search(message)
+    return unknown.group(1) if unknown else None
+
+
 class BadRequestError(ApiError):
     """400 ``bad_request``: bad JSON, an unknown field, a missing or ambiguous
-    target, an invalid room, user or close code. The message names the field."""
+    target, an invalid room, user or close code, an invalid idempotency key or
+    history query. The message names the field (:attr:`field`)."""
+
+    @property
+    def field(self) -> str | None:
+        """The field the gateway named (``target.room``, ``limit``,
+        ``idempotency_key``), or ``None``."""
+        return field_of(self.message)
+
+
+class IdempotencyKeyError(BadRequestError):
+    """400: the ``idempotency_key`` is empty, longer than 128 bytes, or not
+    printable ASCII without spaces (or, from a gateway that predates streams,
+    an unknown field). Nothing was published."""
+
+
+class HistoryQueryError(BadRequestError):
+    """400 answering a history read: ``limit`` outside 1 to 1000, or a
+    ``since`` or ``order`` the gateway cannot read (:attr:`field` names it)."""
 
 
 class PayloadTooLargeError(BadRequestError):
@@ -107,6 +148,11 @@ class ForbiddenError(ApiError):
 
 class NotFoundError(ApiError):
     """404 ``not_found``: no such route, or no such connection on this instance."""
+
+
+class NoHistoryError(NotFoundError):
+    """404 answering a history read: the channel keeps no history (no
+    ``[[history.channels]]`` rule of the gateway matches it)."""
 
 
 class UnsupportedMediaTypeError(ApiError):

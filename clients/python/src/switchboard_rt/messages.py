@@ -34,6 +34,7 @@ __all__ = [
     "Notification",
     "NotificationAction",
     "envelope",
+    "from_envelope",
 ]
 
 Level = Literal["info", "success", "warning", "error"]
@@ -232,6 +233,33 @@ def envelope(
         "timestamp": timestamp if timestamp is not None else time.time(),
         "payload": payload,
     }
+
+
+def from_envelope(envelope: dict[str, Any]) -> Message | None:
+    """The typed message of a protocol envelope a client received (or a
+    channel's history kept): ``EVENT``, ``DATA`` or ``NOTIFICATION``, without
+    its ``channel``, ``id``, ``timestamp`` and ``offset``; ``None`` for
+    anything else."""
+    kind = envelope.get("type")
+    payload = envelope.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    try:
+        if kind == Event.TYPE:
+            return Event(payload["event"], payload.get("data"))
+        if kind == Data.TYPE:
+            return Data(payload["resource"], payload.get("data"))
+        if kind == Notification.TYPE:
+            actions = [
+                NotificationAction(str(a["label"]), str(a["action"]))
+                for a in payload.get("actions") or []
+            ]
+            return Notification(
+                payload["title"], payload["message"], payload.get("level", "info"), actions
+            )
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 def _require_text(name: str, value: object) -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
+
+from .messages import Message, from_envelope
 
 __all__ = [
     "Connection",
     "ConnectionCount",
     "ConnectionList",
     "DisconnectResult",
+    "HistoryPage",
+    "Publication",
     "PublishResult",
     "Readiness",
     "RedisPublishResult",
@@ -31,9 +36,13 @@ class PublishResult:
             (``False`` only for a connection of the answering instance).
         id: the envelope ``id`` clients see, for structured messages.
         attempts: requests made (more than 1 after retries).
-        offset: the publication's offset in its channel's stream, when the
-            gateway keeps streams (not yet: ``None``).
+        offset: on a room with history, the publication's offset in the
+            room's stream (``None`` for other targets).
         epoch: the stream's epoch, likewise.
+        duplicate: ``True`` when the gateway had already taken a publish with
+            the same idempotency key (a retry whose first attempt went
+            through): ``offset`` and ``epoch`` are the first attempt's, and
+            nothing was delivered this time.
         idempotency_key: the key sent with the publish, if any.
     """
 
@@ -44,6 +53,7 @@ class PublishResult:
     offset: int | None = None
     epoch: str | None = None
     idempotency_key: str | None = None
+    duplicate: bool = False
 
     @classmethod
     def from_json(
@@ -59,6 +69,7 @@ class PublishResult:
             offset=int(offset) if offset is not None else None,
             epoch=str(epoch) if epoch is not None else None,
             idempotency_key=idempotency_key,
+            duplicate=bool(body.get("duplicate", False)),
         )
 
 
@@ -229,10 +240,96 @@ class RedisPublishResult:
     Attributes:
         channel: the Redis channel written to.
         listening: how many gateway instances were subscribed to it (Redis's
-            answer to ``PUBLISH``): ``0`` means nobody received the message.
-        id: the envelope ``id`` clients see, for structured messages.
+            answer to ``PUBLISH``). ``0`` means nobody received the message
+            now; on a room with history it is still in the room's stream, for
+            clients that recover or read the history later.
+        id: the envelope ``id`` clients see, for structured messages (``None``
+            on a duplicate).
+        offset: on a room with history (see
+            :class:`~switchboard_rt.HistoryConfig`), the publication's offset
+            in the room's stream; ``None`` otherwise.
+        epoch: the stream's epoch, likewise.
+        duplicate: ``True`` when the idempotency key had been seen: ``offset``
+            and ``epoch`` are the first publish's, nothing was sent again.
+        idempotency_key: the key the publish carried (rooms with history).
     """
 
     channel: str
     listening: int
     id: str | None = None
+    offset: int | None = None
+    epoch: str | None = None
+    duplicate: bool = False
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One publication a channel's stream keeps (``GET
+    /api/v1/channels/{channel}/history``). Exactly one of ``message``,
+    ``text`` and ``binary`` is set.
+
+    Attributes:
+        offset: its offset in the stream.
+        message: the message as subscribers got it (a JSON object, with its
+            ``offset``): a structured message's protocol envelope, or any
+            JSON object published as raw text.
+        text: raw text that is not a JSON object.
+        binary: binary data.
+    """
+
+    offset: int
+    message: dict[str, Any] | None = None
+    text: str | None = None
+    binary: bytes | None = None
+
+    @property
+    def kind(self) -> Literal["message", "text", "binary"]:
+        """Which of ``message``, ``text`` and ``binary`` is set."""
+        if self.message is not None:
+            return "message"
+        return "binary" if self.binary is not None else "text"
+
+    def to_message(self) -> Message | None:
+        """The :class:`~switchboard_rt.Event`, :class:`~switchboard_rt.Data`
+        or :class:`~switchboard_rt.Notification` this publication carries, or
+        ``None`` when it is not a structured message."""
+        return from_envelope(self.message) if self.message is not None else None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Publication:
+        message = body.get("message")
+        text = body.get("text")
+        binary = body.get("binary")
+        return cls(
+            offset=int(body["offset"]),
+            message=message if isinstance(message, dict) else None,
+            text=str(text) if text is not None else None,
+            binary=base64.b64decode(binary) if binary is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A channel's stream (``GET /api/v1/channels/{channel}/history``).
+
+    Attributes:
+        channel: the channel.
+        epoch: the stream's epoch (offsets of another epoch do not compare).
+        offset: the offset of its latest publication (0: none in this epoch).
+        publications: the publications asked for, in the order asked for.
+    """
+
+    channel: str
+    epoch: str
+    offset: int
+    publications: list[Publication]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> HistoryPage:
+        return cls(
+            channel=str(body["channel"]),
+            epoch=str(body["epoch"]),
+            offset=int(body["offset"]),
+            publications=[Publication.from_json(p) for p in body.get("publications", [])],
+        )
