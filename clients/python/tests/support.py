@@ -126,11 +126,13 @@ def redis_server_bin() -> str | None:
 
 
 class RedisServer:
-    """A throwaway ``redis-server`` on a free port (no persistence)."""
+    """A throwaway ``redis-server`` on a free port (no persistence; with
+    ``directory``, ``SAVE`` writes a snapshot there that a restart loads)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, directory: Path | None = None) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}"
+        self.directory = directory
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -139,9 +141,10 @@ class RedisServer:
         assert binary is not None
         deadline = time.monotonic() + 10
         while True:
+            where = ["--dir", str(self.directory)] if self.directory is not None else []
             self.process = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--protected-mode", "no"],
+                 "--appendonly", "no", "--protected-mode", "no", *where],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -232,6 +235,31 @@ class Ws:
                 continue
             return message
 
+    async def subscribe_with(
+        self, channel: str, *, recover: tuple[str, int] | None = None, last: int | None = None
+    ) -> dict[str, Any]:
+        """Subscribes to one channel, recovering from ``(epoch, offset)`` or
+        asking for the ``last`` publications; returns ``SUBSCRIBE_SUCCESS``'s
+        payload (``epoch``, ``offset``, ``recovered``, ``reason``)."""
+        subscription: dict[str, Any] = {"channel": channel}
+        if recover is not None:
+            subscription["recover"] = {"epoch": recover[0], "offset": recover[1]}
+        if last is not None:
+            subscription["last"] = last
+        await self.connection.send(
+            json.dumps(
+                {"type": "SUBSCRIBE", "id": "sub-2", "payload": {"subscriptions": [subscription]}}
+            )
+        )
+        while True:
+            message = await self._next(10)
+            if message["type"] == "SUBSCRIBE_SUCCESS":
+                payload: dict[str, Any] = message["payload"]
+                return payload
+            if message["type"] in ("SUBSCRIBE_FAILURE", "ERROR"):
+                raise AssertionError(f"subscribe failed: {message}")
+            self._pending.append(message)
+
     async def subscribe(self, *channels: str) -> None:
         await self.connection.send(
             json.dumps({"type": "SUBSCRIBE", "id": "sub-1", "payload": {"subscriptions": channels}})
@@ -276,3 +304,67 @@ class Ws:
 
 async def raw_connect(gateway: Gateway, path: str) -> ws_client.ClientConnection:
     return await ws_client.connect(gateway.ws_url + path, open_timeout=10)
+
+
+class LossyProxy:
+    """A TCP proxy to the gateway that loses the answers to the first
+    ``lose`` ``POST /api/v1/publish`` requests: the gateway gets the request
+    and answers, and the client sees the connection drop instead (as when a
+    network fails after the request went out)."""
+
+    def __init__(self, gateway: Gateway, lose: int = 1) -> None:
+        self.upstream = ("127.0.0.1", gateway.port)
+        self.lose = lose
+        self.lost = 0
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.upstream)
+        publishing = threading.Event()
+
+        def forward() -> None:
+            with contextlib.suppress(OSError):
+                while data := client.recv(65536):
+                    if data.startswith(b"POST /api/v1/publish "):
+                        publishing.set()
+                    upstream.sendall(data)
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=forward, daemon=True).start()
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                if publishing.is_set():
+                    publishing.clear()
+                    with self._lock:
+                        lose = self.lost < self.lose
+                        if lose:
+                            self.lost += 1
+                    if lose:
+                        break  # the gateway answered; the client never hears it
+                client.sendall(data)
+        for s in (client, upstream):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.listener.close()

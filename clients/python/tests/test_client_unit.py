@@ -20,6 +20,9 @@ from switchboard_rt import (
     ConnectError,
     Event,
     ForbiddenError,
+    HistoryQueryError,
+    IdempotencyKeyError,
+    NoHistoryError,
     NotFoundError,
     Notification,
     PayloadTooLargeError,
@@ -406,3 +409,35 @@ def test_idempotency_support_is_learnt_again(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(client_module, "_RECHECK_AFTER", 1e9)
     with pytest.raises(BadRequestError):
         c.publish("x", room="r", idempotency_key="mine")
+
+
+def test_new_errors_are_typed() -> None:
+    def answer(status: int, message: str) -> httpx.MockTransport:
+        return httpx.MockTransport(
+            lambda request: httpx.Response(
+                status, json={"error": {"code": "x", "message": message}}
+            )
+        )
+
+    cases: list[tuple[int, str, type[Exception]]] = [
+        (400, "limit: must be 1 to 1000", HistoryQueryError),
+        (400, "Failed to deserialize query string: since: invalid digit", HistoryQueryError),
+        (400, 'channel: "a b" is not a valid room', BadRequestError),
+        (404, "team:x keeps no history (no [[history.channels]] rule matches it)", NoHistoryError),
+        (404, "no such route", NotFoundError),
+    ]
+    for status, message, expected in cases:
+        with Client("http://gw", transport=answer(status, message), retry=Retry.none()) as c:
+            with pytest.raises(expected) as caught:
+                c.history("public:x")
+            assert type(caught.value) is expected
+    with (
+        Client(
+            "http://gw",
+            transport=answer(400, "idempotency_key: must be printable ASCII without spaces"),
+            idempotency="on",
+        ) as c,
+        pytest.raises(IdempotencyKeyError) as bad_key,
+    ):
+        c.publish("x", room="r", idempotency_key="a b")
+    assert bad_key.value.field == "idempotency_key"

@@ -22,6 +22,7 @@ from switchboard_rt import (
     Data,
     Event,
     ForbiddenError,
+    IdempotencyKeyError,
     NotFoundError,
     Notification,
     PublishResult,
@@ -33,6 +34,7 @@ from switchboard_rt import (
     set_default_async_publisher,
     set_default_publisher,
 )
+from switchboard_rt._core import IdempotencyMode
 
 pytestmark = pytest.mark.anyio
 
@@ -275,26 +277,25 @@ async def test_401_without_or_with_a_wrong_key(keyed_gateway: Gateway) -> None:
     await ws.close()
 
 
-def test_no_idempotency_key_until_the_gateway_advertises_it(client: Client) -> None:
-    # The gateway refuses unknown fields, so a key it does not list would be a 400.
-    assert client.supports_idempotency() is False
-    result = client.publish("x", room=channel())
-    assert result.idempotency_key is None
+def test_keys_are_sent_now_that_the_gateway_advertises_them(client: Client) -> None:
+    assert client.supports_idempotency() is True
+    first = client.publish("x", room=channel())
+    second = client.publish("x", room=channel())
+    assert first.idempotency_key is not None
+    assert uuid.UUID(first.idempotency_key).version == 4
+    assert second.idempotency_key not in (None, first.idempotency_key)
 
 
-def test_a_refused_key_is_dropped_and_the_publish_sent_again(gateway: Gateway) -> None:
-    # As if the client had seen another instance advertise keys (a rolling upgrade):
-    # this gateway refuses the unknown field, and the client publishes again without it.
-    with Client(gateway.url, api_key="") as c:
-        c._support = (True, time.monotonic())
-        result = c.publish("x", room=channel())
-        assert result.idempotency_key is None
-        assert c._support[0] is False
-    with (
-        Client(gateway.url, api_key="", idempotency="on") as forced,
-        pytest.raises(BadRequestError, match="idempotency_key"),
-    ):
-        forced.publish("x", room=channel())
+def test_a_bad_key_is_refused_not_dropped(gateway: Gateway) -> None:
+    # A key the gateway refuses is the caller's: raised, never retried without it.
+    modes: list[IdempotencyMode] = ["auto", "on"]
+    for mode in modes:
+        with Client(gateway.url, api_key="", idempotency=mode) as c:
+            for bad in ("has space", "x" * 129, "é"):
+                with pytest.raises(IdempotencyKeyError) as caught:
+                    c.publish("x", room=channel(), idempotency_key=bad)
+                assert caught.value.field == "idempotency_key"
+                assert caught.value.attempts == 1
 
 
 def test_connect_errors_and_timeouts() -> None:
@@ -390,45 +391,100 @@ async def test_503_when_redis_is_down_then_retries_succeed(
         ["--broker", "redis", "--instance-id", "gw-fault"],
         env={"SWITCHBOARD_BROKER_URL": redis.url},
     )
+
+    def outage() -> None:
+        redis.kill()
+        with Client(gw.url, api_key="") as probe:
+            deadline = time.monotonic() + 10
+            while probe.readiness().ready and time.monotonic() < deadline:
+                time.sleep(0.05)
+
     try:
-        room = channel()
+        room, alice = channel(), user()  # public:* keeps a history; users do not
         ws = await Ws.connect(gw)
         await ws.subscribe(room)
-        with Client(gw.url, api_key="", retry=Retry.none()) as client:
-            assert client.publish(Event("before"), room=room).forwarded is True
-            assert (await ws.receive())["payload"]["event"] == "before"
-            redis.kill()
-            deadline = time.monotonic() + 10
-            while client.readiness().ready and time.monotonic() < deadline:
-                time.sleep(0.05)
-            readiness = client.readiness()
-            assert readiness.ready is False
-            assert (readiness.broker_type, readiness.broker_connected) == ("redis", False)
-            with pytest.raises(BrokerUnavailableError) as caught:
-                client.publish(Event("during"), room=room)
-            error = caught.value
-            assert (error.status, error.code) == (503, "broker_unavailable")
-            assert error.local == 1
-            assert error.retry_after == 1.0
-            assert error.attempts == 1
-            # The local subscriber got it anyway: why a retry may deliver twice.
-            assert (await ws.receive())["payload"]["event"] == "during"
-            with pytest.raises(BrokerUnavailableError):
-                client.connection_count()
+        alices = await Ws.connect(gw, token=mint_token(JWT_SECRET, alice))
+        keyed = Client(gw.url, api_key="", retry=Retry.none())
+        plain = Client(gw.url, api_key="", retry=Retry.none(), idempotency="off")
+        before = keyed.publish(Event("before"), room=room)
+        assert (before.forwarded, before.offset) == (True, 1)
+        assert (await ws.receive())["payload"]["event"] == "before"
+        outage()
+        readiness = keyed.readiness()
+        assert readiness.ready is False
+        assert (readiness.broker_type, readiness.broker_connected) == ("redis", False)
+        # A room with history: not in the stream, so delivered to no one.
+        with pytest.raises(BrokerUnavailableError) as caught:
+            keyed.publish(Event("during"), room=room)
+        error = caught.value
+        assert (error.status, error.code) == (503, "broker_unavailable")
+        assert error.local == 0
+        assert error.retry_after == 1.0
+        assert error.attempts == 1
+        # A user, with an idempotency key: the key is checked in Redis first,
+        # so nothing is delivered either.
+        with pytest.raises(BrokerUnavailableError) as to_user:
+            keyed.publish(Event("during.keyed"), user=alice)
+        assert to_user.value.local == 0
+        # Without a key, the local connections got it anyway: why a retry may deliver twice.
+        with pytest.raises(BrokerUnavailableError) as unkeyed:
+            plain.publish(Event("during.plain"), user=alice)
+        assert unkeyed.value.local == 1
+        assert (await alices.receive())["payload"]["event"] == "during.plain"
+        with pytest.raises(BrokerUnavailableError):
+            keyed.connection_count()
+        keyed.close()
+        plain.close()
 
-        # Retrying across a Redis restart: succeeds once Redis is back.
+        retry = Retry(attempts=40, backoff=0.1, max_backoff=0.25)
+        # Retrying across a Redis restart, to a room with history: the same
+        # key on every attempt, delivered once. Redis came back empty, so the
+        # stream has a new epoch, announced to the subscriber as a gap first.
         restart = threading.Timer(0.5, redis.start)
         restart.start()
-        retry = Retry(attempts=40, backoff=0.1, max_backoff=0.25)
         with Client(gw.url, api_key="", retry=retry) as client:
-            result = client.publish(Event("after"), room=room)
+            to_room = client.publish(Event("after"), room=room)
         restart.join()
-        assert result.forwarded is True
-        assert result.attempts > 1
-        events = [(await ws.receive())["payload"]["event"] for _ in range(result.attempts)]
-        # Every failed attempt reached the local subscriber too: at least once, not once.
-        assert events == ["after"] * result.attempts
+        assert to_room.attempts > 1
+        assert (to_room.offset, to_room.duplicate) == (1, False)
+        assert to_room.epoch != before.epoch
+        gap = (await ws.receive())["payload"]
+        assert (gap["event"], gap["data"]["epoch"], gap["data"]["to"]) == (
+            "switchboard.gap",
+            before.epoch,
+            None,
+        )
+        after = await ws.receive()
+        assert (after["payload"]["event"], after["offset"]) == ("after", 1)
+        await ws.expect_nothing()
+
+        # To a user, across another restart: once with a key, once per
+        # attempt without one.
+        outage()
+        results: dict[str, PublishResult] = {}
+
+        def publish(name: str, mode: IdempotencyMode) -> None:
+            with Client(gw.url, api_key="", retry=retry, idempotency=mode) as c:
+                results[name] = c.publish(Event(name), user=alice)
+
+        threads = [
+            threading.Thread(target=publish, args=("keyed", "auto")),
+            threading.Thread(target=publish, args=("plain", "off")),
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        redis.start()
+        for thread in threads:
+            thread.join()
+        assert results["keyed"].attempts > 1
+        assert results["plain"].attempts > 1
+        expected = 1 + results["plain"].attempts
+        events = sorted([(await alices.receive())["payload"]["event"] for _ in range(expected)])
+        assert events == sorted(["keyed"] + ["plain"] * results["plain"].attempts)
+        await alices.expect_nothing()
         await ws.close()
+        await alices.close()
     finally:
         gw.stop()
         redis.kill()

@@ -27,6 +27,11 @@ def test_wheel_builds_installs_and_imports(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "switchboard_rt/py.typed" in names
     assert "switchboard_rt/redis.py" in names
+    # The append script ships with the package, byte for byte the gateway's.
+    assert "switchboard_rt/scripts/append.lua" in names
+    shipped = zipfile.ZipFile(wheel).read("switchboard_rt/scripts/append.lua")
+    gateway = PACKAGE.parents[1] / "crates/switchboard-redis/src/scripts/append.lua"
+    assert shipped == gateway.read_bytes()
     assert not [n for n in names if n.startswith("tests/")]
 
     env_dir = tmp_path / "venv"
@@ -40,6 +45,7 @@ def test_wheel_builds_installs_and_imports(tmp_path: Path) -> None:
     )
     script = (
         "import switchboard_rt, switchboard_rt.tokens, importlib.metadata as m;"
+        "from switchboard_rt._wire_v1 import APPEND_SCRIPT; assert 'ARGV[9]' in APPEND_SCRIPT;"
         "from switchboard_rt import Client, Notification, mint_token;"
         "print(switchboard_rt.__version__, m.version('switchboard-realtime'));"
         "print(sorted(r.split(';')[0].strip() for r in m.requires('switchboard-realtime')"
