@@ -180,8 +180,11 @@ test('two Chromium pages chat on the demo page, and both reconnect and resubscri
   );
   // A's reload button: the room's history again (the new process's stream: what was said
   // since the restart), in place of what the page showed; the note goes away.
+  // (The subscribe resolves on SUBSCRIBE_SUCCESS; the history follows in the next frames.)
   await a.click('#reload');
-  const reloaded = await waitForView(a, 'A reloads the room', (v) => v.info.includes(`reloaded ${CHANNEL}`));
+  await waitForView(a, 'A reloads the room', (v) => v.info.includes(`reloaded ${CHANNEL}`) && v.messages.length >= 2);
+  await new Promise((r) => setTimeout(r, 200)); // anything more (twice) would show by now
+  const reloaded = await view(a);
   assert.equal(reloaded.missed, null);
   assert.deepEqual(
     reloaded.messages.map((m) => `${m.name}: ${m.text}`),
