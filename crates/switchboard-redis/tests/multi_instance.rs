@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use support::{RedisFactory, raw, test_config};
 use switchboard::Hub;
+use switchboard::broker::stream::{HistoryConfig, HistoryRule};
 use switchboard::broker::{Cluster, Payload, Target};
+use switchboard::protocol::ChannelPattern;
 use switchboard::testing::broker::{TestNode, eventually, expect_silence, next_text};
 use switchboard_redis::RedisBroker;
 
@@ -278,11 +280,22 @@ fn python_example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/python/publish_to_room.py")
 }
 
-/// Whether python3 with the `redis` package can run the example; says so
-/// loudly when not (and fails when SWITCHBOARD_REQUIRE_PYTHON_REDIS=1).
+/// The Python that runs the example: `$SWITCHBOARD_PYTHON` (the Python
+/// package's step of .ci/run points it at its virtual environment), else
+/// `python3`. The example uses `switchboard_rt` (clients/python), installed
+/// or found beside it in the checkout, which needs `redis` and `httpx`.
+fn python() -> String {
+    std::env::var("SWITCHBOARD_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".to_owned())
+}
+
+/// Whether the Python can run the example; says so loudly when not (and
+/// fails when SWITCHBOARD_REQUIRE_PYTHON_REDIS=1).
 fn python_with_redis() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import redis"])
+    let ok = std::process::Command::new(python())
+        .args(["-c", "import redis, httpx"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -290,15 +303,30 @@ fn python_with_redis() -> bool {
     if !ok {
         if std::env::var("SWITCHBOARD_REQUIRE_PYTHON_REDIS").is_ok_and(|v| v == "1") {
             panic!(
-                "python3 with the `redis` package is required (SWITCHBOARD_REQUIRE_PYTHON_REDIS=1): pip install redis"
+                "{} with the `redis` and `httpx` packages is required \
+                 (SWITCHBOARD_REQUIRE_PYTHON_REDIS=1): pip install redis httpx, or set \
+                 SWITCHBOARD_PYTHON",
+                python()
             );
         }
-        switchboard_testredis::loud(
-            "\n!!!!!!!! SKIPPED: python3 with the `redis` package is not available, so the Python \
-             worker example was not tested. `pip install redis` to run it. !!!!!!!!\n",
-        );
+        switchboard_testredis::loud(&format!(
+            "\n!!!!!!!! SKIPPED: {} without the `redis` and `httpx` packages, so the Python \
+             worker example was not tested here. `pip install redis httpx` (or set \
+             SWITCHBOARD_PYTHON) to run it; .ci/run's Python step runs it with \
+             SWITCHBOARD_PYTHON. !!!!!!!!\n",
+            python()
+        ));
     }
     ok
+}
+
+async fn run_example(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(python())
+        .arg(python_example())
+        .args(args)
+        .output()
+        .await
+        .expect("run the Python example")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,17 +337,27 @@ async fn the_python_worker_example_publishes_to_a_room() {
     if !python_with_redis() {
         return;
     }
-    let a = TestNode::start(f.make()).await;
-    let b = TestNode::start(f.make()).await;
+    let url = f.server.url();
+    // The gateway's default [history]: public:* and user:*, as the
+    // example's defaults.
+    let history = || {
+        HistoryConfig::new()
+            .rule(HistoryRule::new(ChannelPattern::new("public:*").unwrap()))
+            .rule(HistoryRule::new(ChannelPattern::new("user:*").unwrap()))
+    };
+    let a = TestNode::start_with_history(f.make(), history()).await;
+    let b = TestNode::start_with_history(f.make(), history()).await;
     let mut on_a = a.connect(&["builds"], None).await;
     let mut on_b = b.connect(&["builds"], None).await;
-    let output = tokio::process::Command::new("python3")
-        .arg(python_example())
-        .args(["--url", &f.server.url(), "--room", "builds", "--text"])
-        .arg("build 42 finished ✓")
-        .output()
-        .await
-        .expect("run python3");
+    let output = run_example(&[
+        "--url",
+        &url,
+        "--room",
+        "builds",
+        "--text",
+        "build 42 finished ✓",
+    ])
+    .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -330,39 +368,72 @@ async fn the_python_worker_example_publishes_to_a_room() {
     assert_eq!(next_text(&mut on_a.socket).await, "build 42 finished ✓");
     assert_eq!(next_text(&mut on_b.socket).await, "build 42 finished ✓");
 
-    let output = tokio::process::Command::new("python3")
-        .arg(python_example())
-        .args([
-            "--url",
-            &f.server.url(),
-            "--room",
-            "builds",
-            "--binary-hex",
-            "00ff10",
-        ])
-        .output()
-        .await
-        .expect("run python3");
+    let output = run_example(&["--url", &url, "--room", "builds", "--binary-hex", "00ff10"]).await;
     assert!(output.status.success());
     assert_eq!(
         &on_a.socket.recv_bytes().await.unwrap()[..],
         &[0x00, 0xff, 0x10]
     );
 
+    // A room with history: the append script, so the subscriber gets the
+    // EVENT with its offset.
+    let (mut lobby, joined) = b.subscribe("public:lobby", &[]).await;
+    assert!(joined.starts_with("joined "), "{joined}");
+    b.cluster.sync().await.expect("sync");
+    let output = run_example(&[
+        "--url",
+        &url,
+        "--event",
+        "build.finished",
+        "--data",
+        r#"{"build":42}"#,
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 instance(s) listening"), "{stdout}");
+    assert!(stdout.contains("offset 1, epoch "), "{stdout}");
+    let event: serde_json::Value = serde_json::from_str(&next_text(&mut lobby).await).unwrap();
+    assert_eq!(event["offset"], 1, "{event}");
+    assert_eq!(event["type"], "EVENT", "{event}");
+    assert_eq!(event["payload"]["event"], "build.finished", "{event}");
+    assert_eq!(event["payload"]["data"]["build"], 42, "{event}");
+    assert_eq!(event["payload"]["channel"], "public:lobby", "{event}");
+
+    // Nobody listening: kept in a room with history (exit 0); lost in a room
+    // without (exit 3, unless --allow-nobody).
+    let output = run_example(&["--url", &url, "--room", "public:empty", "--event", "x"]).await;
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("0 instance(s) listening"));
+    let output = run_example(&["--url", &url, "--room", "nobody", "--text", "lost"]).await;
+    assert_eq!(output.status.code(), Some(3));
+    let output = run_example(&[
+        "--url",
+        &url,
+        "--room",
+        "nobody",
+        "--text",
+        "lost",
+        "--allow-nobody",
+    ])
+    .await;
+    assert!(output.status.success());
+
     // Redis unreachable: the worker fails loudly.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| format!("redis://{a}"))
         .unwrap();
-    let output = tokio::process::Command::new("python3")
-        .arg(python_example())
-        .args(["--url", &closed, "--room", "builds", "--text", "lost"])
-        .output()
-        .await
-        .expect("run python3");
-    assert!(
-        !output.status.success(),
-        "a failed publish must exit non-zero"
+    let output = run_example(&["--url", &closed, "--room", "builds", "--text", "lost"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed publish must exit 1: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
     a.stop().await;
     b.stop().await;

@@ -12,8 +12,8 @@ use switchboard_redis::streams::APPEND_SCRIPT;
 fn the_python_package_ships_the_same_append_script() {
     let copy = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../clients/python/src/switchboard_rt/scripts/append.lua");
-    let python = std::fs::read_to_string(&copy)
-        .unwrap_or_else(|e| panic!("read {}: {e}", copy.display()));
+    let python =
+        std::fs::read_to_string(&copy).unwrap_or_else(|e| panic!("read {}: {e}", copy.display()));
     assert!(
         python == APPEND_SCRIPT,
         "{} differs from crates/switchboard-redis/src/scripts/append.lua: copy it over \
