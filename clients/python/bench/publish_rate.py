@@ -5,8 +5,9 @@ Redis), sync and async.
 
 Starts its own redis-server and gateway (release build) on free loopback
 ports; the gateway uses the in-memory broker unless ``--broker redis``. Each
-publish is an EVENT to a room without members, so the numbers measure the
-publisher and the gateway's API, not fan-out. Every scenario runs
+publish is an EVENT to a room without members and without history (no
+stream append, no idempotency key: the plain loops have neither), so the
+numbers measure the publisher and the gateway's API, not fan-out or streams. Every scenario runs
 ``--seconds`` per round, rounds interleaved, ``--rounds`` times; the median
 is reported, with the median of the per-round ratios (switchboard_rt /
 plain), which drifts less than the rates on a busy machine. The plain HTTP
@@ -43,7 +44,8 @@ from switchboard_rt import AsyncClient, Client, Event, Retry
 from switchboard_rt.redis import AsyncRedisPublisher, RedisPublisher
 
 REPO = Path(__file__).resolve().parents[3]
-ROOM = "public:bench"
+ROOM = "bench"
+"""A room no history rule matches (the gateway's defaults are public:* and user:*)."""
 
 
 def free_port() -> int:
@@ -159,7 +161,7 @@ def scenarios(
             return run_sync(lambda i: http.post(target, json=body(i)).raise_for_status(), seconds)
 
     def http_sync_client() -> float:
-        with Client(url, api_key="", retry=Retry()) as client:
+        with Client(url, api_key="", retry=Retry(), idempotency="off") as client:
             return run_sync(lambda i: client.publish(Event("bench", {"i": i}), room=ROOM), seconds)
 
     def http_async(inflight: int, ours: bool) -> Scenario:
@@ -174,7 +176,7 @@ def scenarios(
                 return await run_async(step, seconds, inflight)
 
         async def client() -> float:
-            async with AsyncClient(url, api_key="") as c:
+            async with AsyncClient(url, api_key="", idempotency="off") as c:
 
                 async def step(i: int) -> None:
                     await c.publish(Event("bench", {"i": i}), room=ROOM)
