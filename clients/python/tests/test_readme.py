@@ -21,7 +21,7 @@ def quick_starts() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-def run(code: str, env: dict[str, str]) -> None:
+def run(code: str, env: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, **env},
@@ -30,10 +30,14 @@ def run(code: str, env: dict[str, str]) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def test_quick_starts_run(gateway: Gateway, cluster: Cluster) -> None:
-    publish, worker, token = quick_starts()
+    publish, worker, history, token = quick_starts()
     run(publish, {"SWITCHBOARD_URL": gateway.url, "SWITCHBOARD_API_KEY": ""})
     run(worker.replace("redis://127.0.0.1:6379", cluster.redis.url), {})
+    # The worker's publication is in public:builds's history, through the gateway.
+    listed = run(history, {"SWITCHBOARD_URL": cluster.a.url, "SWITCHBOARD_API_KEY": ""})
+    assert "Notification(title='Build', message='finished'" in listed
     run(token + "\nprint(token)", {"JWT_SECRET": JWT_SECRET})
