@@ -71,8 +71,14 @@ def history_config(patterns: list[str] | None, durable: bool) -> HistoryConfig:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--url", default=None, help="Redis URL (default $SWITCHBOARD_BROKER_URL, else redis://127.0.0.1:6379)")
-    parser.add_argument("--prefix", default="sb", help="the cluster's channel prefix (broker.prefix)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="Redis URL (default $SWITCHBOARD_BROKER_URL, else redis://127.0.0.1:6379)",
+    )
+    parser.add_argument(
+        "--prefix", default="sb", help="the cluster's channel prefix (broker.prefix)"
+    )
     parser.add_argument("--room", default="public:lobby", help="the room (default public:lobby)")
     body = parser.add_mutually_exclusive_group(required=True)
     body.add_argument("--event", help="a structured EVENT with this name (for /ws clients)")
@@ -87,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         " default public:* and user:*; `none` for none). Must match the gateway",
     )
     parser.add_argument("--durable", action="store_true", help="the gateway's broker.durable")
-    parser.add_argument("--idempotency-key", help="your name for this message (default: a fresh one)")
+    parser.add_argument(
+        "--idempotency-key", help="your name for this message (default: a fresh one)"
+    )
     parser.add_argument(
         "--allow-nobody",
         action="store_true",
