@@ -120,6 +120,7 @@ test('two Chromium pages chat on the demo page, and both reconnect and resubscri
   // What the page's curl line does: a NOTIFICATION published over the HTTP API.
   const published = await fetch(gw.httpUrl('/api/v1/publish'), {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       target: { room: CHANNEL },
       message: { type: 'NOTIFICATION', title: 'curl', message: 'hello from curl' },
