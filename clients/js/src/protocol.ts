@@ -364,6 +364,7 @@ export const ErrorCode = {
   UnknownAction: "unknown_action",
   ActionFailed: "action_failed",
   Unavailable: "unavailable",
+  RateLimited: "rate_limited",
   Internal: "internal",
 } as const;
 
