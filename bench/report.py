@@ -41,13 +41,31 @@ SCENARIOS = {
     "bcast_1k_r25": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, 25 publishes/s, compression off"),
     "bcast_1k_deflate_r25": ("compress", "Broadcast, 1 publisher → 1,000 subscribers, 1 KiB JSON, 25 publishes/s, permessage-deflate"),
     "idle_deflate": ("idle", "Idle memory, 5,000 connections, permessage-deflate agreed"),
+    # Streams (history): rendered in their own section.
+    "fanout_json": ("fanout", "Fan-out, 1 publisher → 1,000 subscribers, 64 B JSON, window 8, in-memory broker, history off"),
+    "fanout_hist": ("fanout", "Fan-out, 1 publisher → 1,000 subscribers, 64 B JSON, window 8, in-memory broker, history on"),
+    "fanout_redis": ("fanout", "Fan-out, 1 publisher → 1,000 subscribers, 64 B JSON, window 8, one gateway on Redis, history off"),
+    "fanout_redis_hist": ("fanout", "Fan-out, 1 publisher → 1,000 subscribers, 64 B JSON, window 8, one gateway on Redis, history on"),
+    "xinst_r5000": ("fanout", "Cross-instance, 1 publisher → 10 subscribers over two gateways and Redis, 64 B JSON, 5,000 publishes/s, history off"),
+    "xinst_hist_r1000": ("fanout", "Cross-instance, 1 publisher → 10 subscribers over two gateways and Redis, 64 B JSON, 1,000 publishes/s, history on"),
+    "xinst_hist_r5000": ("fanout", "Cross-instance, 1 publisher → 10 subscribers over two gateways and Redis, 64 B JSON, 5,000 publishes/s, history on"),
+    "histmem": ("histmem", "Memory per channel, 100 publications of 200 B, in-memory broker, history on"),
+    "histmem_off": ("histmem", "Memory per channel, 100 publications of 200 B, in-memory broker, history off"),
+    "histmem_redis": ("histmem", "Memory per channel, 100 publications of 200 B, Redis broker, history on"),
+    "histmem_redis_off": ("histmem", "Memory per channel, 100 publications of 200 B, Redis broker, history off"),
+    "recovery": ("recovery", "Recovery of 100 missed publications, in-memory broker"),
+    "recovery_redis": ("recovery", "Recovery of 100 missed publications, Redis broker"),
 }
+
+STREAM_SCENARIOS = {"fanout_json", "fanout_hist", "fanout_redis", "fanout_redis_hist", "xinst_r5000",
+                    "xinst_hist_r1000", "xinst_hist_r5000", "histmem", "histmem_off", "histmem_redis",
+                    "histmem_redis_off", "recovery", "recovery_redis"}
 
 
 # Scenarios only Switchboard runs (the peers have no JWT, no broker, no permessage-deflate);
 # their tables leave the peers out.
 SWITCHBOARD_ONLY = {"storm_hs256", "storm_rs256", "xinst", "xinst_r1000", "soak",
-                    "bcast_1k_deflate", "bcast_1k_deflate_r25", "idle_deflate"}
+                    "bcast_1k_deflate", "bcast_1k_deflate_r25", "idle_deflate"} | STREAM_SCENARIOS
 
 
 def med(xs):
@@ -207,6 +225,339 @@ def compression_section(w, cells, scenarios, servers):
         else:
             w(f"Idle memory with permessage-deflate: not measured ({idle_d.reason or 'no result'}).")
         w("")
+
+
+# ---------------------------------------------------------------------- streams (history)
+def _rate(cell):
+    """Publishes per second achieved, median over repetitions."""
+    return med([r["result"]["published"] / r["result"]["duration_s"] for r in cell.ok
+                if r["result"].get("duration_s")])
+
+
+def _paired_ratios(a, b, *key):
+    """b ÷ a per repetition (same rep number), for the range next to a ratio of medians."""
+    ra = {r["rep"]: get(r["result"], *key) for r in a.ok}
+    out = []
+    for r in b.ok:
+        x, y = ra.get(r["rep"]), get(r["result"], *key)
+        if x and y is not None:
+            out.append(y / x)
+    return out
+
+
+def _redis_ms(cell):
+    return med([r["redis_cpu_ticks"] / r["clk_tck"] * 1000 for r in cell.ok
+                if r.get("redis_cpu_ticks") is not None])
+
+
+def _ok(cell):
+    return cell is not None and bool(cell.ok)
+
+
+def _why(cell):
+    return "not run" if cell is None else (cell.reason or "no result")
+
+
+def stream_targets(cells):
+    """Rows (label, measured, status) for the streams targets, for the scenarios that ran."""
+    rows = []
+
+    def sb(sc):
+        return cells.get(("switchboard", sc))
+
+    for off_sc, on_sc, broker in [("fanout_json", "fanout_hist", "in-memory broker"),
+                                  ("fanout_redis", "fanout_redis_hist", "Redis broker")]:
+        off, on = sb(off_sc), sb(on_sc)
+        if off is None and on is None:
+            continue
+        label = f"History costs at most 20 % of fan-out deliveries per server CPU-second ({broker})"
+        if not _ok(off) or not _ok(on):
+            rows.append((label, "—", f"not measured: {_why(off if not _ok(off) else on)}"))
+            continue
+        a, b = off.m("deliveries_per_server_cpu_sec"), on.m("deliveries_per_server_cpu_sec")
+        if not a or b is None:
+            rows.append((label, "—", "not measured: no CPU sample"))
+            continue
+        r = b / a
+        pr = _paired_ratios(off, on, "deliveries_per_server_cpu_sec")
+        measured = (f"on ÷ off = {r:.2f}× ({fmt_num(b)} vs {fmt_num(a)} deliveries per server CPU-s"
+                    + (f"; per repetition {', '.join(f'{x:.2f}' for x in pr)}" if len(pr) > 1 else "") + ")")
+        if broker.startswith("Redis"):
+            ax = off.m("deliveries_per_server_and_aux_cpu_sec")
+            bx = on.m("deliveries_per_server_and_aux_cpu_sec")
+            if ax and bx is not None:
+                measured += f"; gateway and redis-server CPU together: {bx / ax:.2f}×"
+        rows.append((label, measured, "met" if r >= 0.8 else "**MISSED**"))
+
+    for sc, rate, limit_us, label in [
+            ("xinst_hist_r1000", 1000, 5_000, "Cross-instance p99 < 5 ms at 1,000 publishes/s, history on"),
+            ("xinst_hist_r5000", 5000, 25_000, "Cross-instance p99 < 25 ms at 5,000 publishes/s, history on")]:
+        cell = sb(sc)
+        if cell is None:
+            continue
+        if not _ok(cell):
+            rows.append((label, "—", f"not measured: {_why(cell)}"))
+            continue
+        p99 = cell.m("latency", "p99_us")
+        achieved = _rate(cell)
+        missing = cell.total("sequence", "missing") or 0
+        measured = (f"p99 {fmt_us(p99)} (p50 {fmt_us(cell.m('latency', 'p50_us'))}) at "
+                    f"{fmt_num(achieved)} publishes/s achieved; missing {fmt_num(missing)}")
+        ok = p99 is not None and p99 < limit_us and achieved is not None and achieved >= 0.95 * rate
+        status = "met" if ok else "**MISSED**"
+        if not ok and achieved is not None and achieved < 0.95 * rate:
+            status += " (the publisher did not reach the rate)"
+        rows.append((label, measured, status))
+    return rows
+
+
+def streams_section(w, cells, scenarios, meta, groups):
+    """History on and off side by side, memory per channel, recovery: Switchboard only."""
+    present = [sc for sc in scenarios if sc in STREAM_SCENARIOS]
+    if not present or "switchboard" not in meta["servers"]:
+        return
+
+    def sb(sc):
+        return cells.get(("switchboard", sc)) if sc in scenarios else None
+
+    w("## History and recovery (streams)")
+    w("")
+    w("Channels with history (docs/protocol.md, \"Streams and recovery\"; docs/configuration.md, "
+      "`[history]`): every publication goes into the channel's stream and gets an offset before it "
+      "is delivered; a JSON object is delivered with `\"offset\":N` as its first field. Switchboard "
+      "only (the peers keep no history).")
+    w("")
+    load = " ".join(meta.get("load_avg_end", []) or ["?"])
+    src = meta.get("source_note") or (f"commit `{meta['git_commit']}`")
+    w(f"Run: `{meta.get('command') or 'bench/run'}` on {meta['date_utc']}, {src}; "
+      f"{meta['cpu_model']} ({meta['cpus']} vCPUs"
+      + (f", {meta['hypervisor']} guest" if meta.get("hypervisor") else "")
+      + f"), kernel {meta['kernel']}, {meta['rustc']}; "
+      f"{meta['reps']} repetition{'s' if meta['reps'] != 1 else ''} of {meta['duration_s']:.0f} s"
+      + (", repetition-major order (rep 1 of every scenario, then rep 2, ...)" if meta.get("interleave") else "")
+      + f". Load average {meta.get('load_avg_start', '?')} at the start and {load} at the end: "
+      "a shared, noisy 2-core machine, so prefer the ratios and the per-CPU figures, which compare "
+      "runs made minutes apart in the same session. Medians over repetitions; range in parentheses.")
+    w("")
+    w("Set-up: every gateway and redis-server pinned to CPU 0, the generator to CPU 1, all on "
+      "127.0.0.1. History on for `/ws/broadcast` is a gateway config with "
+      "`[[history.channels]] pattern = \"broadcast\"` (size 100, ttl 10 m by default); history off "
+      "is the default gateway (history for `public:*` and `user:*` only). The Redis runs use a "
+      "private `redis-server` (persistence off) and `[broker] type = \"redis\"`. Fan-out and "
+      "cross-instance messages are 64-byte JSON objects (`--format json`), so with history each "
+      "delivery carries an offset (about 13 bytes more on the wire), and the generator checks it "
+      "grows by one on every subscriber.")
+    w("")
+
+    # ---- fan-out
+    pairs = [("In-memory broker", "fanout_json", "fanout_hist"),
+             ("Redis broker (one gateway)", "fanout_redis", "fanout_redis_hist")]
+    if any(sb(a) is not None or sb(b) is not None for _, a, b in pairs):
+        w("### Fan-out, history off and on")
+        w("")
+        w("1 publisher (a WebSocket client of `/ws/broadcast`) → 1,000 subscribers, window 8.")
+        w("")
+        w("| Broker | History | deliveries per server CPU-s | on ÷ off | deliveries/s | p50 | p99 | last subscriber p99 | server / generator CPU | deliveries with an offset (not consecutive) | missing / dup |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for broker, off_sc, on_sc in pairs:
+            off, on = sb(off_sc), sb(on_sc)
+            for hist, cell in [("off", off), ("on", on)]:
+                if cell is None:
+                    continue
+                if not cell.ok:
+                    w(f"| {broker} | {hist} | {_why(cell)} |" + " |" * 8)
+                    continue
+                ratio = ""
+                if hist == "on" and _ok(off):
+                    a, b = off.m("deliveries_per_server_cpu_sec"), cell.m("deliveries_per_server_cpu_sec")
+                    if a and b is not None:
+                        pr = _paired_ratios(off, cell, "deliveries_per_server_cpu_sec")
+                        ratio = f"**{b / a:.2f}×**" + (f" ({min(pr):.2f}–{max(pr):.2f})" if len(pr) > 1 else "")
+                w(f"| {broker} | {hist} "
+                  f"| {fmt_num(cell.m('deliveries_per_server_cpu_sec'))}{fmt_range(cell.vals('deliveries_per_server_cpu_sec'))} "
+                  f"| {ratio} "
+                  f"| {fmt_num(cell.m('deliveries_per_sec'))}{fmt_range(cell.vals('deliveries_per_sec'))} "
+                  f"| {fmt_us(cell.m('latency', 'p50_us'))} | {fmt_us(cell.m('latency', 'p99_us'))} "
+                  f"| {fmt_us(cell.m('last_subscriber_latency', 'p99_us'))} "
+                  f"| {cell.util()} "
+                  f"| {fmt_num(cell.total('offsets', 'deliveries_with_offset'))} ({fmt_num(cell.total('offsets', 'non_consecutive'))}) "
+                  f"| {fmt_num(cell.total('sequence', 'missing'))} / {fmt_num(cell.total('sequence', 'duplicated'))} |")
+        w("")
+        off, on = sb("fanout_redis"), sb("fanout_redis_hist")
+        parts = []
+        for hist, cell in [("off", off), ("on", on)]:
+            if _ok(cell):
+                aux = cell.m("aux_cpu", "utilisation")
+                both = cell.m("deliveries_per_server_and_aux_cpu_sec")
+                parts.append(f"history {hist}: redis-server at {'—' if aux is None else f'{aux * 100:.0f}%'} of a core, "
+                             f"{fmt_num(both)} deliveries per CPU-second of gateway and redis-server together")
+        if parts:
+            w("Redis's own CPU in the window (not in the server columns above): " + "; ".join(parts) + ".")
+            w("")
+
+    # ---- cross-instance
+    xs = [("xinst_r1000", "off (64 B text)", 1000), ("xinst_hist_r1000", "on", 1000),
+          ("xinst_r5000", "off", 5000), ("xinst_hist_r5000", "on", 5000)]
+    if any(sb(sc) is not None for sc, _, _ in xs if sc != "xinst_r1000"):
+        w("### Cross-instance latency at a fixed rate")
+        w("")
+        w("Two gateways on one Redis; 10 subscribers alternate between them; the publisher is a "
+          "WebSocket client of the first gateway, so half of the deliveries cross Redis. Latency is "
+          "publish → delivery over every subscriber.")
+        w("")
+        w("| Rate | History | publishes/s achieved | p50 | p99 | p99.9 | p99 on the other gateway | missing / dup | with an offset (not consecutive) | gateways' CPU | redis-server CPU |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for sc, hist, rate in xs:
+            cell = sb(sc)
+            if cell is None:
+                continue
+            if not cell.ok:
+                w(f"| {rate:,}/s | {hist} | {_why(cell)} |" + " |" * 8)
+                continue
+            other = med([get(r["result"], "per_url")[1]["latency"]["p99_us"] for r in cell.ok
+                         if len(r["result"].get("per_url") or []) > 1])
+            sv = cell.m("server_cpu", "utilisation")
+            ax = cell.m("aux_cpu", "utilisation")
+            w(f"| {rate:,}/s | {hist} | {fmt_num(_rate(cell))} "
+              f"| {fmt_us(cell.m('latency', 'p50_us'))} | {fmt_us(cell.m('latency', 'p99_us'))}{'' if len(cell.ok) < 2 else ' (' + fmt_us(min(cell.vals('latency', 'p99_us'))) + '–' + fmt_us(max(cell.vals('latency', 'p99_us'))) + ')'} "
+              f"| {fmt_us(cell.m('latency', 'p999_us'))} | {fmt_us(other)} "
+              f"| {fmt_num(cell.total('sequence', 'missing'))} / {fmt_num(cell.total('sequence', 'duplicated'))} "
+              f"| {fmt_num(cell.total('offsets', 'deliveries_with_offset'))} ({fmt_num(cell.total('offsets', 'non_consecutive'))}) "
+              f"| {'—' if sv is None else f'{sv * 100:.0f}%'} | {'—' if ax is None else f'{ax * 100:.0f}%'} |")
+        w("")
+
+    # ---- memory
+    mems = [("In-memory", "histmem_off", "histmem"), ("Redis", "histmem_redis_off", "histmem_redis")]
+    if any(sb(a) is not None or sb(b) is not None for _, a, b in mems):
+        w("### Memory per channel")
+        w("")
+        some = next((c for _, a, b in mems for c in (sb(a), sb(b)) if _ok(c)), None)
+        n = some.m("channels") if some else None
+        w(f"{fmt_num(n)} channels (`public:mem-<n>`), 100 publications of 200 bytes of raw text each, "
+          "made through the HTTP API (`POST /api/v1/publish`, 4 keep-alive connections) with nobody "
+          "subscribed, after 20 warm-up channels. The gateway's VmRSS and RssAnon, and Redis's "
+          "`used_memory` (`INFO memory`), are read 1 s before and 1 s after; the difference divided "
+          "by the number of channels. History off is the same gateway with `[history] channels = []`.")
+        w("")
+        w("| Broker | History | gateway VmRSS per channel | gateway RssAnon per channel | Redis used_memory per channel | Redis keys added | publishes/s | history of one channel |")
+        w("|---|---|---|---|---|---|---|---|")
+        for broker, off_sc, on_sc in mems:
+            for hist, cell in [("off", sb(off_sc)), ("on", sb(on_sc))]:
+                if cell is None:
+                    continue
+                if not cell.ok:
+                    w(f"| {broker} | {hist} | {_why(cell)} |" + " |" * 5)
+                    continue
+                keys = med([k[1] - k[0] for k in cell.vals("redis_keys") if k])
+                hc = [h for h in cell.vals("history_check") if h]
+                hcs = f"HTTP {hc[0][0]}, {hc[0][1]} kept" if hc else "—"
+                w(f"| {broker} | {hist} "
+                  f"| {fmt_num(cell.m('vmrss', 'per_channel'))} B{fmt_range(cell.vals('vmrss', 'per_channel'))} "
+                  f"| {fmt_num(cell.m('rss_anon', 'per_channel'))} B "
+                  f"| {'—' if cell.m('redis_used_memory', 'per_channel') is None else fmt_num(cell.m('redis_used_memory', 'per_channel')) + ' B' + fmt_range(cell.vals('redis_used_memory', 'per_channel'))} "
+                  f"| {fmt_num(keys)} "
+                  f"| {fmt_num(cell.m('publishes_per_sec'))} | {hcs} |")
+        w("")
+        lines = []
+        for broker, off_sc, on_sc in mems:
+            off, on = sb(off_sc), sb(on_sc)
+            if not _ok(on):
+                continue
+            key = ("redis_used_memory", "per_channel") if broker == "Redis" else ("vmrss", "per_channel")
+            what = "Redis used_memory" if broker == "Redis" else "gateway VmRSS"
+            b = on.m(*key)
+            a = off.m(*key) if _ok(off) else None
+            if b is None:
+                continue
+            cost = b - (a or 0)
+            lines.append(f"{broker} broker: history costs **{fmt_num(cost)} B per channel** of {what} "
+                         f"(on {fmt_num(b)} − off {fmt_num(a)}), {cost / 100:,.0f} B per 200-byte publication, "
+                         f"{cost / 100 - 200:,.0f} B of it overhead")
+        if lines:
+            w("; ".join(lines) + ".")
+            w("")
+
+    # ---- recovery
+    recs = [("In-memory", "recovery"), ("Redis", "recovery_redis")]
+    if any(sb(sc) is not None for _, sc in recs):
+        w("### Recovery of 100 missed publications")
+        w("")
+        w("One client of `/ws` (the structured protocol) subscribes to `public:bench-recovery` "
+          "(history by default) and keeps its position (epoch, offset). Each iteration it closes "
+          "its connection, 100 `EVENT`s (about 200 bytes each as received) are published through "
+          "`POST /api/v1/publish`, one after the other, each answered with the next offset, and it "
+          "reconnects and sends `SUBSCRIBE` with `{\"channel\": .., \"recover\": {\"epoch\", \"offset\"}}`. "
+          "The sample is the time from writing that `SUBSCRIBE` to reading the 100th replayed "
+          "publication; `SUBSCRIBE_SUCCESS` must say `recovered: true` and the 100 must be exactly the "
+          "missed offsets, in order, with the data published. 5 warm-up iterations are not counted.")
+        w("")
+        w("| Broker | recoveries | recovered / not / failed | p50 | p99 | p99.9 | max | to SUBSCRIBE_SUCCESS p50 | reconnect → 100th p99 | server CPU per recovery | one HTTP publish p50 |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        for broker, sc in recs:
+            cell = sb(sc)
+            if cell is None:
+                continue
+            if not cell.ok:
+                w(f"| {broker} | {_why(cell)} |" + " |" * 9)
+                continue
+            w(f"| {broker} | {fmt_num(cell.total('iterations'))} "
+              f"| {fmt_num(cell.total('recovered'))} / {fmt_num(cell.total('not_recovered'))} / {fmt_num(cell.total('failed'))} "
+              f"| {fmt_us(cell.m('latency', 'p50_us'))} | **{fmt_us(cell.m('latency', 'p99_us'))}**"
+              f"{'' if len(cell.ok) < 2 else ' (' + fmt_us(min(cell.vals('latency', 'p99_us'))) + '–' + fmt_us(max(cell.vals('latency', 'p99_us'))) + ')'} "
+              f"| {fmt_us(cell.m('latency', 'p999_us'))} | {fmt_us(max(cell.vals('latency', 'max_us')))} "
+              f"| {fmt_us(cell.m('ack_latency', 'p50_us'))} | {fmt_us(cell.m('reconnect_latency', 'p99_us'))} "
+              f"| {fmt_us(cell.m('server_cpu_us_per_recovery'))} | {fmt_us(cell.m('publish_latency', 'p50_us'))} |")
+        w("")
+
+    # ---- targets
+    rows = stream_targets(cells)
+    if rows:
+        w("### Targets")
+        w("")
+        w("| Target | Measured | Status |")
+        w("|---|---|---|")
+        for label, measured, status in rows:
+            w(f"| {label} | {measured} | {status} |")
+        w("")
+
+    # ---- hand-written reading (bench/analysis-streams.md), kept so a regenerated report keeps it
+    import os
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis-streams.md")
+    if os.path.exists(analysis):
+        w(open(analysis).read().rstrip())
+        w("")
+
+    # ---- commands
+    w("### Exact commands")
+    w("")
+    w("Generator commands as run (PORT, PORT_A, PORT_B: free loopback ports; $SERVER_PID, "
+      "$GATEWAY_A/B, $REDIS: the processes bench/run started). Gateways: "
+      "`taskset -c 0 target/release/switchboard serve --listen 127.0.0.1:PORT [--config FILE]`, "
+      "Redis: `taskset -c 0 redis-server --port REDIS_PORT --bind 127.0.0.1 --save \"\" --appendonly no`.")
+    w("")
+    w("```")
+    for sc in present + (["xinst_r1000"] if "xinst_r1000" in scenarios else []):
+        for r in groups.get(("switchboard", sc), [])[:1]:
+            if r.get("command"):
+                w(f"# {sc}" + (f" (gateway config: {CONFIG_NOTE[sc]})" if sc in CONFIG_NOTE else ""))
+                w(re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", r["command"]))
+    w("```")
+    w("")
+
+
+CONFIG_NOTE = {
+    "fanout_hist": "[[history.channels]] pattern = \"broadcast\"",
+    "histmem_off": "[history] channels = []",
+    "fanout_redis": "[broker] type = \"redis\"",
+    "fanout_redis_hist": "[broker] type = \"redis\" + [[history.channels]] pattern = \"broadcast\"",
+    "xinst_r1000": "[broker] type = \"redis\", two gateways; 64 B text",
+    "xinst_r5000": "[broker] type = \"redis\", two gateways",
+    "xinst_hist_r1000": "[broker] type = \"redis\" + [[history.channels]] pattern = \"broadcast\", two gateways",
+    "xinst_hist_r5000": "[broker] type = \"redis\" + [[history.channels]] pattern = \"broadcast\", two gateways",
+    "histmem_redis": "[broker] type = \"redis\"",
+    "histmem_redis_off": "[broker] type = \"redis\" + [history] channels = []",
+    "recovery_redis": "[broker] type = \"redis\"",
+}
 
 
 def soak_section(w, cell):
@@ -373,6 +724,8 @@ def main():
     w("")
     for sc in scenarios:
         kind, title = SCENARIOS[sc]
+        if sc in STREAM_SCENARIOS:
+            continue  # in "History and recovery (streams)"
         xinst_notes = []
         w(f"### {title}")
         w("")
@@ -524,6 +877,9 @@ def main():
     # ------------------------------------------------------------------ compression
     compression_section(w, cells, scenarios, servers)
 
+    # ------------------------------------------------------------------ streams
+    streams_section(w, cells, scenarios, meta, groups)
+
     # ------------------------------------------------------------------ targets
     w("## Targets (2-core machine) and where we stand")
     w("")
@@ -652,6 +1008,8 @@ def main():
         w(f"| {label} | — | {not_measured('soak')} |")
     else:
         w(f"| {label} | {verdict[0]} | {verdict[1]} |")
+    for label, measured, status in stream_targets(cells):
+        w(f"| {label} | {measured} | {status} |")
     w("")
     w("For reference, the same per-core figures for the peers in this run:")
     w("")
@@ -714,7 +1072,7 @@ def main():
     w("")
     w("```")
     shown = set()
-    for sc in scenarios:
+    for sc in [s for s in scenarios if s not in STREAM_SCENARIOS]:
         for sv in ["fastwebsockets"] + servers:
             for r in groups.get((sv, sc), []):
                 cmd = r.get("command")

@@ -71,6 +71,8 @@ pub struct FanoutConfig {
     pub max_messages: Option<u64>,
     /// Server processes to sample.
     pub server_pids: Vec<u32>,
+    /// Other processes to sample separately (e.g. the redis-server behind the gateways).
+    pub aux_pids: Vec<u32>,
     /// Concurrent connection attempts.
     pub connect_concurrency: usize,
     /// `"fanout"` or `"cross-instance"`.
@@ -160,6 +162,22 @@ pub struct FanoutReport {
     pub server_cpu_us_per_delivery: Option<f64>,
     /// The generator's own CPU over the window.
     pub generator_cpu: Option<ServerCpu>,
+    /// CPU of the `--aux-pid` processes over the window (e.g. redis-server).
+    pub aux_cpu: Option<ServerCpu>,
+    /// Deliveries per CPU-second of the servers and the `--aux-pid` processes together.
+    pub deliveries_per_server_and_aux_cpu_sec: Option<f64>,
+    /// Stream offsets carried by the deliveries (channels with history).
+    pub offsets: OffsetTotals,
+}
+
+/// What the subscribers saw of stream offsets: a channel with history delivers a JSON object
+/// with `"offset":N` first, N growing by one per publication.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct OffsetTotals {
+    /// Deliveries (all, not only in the window) that carried an offset.
+    pub deliveries_with_offset: u64,
+    /// Deliveries whose offset was not the previous one plus one on the same subscriber.
+    pub non_consecutive: u64,
 }
 
 impl FanoutReport {
@@ -236,6 +254,20 @@ impl FanoutReport {
                 g.utilisation * 100.0
             ));
         }
+        if let (Some(a), Some(r)) = (self.aux_cpu, self.deliveries_per_server_and_aux_cpu_sec) {
+            s.push_str(&format!(
+                "  aux CPU: {:.2} s ({:.0}% of a core); {} deliveries per CPU-second of server and aux together\n",
+                a.cpu_seconds,
+                a.utilisation * 100.0,
+                fmt_rate(r)
+            ));
+        }
+        if self.offsets.deliveries_with_offset > 0 {
+            s.push_str(&format!(
+                "  stream offsets: {} deliveries carried one, {} not consecutive\n",
+                self.offsets.deliveries_with_offset, self.offsets.non_consecutive
+            ));
+        }
         for e in &self.errors {
             s.push_str(&format!("  error: {e}\n"));
         }
@@ -269,6 +301,8 @@ struct SubResult {
     hist: Latency,
     trackers: HashMap<u32, SeqTracker>,
     foreign: u64,
+    offsets: OffsetTotals,
+    last_offset: Option<u64>,
     error: Option<String>,
 }
 
@@ -383,6 +417,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let end = start + cfg.duration;
     let _ = shared.window.set((start, end));
     let sampler = CpuSampler::start(&cfg.server_pids);
+    let aux_sampler = CpuSampler::start(&cfg.aux_pids);
     let own = CpuSampler::start(&[std::process::id()]);
 
     let mut published = 0u64;
@@ -470,6 +505,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     }
     let publish_end = Instant::now();
     let server_cpu = sampler.and_then(|s| s.finish());
+    let aux_cpu = aux_sampler.and_then(|s| s.finish());
     let generator_cpu = own.and_then(|s| s.finish());
 
     // Drain: wait for the outstanding deliveries.
@@ -494,6 +530,7 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let mut compressed_deliveries = 0u64;
     let mut wire_bytes = 0u64;
     let mut foreign = 0u64;
+    let mut offsets = OffsetTotals::default();
     let mut subscriber_errors = connect.failed;
     for h in handles {
         let r = match h.await {
@@ -510,6 +547,8 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         per_url_hist[r.url_index].merge(&r.hist);
         per_url_deliveries[r.url_index] += r.deliveries_in_window;
         foreign += r.foreign;
+        offsets.deliveries_with_offset += r.offsets.deliveries_with_offset;
+        offsets.non_consecutive += r.offsets.non_consecutive;
         sequence.add_receiver(&r.trackers, &published_map);
         if let Some(e) = r.error {
             subscriber_errors += 1;
@@ -533,6 +572,12 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
     let us_per = server_cpu
         .filter(|_| deliveries > 0)
         .map(|c| c.cpu_seconds * 1e6 / deliveries as f64);
+    let with_aux = match (server_cpu, aux_cpu) {
+        (Some(s), Some(a)) if s.cpu_seconds + a.cpu_seconds > 0.0 => {
+            Some(deliveries as f64 / (s.cpu_seconds + a.cpu_seconds))
+        }
+        _ => None,
+    };
     let deflate_negotiated = connect.deflate_negotiated;
     Ok(FanoutReport {
         scenario: cfg.scenario,
@@ -577,6 +622,9 @@ pub async fn run(cfg: FanoutConfig) -> anyhow::Result<FanoutReport> {
         deliveries_per_server_cpu_sec: per_cpu,
         server_cpu_us_per_delivery: us_per,
         generator_cpu,
+        aux_cpu,
+        deliveries_per_server_and_aux_cpu_sec: with_aux,
+        offsets,
     })
 }
 
@@ -631,11 +679,19 @@ async fn subscriber(
                 }
                 _ => continue,
             };
-            let Some(st) = payload::decode(c.reader.payload(&m), fmt).filter(|_| fmt == sh.format)
+            let Some((st, offset)) =
+                payload::decode_with_offset(c.reader.payload(&m), fmt).filter(|_| fmt == sh.format)
             else {
                 r.foreign += 1;
                 continue;
             };
+            if let Some(o) = offset {
+                r.offsets.deliveries_with_offset += 1;
+                if r.last_offset.is_some_and(|last| o != last + 1) {
+                    r.offsets.non_consecutive += 1;
+                }
+                r.last_offset = Some(o);
+            }
             let obs = r.trackers.entry(st.publisher).or_default().observe(st.seq);
             if matches!(obs, Observed::Duplicate | Observed::Invalid) {
                 continue;

@@ -33,9 +33,22 @@ impl HttpPoster {
     /// POSTs one body and returns the response status. Reconnects if the server closed the
     /// previous connection.
     pub async fn post(&mut self, body: &[u8]) -> io::Result<u16> {
+        let path = self.target.path.clone();
+        self.request("POST", &path, body, None).await
+    }
+
+    /// Sends one request to `path` on the same server and returns the response status; the
+    /// response body is appended to `response` when given. Reconnects if the server closed the
+    /// previous connection.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        mut response: Option<&mut Vec<u8>>,
+    ) -> io::Result<u16> {
         let mut req = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
-            self.target.path,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n",
             self.target.host_header,
             self.content_type,
             body.len()
@@ -55,9 +68,12 @@ impl HttpPoster {
             let Some(stream) = self.stream.as_mut() else {
                 continue;
             };
+            if let Some(r) = response.as_deref_mut() {
+                r.clear();
+            }
             let res = async {
                 stream.write_all(&bytes).await?;
-                read_response(stream, &mut self.reader).await
+                read_response(stream, &mut self.reader, response.as_deref_mut()).await
             }
             .await;
             match res {
@@ -138,6 +154,7 @@ async fn fill(stream: &mut TcpStream, reader: &mut FrameReader) -> io::Result<()
 async fn read_response(
     stream: &mut TcpStream,
     reader: &mut FrameReader,
+    mut body: Option<&mut Vec<u8>>,
 ) -> io::Result<(u16, bool)> {
     let head = loop {
         if let Some(h) = parse_head(reader.buffered())? {
@@ -180,6 +197,9 @@ async fn read_response(
             while reader.buffered().len() < size + 2 {
                 fill(stream, reader).await?;
             }
+            if let Some(b) = body.as_deref_mut() {
+                b.extend_from_slice(&reader.buffered()[..size]);
+            }
             reader.consume(size + 2);
         }
     }
@@ -188,6 +208,9 @@ async fn read_response(
             while reader.buffered().len() < len {
                 fill(stream, reader).await?;
             }
+            if let Some(b) = body.as_deref_mut() {
+                b.extend_from_slice(&reader.buffered()[..len]);
+            }
             reader.consume(len);
             Ok((head.status, head.keep_alive))
         }
@@ -195,6 +218,9 @@ async fn read_response(
             // Body delimited by close: read to EOF, then reconnect next time.
             loop {
                 let n = reader.buffered().len();
+                if let Some(b) = body.as_deref_mut() {
+                    b.extend_from_slice(reader.buffered());
+                }
                 reader.consume(n);
                 if reader.fill(stream).await? == 0 {
                     return Ok((head.status, false));

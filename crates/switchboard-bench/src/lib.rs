@@ -7,11 +7,13 @@
 pub mod common;
 pub mod echo;
 pub mod fanout;
+pub mod histmem;
 pub mod http;
 pub mod idle;
 pub mod jwt;
 pub mod payload;
 pub mod peers;
+pub mod recovery;
 pub mod seq;
 pub mod stats;
 pub mod storm;

@@ -12,8 +12,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use switchboard_bench::common::source_ips;
 use switchboard_bench::echo::{self, EchoConfig, PipelineMode};
 use switchboard_bench::fanout::{self, AllToAllConfig, FanoutConfig, Publisher};
+use switchboard_bench::histmem::{self, HistMemConfig};
 use switchboard_bench::idle::{self, IdleConfig};
 use switchboard_bench::payload::Format;
+use switchboard_bench::recovery::{self, RecoveryConfig};
 use switchboard_bench::storm::{self, CloseMode, StormConfig};
 use switchboard_bench::target::{Scheme, Target, parse_target_with_scheme};
 use switchboard_bench::{jwt, probe};
@@ -50,6 +52,88 @@ enum Command {
     CrossInstance(FanoutArgs),
     /// Try one upgrade; exit 0 on 101, 2 on another HTTP status, 1 if unreachable.
     Probe(ProbeArgs),
+    /// Streams: a client misses N publications on a channel with history and recovers them
+    /// (Switchboard's structured protocol at /ws and its HTTP publish API).
+    Recovery(RecoveryArgs),
+    /// Streams: memory per channel after N publications to each of M channels (HTTP API).
+    HistoryMemory(HistMemArgs),
+}
+
+#[derive(Debug, Args)]
+struct RecoveryArgs {
+    /// The structured endpoint, e.g. ws://127.0.0.1:8080/ws
+    #[arg(long, value_parser = parse_ws)]
+    url: Target,
+    /// The publish URL, e.g. http://127.0.0.1:8080/api/v1/publish
+    #[arg(long, value_parser = parse_http)]
+    api: Target,
+    /// Extra HTTP header line for the API, e.g. "Authorization: Bearer KEY" (repeatable).
+    #[arg(long)]
+    http_header: Vec<String>,
+    /// A channel with history the client may subscribe to.
+    #[arg(long, default_value = "public:bench-recovery")]
+    channel: String,
+    /// Publications missed per iteration.
+    #[arg(long, default_value_t = 100)]
+    messages: usize,
+    /// Padding bytes in each publication's data (with 0, an EVENT arrives as about 200 bytes).
+    #[arg(long, default_value_t = 0)]
+    pad: usize,
+    /// Measured iterations.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
+    /// Unmeasured iterations first.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Longest one recovery may take.
+    #[arg(long, value_parser = parse_secs, default_value = "10")]
+    timeout: Duration,
+    /// Server process(es) to sample.
+    #[arg(long)]
+    server_pid: Vec<u32>,
+    /// Hard limit for the whole run.
+    #[arg(long, value_parser = parse_secs, default_value = "300")]
+    max_time: Duration,
+}
+
+#[derive(Debug, Args)]
+struct HistMemArgs {
+    /// The publish URL, e.g. http://127.0.0.1:8080/api/v1/publish
+    #[arg(long, value_parser = parse_http)]
+    api: Target,
+    /// Extra HTTP header line for the API (repeatable).
+    #[arg(long)]
+    http_header: Vec<String>,
+    /// Channels to fill.
+    #[arg(long, default_value_t = 1000)]
+    channels: usize,
+    /// Publications per channel.
+    #[arg(long, default_value_t = 100)]
+    entries: usize,
+    /// Bytes per publication (raw text).
+    #[arg(long, short = 's', default_value_t = 200)]
+    size: usize,
+    /// Channel names are PREFIX<n>.
+    #[arg(long, default_value = "public:mem-")]
+    prefix: String,
+    /// Keep-alive connections publishing at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Channels filled before the first reading (not counted).
+    #[arg(long, default_value_t = 20)]
+    warmup_channels: usize,
+    /// Wait before each memory reading.
+    #[arg(long, value_parser = parse_secs, default_value = "1")]
+    settle: Duration,
+    /// The gateway process (VmRSS, RssAnon).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A redis-server on 127.0.0.1:PORT to read INFO memory from.
+    #[arg(long)]
+    redis_port: Option<u16>,
+    /// Hard limit for the whole run.
+    #[arg(long, value_parser = parse_secs, default_value = "300")]
+    max_time: Duration,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -257,6 +341,9 @@ struct FanoutArgs {
     /// Server process(es) to sample (cross-instance: both).
     #[arg(long)]
     server_pid: Vec<u32>,
+    /// Other process(es) to sample separately, e.g. the redis-server behind the gateways.
+    #[arg(long)]
+    aux_pid: Vec<u32>,
     /// Concurrent connection attempts.
     #[arg(long, default_value_t = 128)]
     connect_concurrency: usize,
@@ -298,6 +385,8 @@ impl Command {
                 a.settle + a.warmup + a.duration + a.drain + slack
             }
             Command::Probe(a) => a.wait + a.timeout + Duration::from_secs(5),
+            Command::Recovery(a) => a.max_time,
+            Command::HistoryMemory(a) => a.max_time,
         }
     }
 }
@@ -395,6 +484,47 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
             })
         }
         Command::Fanout(a) => run_fanout(a, "fanout").await,
+        Command::Recovery(a) => {
+            let r = recovery::run(RecoveryConfig {
+                ws: a.url,
+                api: a.api,
+                api_headers: a.http_header,
+                channel: a.channel,
+                messages: a.messages,
+                pad: a.pad,
+                iterations: a.iterations,
+                warmup: a.warmup,
+                timeout: a.timeout,
+                server_pids: a.server_pid,
+            })
+            .await?;
+            Ok(Outcome {
+                human: r.human(),
+                failed: r.recovered == 0 || r.failed > 0 || r.wrong > 0,
+                json: serde_json::to_value(&r)?,
+            })
+        }
+        Command::HistoryMemory(a) => {
+            let r = histmem::run(HistMemConfig {
+                api: a.api,
+                api_headers: a.http_header,
+                channels: a.channels,
+                entries: a.entries,
+                size: a.size,
+                prefix: a.prefix,
+                concurrency: a.concurrency,
+                server_pid: a.server_pid,
+                redis_port: a.redis_port,
+                warmup_channels: a.warmup_channels,
+                settle: a.settle,
+            })
+            .await?;
+            Ok(Outcome {
+                human: r.human(),
+                failed: r.published == 0 || r.publish_errors > 0,
+                json: serde_json::to_value(&r)?,
+            })
+        }
         Command::CrossInstance(a) => {
             anyhow::ensure!(
                 a.urls.len() == 2,
@@ -474,6 +604,7 @@ async fn run_fanout(a: FanoutArgs, scenario: &'static str) -> anyhow::Result<Out
         drain: a.drain,
         max_messages: a.max_messages,
         server_pids: a.server_pid,
+        aux_pids: a.aux_pid,
         connect_concurrency: a.connect_concurrency,
         scenario,
         deflate: a.deflate,

@@ -188,6 +188,52 @@ pub fn encode(out: &mut Vec<u8>, format: Format, stamp: Stamp, size: usize) {
 
 /// Decodes a message. Returns `None` if the bytes are not in the given format.
 pub fn decode(bytes: &[u8], format: Format) -> Option<Stamp> {
+    decode_with_offset(bytes, format).map(|(stamp, _)| stamp)
+}
+
+/// Decodes a message that may carry a stream offset. A channel with history (Switchboard's
+/// streams) delivers a JSON object with `"offset":N` inserted as its first field:
+/// `{"offset":17,"pub":0,"seq":..}`. In the JSON format that field is accepted, stripped and
+/// returned; the rest must still be exactly what was published.
+pub fn decode_with_offset(bytes: &[u8], format: Format) -> Option<(Stamp, Option<u64>)> {
+    if format == Format::Json
+        && let Some(rest) = bytes.strip_prefix(b"{\"offset\":")
+    {
+        let (offset, rest) = split_number(rest, b",")?;
+        // `rest` is the published object without its opening brace.
+        let stamp = decode_json(rest, rest.len() + 1)?;
+        return Some((stamp, Some(offset)));
+    }
+    decode_plain(bytes, format).map(|stamp| (stamp, None))
+}
+
+/// Decodes a JSON payload given without its opening `{` (`rest`), whose published length was
+/// `len` bytes (the `{` included).
+fn decode_json(rest: &[u8], len: usize) -> Option<Stamp> {
+    let rest_all = rest;
+    let rest = rest.strip_prefix(b"\"pub\":")?;
+    let (publisher, rest) = split_number(rest, b",\"seq\":")?;
+    let (seq, rest) = split_number(rest, b",\"ts\":")?;
+    let (unix_nanos, rest) = split_number(rest, b",\"items\":[")?;
+    if !rest.ends_with(b"]}") {
+        return None;
+    }
+    let stamp = Stamp {
+        publisher: u32::try_from(publisher).ok()?,
+        seq,
+        unix_nanos,
+    };
+    // The body is a function of the stamp and the length: check every byte (this is what
+    // catches a wrong inflate).
+    let same = JSON_SCRATCH.with(|scratch| {
+        let mut expected = scratch.borrow_mut();
+        encode(&mut expected, Format::Json, stamp, len);
+        expected.first() == Some(&b'{') && expected[1..] == rest_all[..]
+    });
+    same.then_some(stamp)
+}
+
+fn decode_plain(bytes: &[u8], format: Format) -> Option<Stamp> {
     match format {
         Format::Text => {
             let mut parts = bytes.splitn(4, |b| *b == b':');
@@ -204,28 +250,7 @@ pub fn decode(bytes: &[u8], format: Format) -> Option<Stamp> {
                 unix_nanos,
             })
         }
-        Format::Json => {
-            let rest = bytes.strip_prefix(b"{\"pub\":")?;
-            let (publisher, rest) = split_number(rest, b",\"seq\":")?;
-            let (seq, rest) = split_number(rest, b",\"ts\":")?;
-            let (unix_nanos, rest) = split_number(rest, b",\"items\":[")?;
-            if !rest.ends_with(b"]}") {
-                return None;
-            }
-            let stamp = Stamp {
-                publisher: u32::try_from(publisher).ok()?,
-                seq,
-                unix_nanos,
-            };
-            // The body is a function of the stamp and the length: check every byte (this is
-            // what catches a wrong inflate).
-            let same = JSON_SCRATCH.with(|scratch| {
-                let mut expected = scratch.borrow_mut();
-                encode(&mut expected, Format::Json, stamp, bytes.len());
-                expected[..] == bytes[..]
-            });
-            same.then_some(stamp)
-        }
+        Format::Json => decode_json(bytes.strip_prefix(b"{")?, bytes.len()),
         Format::Binary => {
             if bytes.len() < BINARY_HEADER_LEN || &bytes[..2] != BINARY_MAGIC {
                 return None;
@@ -379,6 +404,36 @@ mod tests {
         assert_eq!(decode(&out[..1000], Format::Json), None);
         assert_eq!(
             decode(b"{\"pub\":1,\"seq\":2,\"ts\":3,\"items\":[", Format::Json),
+            None
+        );
+    }
+
+    #[test]
+    fn json_with_a_stream_offset() {
+        let s = Stamp {
+            publisher: 0,
+            seq: 9,
+            unix_nanos: 1_763_765_432_123_456_789,
+        };
+        let mut out = Vec::new();
+        encode(&mut out, Format::Json, s, 64);
+        let mut with = b"{\"offset\":1234,".to_vec();
+        with.extend_from_slice(&out[1..]);
+        assert_eq!(
+            decode_with_offset(&with, Format::Json),
+            Some((s, Some(1234)))
+        );
+        assert_eq!(decode(&with, Format::Json), Some(s));
+        assert_eq!(decode_with_offset(&out, Format::Json), Some((s, None)));
+        // The rest must still be exactly what was published.
+        let mut corrupt = with.clone();
+        let n = corrupt.len();
+        corrupt[n - 5] ^= 1;
+        assert_eq!(decode_with_offset(&corrupt, Format::Json), None);
+        assert_eq!(decode_with_offset(b"{\"offset\":x,", Format::Json), None);
+        // Only the JSON format takes an offset.
+        assert_eq!(
+            decode_with_offset(b"{\"offset\":1,0:1:2:xx", Format::Text),
             None
         );
     }
