@@ -93,6 +93,11 @@ pub(crate) struct ServeArgs {
     /// Close clients with 1012 (restart) instead of 1001 on SIGTERM/SIGINT.
     #[arg(long)]
     pub(crate) restart_on_shutdown: bool,
+    /// Apply the rules of a gateway reachable from other hosts although it
+    /// listens on loopback (a reverse proxy on this host forwards to it):
+    /// API key required, /metrics behind the key, no demo page.
+    #[arg(long)]
+    pub(crate) public: bool,
     /// How long shutdown waits for clients to drain: 10s, 500ms [default: 10s].
     #[arg(long)]
     pub(crate) shutdown_timeout: Option<Span>,
@@ -117,6 +122,8 @@ impl ServeArgs {
             tls_key: self.tls_key.clone(),
             restart_on_shutdown: self.restart_on_shutdown.then_some(true),
             shutdown_timeout: self.shutdown_timeout,
+            public: self.public.then_some(true),
+            ..Overrides::default()
         }
     }
 }
@@ -188,6 +195,11 @@ fn check(file: &Path, no_env: bool) -> ExitCode {
                 (true, n) => format!("on, {n} API key(s)"),
             };
             println!("  http api: {api}");
+            println!(
+                "  {}",
+                plan.exposure
+                    .summary(plan.listen, plan.api.enabled, plan.api.keys.len())
+            );
             ExitCode::SUCCESS
         }
         Err(problems) => {
@@ -216,6 +228,13 @@ fn serve(args: &ServeArgs) -> ExitCode {
         eprintln!("switchboard: cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
+    if args.broker_url.as_deref().is_some_and(has_password) {
+        tracing::warn!(
+            "--broker-url holds a password, which any user of this machine can read in the \
+             process list: use SWITCHBOARD_BROKER_URL or SWITCHBOARD_BROKER_URL_FILE (or \
+             broker.url_file) instead"
+        );
+    }
     raise_fd_limit();
     let workers = plan
         .workers
@@ -242,6 +261,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether a URL carries a password (`scheme://user:password@host` or
+/// `scheme://:password@host`).
+fn has_password(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// Each connection is a file descriptor; the usual soft limit of 1024 is far

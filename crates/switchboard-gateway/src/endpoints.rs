@@ -1,14 +1,19 @@
 //! The WebSocket endpoints the gateway serves: what each protocol does, the
 //! built-in set, and mounting them on the app.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchboard::broker::stream::Want;
 use switchboard::broker::{Cluster, Payload, Target};
 use switchboard::protocol::wire::Channel;
+use switchboard::protocol::wire::Message as Wire;
 use switchboard::protocol::wire::payload::Event;
 use switchboard::protocol::{
-    ActionContext, ActionError, ChannelPattern, ChannelRules, StructuredProtocol,
+    ActionContext, ActionError, ChannelPattern, ChannelRules, Connection, Envelope, ErrorCode,
+    Inbound, ProtocolHooks, StructuredProtocol,
 };
 use switchboard::{
     CloseCode, Error, Message, Outgoing, Room, RouteConfig, Security, Switchboard, WebSocketUpgrade,
@@ -94,6 +99,7 @@ fn structured(plan: StructuredPlan, cluster: &Cluster) -> StructuredProtocol {
         config,
         rules,
         chat,
+        chat_rate,
     } = plan;
     let protocol = StructuredProtocol::new(config)
         .channels(rules.clone())
@@ -101,9 +107,64 @@ fn structured(plan: StructuredPlan, cluster: &Cluster) -> StructuredProtocol {
     if chat.is_empty() {
         return protocol;
     }
-    protocol.action(CHAT_ACTION, move |cx: ActionContext, send: ChatSend| {
-        chat_send(cx, send, rules.clone(), chat.clone())
-    })
+    protocol
+        .hooks(ChatRate {
+            per_second: chat_rate.0,
+            burst: f64::from(chat_rate.1),
+        })
+        .action(CHAT_ACTION, move |cx: ActionContext, send: ChatSend| {
+            chat_send(cx, send, rules.clone(), chat.clone())
+        })
+}
+
+/// `chat.send` per connection: a token bucket in the connection's state;
+/// past it the message answers `ERROR` `rate_limited` (and is not sent).
+#[derive(Debug, Clone, Copy)]
+struct ChatRate {
+    per_second: f64,
+    burst: f64,
+}
+
+/// One connection's `chat.send` bucket: tokens, and when it was last filled.
+#[derive(Debug, Clone)]
+struct ChatBucket(Arc<parking_lot::Mutex<(f64, Instant)>>);
+
+impl ProtocolHooks for ChatRate {
+    fn on_envelope(&self, conn: &Connection, envelope: &Envelope) -> Inbound {
+        let Wire::Action(action) = &envelope.message else {
+            return Inbound::Accept;
+        };
+        if action.action != CHAT_ACTION {
+            return Inbound::Accept;
+        }
+        let hub = conn.hub();
+        let bucket = hub.state::<ChatBucket>(conn.id()).unwrap_or_else(|| {
+            let bucket = ChatBucket(Arc::new(parking_lot::Mutex::new((
+                self.burst,
+                Instant::now(),
+            ))));
+            hub.set_state(conn.id(), bucket.clone());
+            bucket
+        });
+        let mut state = bucket.0.lock();
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let tokens =
+            (tokens + now.duration_since(last).as_secs_f64() * self.per_second).min(self.burst);
+        if tokens < 1.0 {
+            *state = (tokens, now);
+            let wait = (1.0 - tokens) / self.per_second;
+            return Inbound::Reject(
+                ErrorCode::RateLimited,
+                format!(
+                    "chat.send: at most {} per second (bursts of {}); wait {wait:.1} s",
+                    self.per_second, self.burst
+                ),
+            );
+        }
+        *state = (tokens - 1.0, now);
+        Inbound::Accept
+    }
 }
 
 /// `chat.send`'s data, as in docs/protocol.md's example.
@@ -112,12 +173,13 @@ fn structured(plan: StructuredPlan, cluster: &Cluster) -> StructuredProtocol {
 struct ChatSend {
     room: String,
     text: String,
-    /// A display name (unverified; `user` carries the authenticated id).
+    /// A display name: taken from an anonymous sender (and labelled
+    /// anonymous); an authenticated sender's name comes from its identity.
     #[serde(default)]
     name: Option<String>,
 }
 
-/// Publishes `EVENT chat.message {text, user, name}` to a channel the
+/// Publishes `EVENT chat.message {text, user, name, anonymous}` to a channel the
 /// sender may subscribe to and that `chat_channels` allows; answers
 /// `{"delivered": <local recipients>}`.
 async fn chat_send(
@@ -138,12 +200,27 @@ async fn chat_send(
     if send.text.is_empty() {
         return Err(ActionError::new("text: must not be empty"));
     }
-    let name = send
-        .name
-        .map(|n| n.chars().take(MAX_NAME).collect::<String>());
+    // An authenticated sender is who its credentials say: its token's
+    // `name` claim, else its user id. Only an anonymous sender names itself,
+    // and the message says it is anonymous.
+    let (name, anonymous) = match cx.identity() {
+        Some(identity) => {
+            let claimed = identity
+                .claims()
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (
+                claimed.unwrap_or_else(|| identity.user_id().to_string()),
+                false,
+            )
+        }
+        None => (send.name.unwrap_or_else(|| "anonymous".to_owned()), true),
+    };
+    let name: String = name.chars().take(MAX_NAME).collect();
     let event = Event::new(
         CHAT_EVENT,
-        json!({ "text": send.text, "user": cx.user_id(), "name": name }),
+        json!({ "text": send.text, "user": cx.user_id(), "name": name, "anonymous": anonymous }),
     );
     let published = cx
         .publisher()

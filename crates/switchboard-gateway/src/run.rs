@@ -8,7 +8,7 @@ use switchboard::broker::{BrokerError, Cluster, MemoryBroker};
 use switchboard::{Hub, Switchboard};
 use tokio::net::TcpListener;
 
-use crate::config::{BrokerPlan, Plan};
+use crate::config::{BrokerPlan, MetricsPlan, Plan};
 use crate::metrics::{Metrics, MetricsHooks};
 use crate::shutdown::{self, Trigger};
 use crate::state::{BrokerHandle, Inner, Shared};
@@ -45,8 +45,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         broker,
         metrics: Arc::clone(&metrics),
         api: plan.api.clone(),
-        demo: plan.demo,
-        metrics_enabled: plan.metrics,
+        exposure: plan.exposure.clone(),
         shutdown: OnceLock::new(),
     });
     let paths: Vec<String> = plan.endpoints.iter().map(|e| e.path.clone()).collect();
@@ -85,6 +84,16 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         (Listener::Tcp(server), addr, trigger)
     };
     let _ = shared.shutdown.set(trigger.clone());
+    let metrics_task = match plan.exposure.metrics {
+        MetricsPlan::Own(own) => {
+            let listener = TcpListener::bind(own)
+                .await
+                .with_context(|| format!("cannot listen on {own} (metrics.listen)"))?;
+            let router = http::metrics_router(shared.clone());
+            Some(tokio::spawn(http::serve_plain(listener, router)))
+        }
+        _ => None,
+    };
     tokio::spawn(shutdown::watch_signals(
         trigger.clone(),
         plan.restart_on_shutdown,
@@ -99,6 +108,11 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         api_key = !plan.api.keys.is_empty(),
         tls = plan.tls.is_some(),
         "switchboard listening"
+    );
+    tracing::info!(
+        "{}",
+        plan.exposure
+            .summary(addr, plan.api.enabled, plan.api.keys.len())
     );
     // One line on stdout for scripts and tests: the address actually bound.
     println!("listening on {scheme}://{addr}");
@@ -116,6 +130,9 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         (Listener::Tls(..), None) => unreachable!("a TLS listener without TLS settings"),
     }
     metrics.set_listening(false);
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cluster.shutdown()).await;
     tracing::info!("shut down");
     Ok(())

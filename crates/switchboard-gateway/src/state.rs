@@ -8,7 +8,7 @@ use switchboard::Hub;
 use switchboard::broker::Cluster;
 use switchboard_redis::RedisBroker;
 
-use crate::config::ApiPlan;
+use crate::config::{ApiPlan, ExposurePlan};
 use crate::metrics::{BrokerState, Metrics};
 use crate::shutdown::Trigger;
 
@@ -23,8 +23,8 @@ pub(crate) struct Inner {
     pub(crate) broker: BrokerHandle,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) api: ApiPlan,
-    pub(crate) demo: bool,
-    pub(crate) metrics_enabled: bool,
+    /// What is exposed, to whom.
+    pub(crate) exposure: ExposurePlan,
     /// Set once the listener is bound.
     pub(crate) shutdown: OnceLock<Trigger>,
 }

@@ -35,13 +35,16 @@ pub enum ErrorCode {
     /// A service the server needs is not reachable just now (the broker,
     /// for a channel with history): retry with backoff.
     Unavailable,
+    /// The client sent this kind of message too often (`chat.send` past its
+    /// rate): wait before sending again.
+    RateLimited,
     /// A server fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table in `docs/protocol.md`.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::InvalidJson,
         Self::UnknownType,
         Self::InvalidMessage,
@@ -53,6 +56,7 @@ impl ErrorCode {
         Self::UnknownAction,
         Self::ActionFailed,
         Self::Unavailable,
+        Self::RateLimited,
         Self::Internal,
     ];
 
@@ -70,6 +74,7 @@ impl ErrorCode {
             Self::UnknownAction => "unknown_action",
             Self::ActionFailed => "action_failed",
             Self::Unavailable => "unavailable",
+            Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
         }
     }

@@ -29,6 +29,10 @@ pub(crate) struct Overrides {
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) restart_on_shutdown: Option<bool>,
     pub(crate) shutdown_timeout: Option<Span>,
+    pub(crate) public: Option<bool>,
+    pub(crate) allowed_hosts: Option<Vec<String>>,
+    pub(crate) api_key_file: Option<PathBuf>,
+    pub(crate) broker_url_file: Option<PathBuf>,
 }
 
 /// Every environment variable the gateway reads, with the key it sets
@@ -55,8 +59,21 @@ pub(crate) const ENV_VARS: &[(&str, &str)] = &[
         "SWITCHBOARD_API_KEY",
         "api.keys (replaces the list with one key)",
     ),
+    (
+        "SWITCHBOARD_API_KEY_FILE",
+        "api.keys_file (a file with keys, one per line)",
+    ),
+    ("SWITCHBOARD_PUBLIC", "server.public"),
+    (
+        "SWITCHBOARD_ALLOWED_HOSTS",
+        "http.allowed_hosts (comma-separated)",
+    ),
     ("SWITCHBOARD_BROKER", "broker.type"),
     ("SWITCHBOARD_BROKER_URL", "broker.url"),
+    (
+        "SWITCHBOARD_BROKER_URL_FILE",
+        "broker.url_file (a file holding the URL)",
+    ),
     ("SWITCHBOARD_INSTANCE_ID", "broker.instance_id"),
     ("SWITCHBOARD_TLS_CERT", "tls.cert"),
     ("SWITCHBOARD_TLS_KEY", "tls.key"),
@@ -199,6 +216,16 @@ fn env_overrides(sources: &Sources) -> Result<Overrides, Problems> {
     });
     out.broker_url = get("SWITCHBOARD_BROKER_URL").map(Secret::new);
     out.instance_id = get("SWITCHBOARD_INSTANCE_ID");
+    out.public = parsed!("SWITCHBOARD_PUBLIC", boolean);
+    out.allowed_hosts = get("SWITCHBOARD_ALLOWED_HOSTS").map(|list| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+    out.api_key_file = get("SWITCHBOARD_API_KEY_FILE").map(PathBuf::from);
+    out.broker_url_file = get("SWITCHBOARD_BROKER_URL_FILE").map(PathBuf::from);
     out.tls_cert = get("SWITCHBOARD_TLS_CERT").map(PathBuf::from);
     out.tls_key = get("SWITCHBOARD_TLS_KEY").map(PathBuf::from);
     problems.into_result(out)
@@ -227,6 +254,14 @@ fn apply(config: &mut Config, o: Overrides, origin: Origin) -> Result<(), Proble
     set(&mut s.max_connections, o.max_connections);
     set(&mut s.shutdown_timeout, o.shutdown_timeout);
     set(&mut s.restart_on_shutdown, o.restart_on_shutdown);
+    set(&mut s.public, o.public);
+    set(&mut config.http.allowed_hosts, o.allowed_hosts);
+    if o.api_key_file.is_some() {
+        config.api.keys_file = o.api_key_file;
+    }
+    if o.broker_url_file.is_some() {
+        config.broker.url_file = o.broker_url_file;
+    }
     set(&mut config.limits.max_message_size, o.max_message_size);
     if o.max_message_size.is_some() {
         // The flag sets "the largest message": frames follow it, as they

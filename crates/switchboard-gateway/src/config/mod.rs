@@ -11,6 +11,7 @@
 //!   built from it; `security`: endpoint security from its section.
 //! - `example.toml`: what `switchboard config example` prints.
 
+mod exposure;
 mod history;
 mod load;
 mod plan;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use exposure::{ExposurePlan, MetricsPlan};
 pub(crate) use load::{ENV_VARS, Overrides, Sources, load};
 pub(crate) use plan::{ApiPlan, BrokerPlan, EndpointKind, EndpointPlan, Plan, StructuredPlan};
 pub(crate) use units::{Secret, Size, Span};
@@ -36,9 +38,10 @@ pub(crate) struct Config {
     pub(crate) server: ServerSection,
     pub(crate) log: LogSection,
     pub(crate) tls: Option<TlsSection>,
+    pub(crate) http: HttpSection,
     pub(crate) api: ApiSection,
-    pub(crate) metrics: Toggle,
-    pub(crate) demo: Toggle,
+    pub(crate) metrics: MetricsSection,
+    pub(crate) demo: DemoSection,
     pub(crate) broker: BrokerSection,
     pub(crate) history: HistorySection,
     pub(crate) limits: LimitsSection,
@@ -62,6 +65,10 @@ pub(crate) struct ServerSection {
     pub(crate) shutdown_timeout: Span,
     /// SIGTERM/SIGINT close clients with 1012 (restart) instead of 1001.
     pub(crate) restart_on_shutdown: bool,
+    /// Reachable from other hosts although it listens on loopback (a
+    /// reverse proxy on this host forwards to it): apply the rules of a
+    /// gateway beyond loopback.
+    pub(crate) public: bool,
     pub(crate) trusted_proxies: Vec<String>,
     pub(crate) forwarded_header: ForwardedHeaderName,
     pub(crate) rate_limit: Option<RateLimitSection>,
@@ -79,6 +86,7 @@ impl Default for ServerSection {
             close_timeout: Span::secs(5),
             shutdown_timeout: Span::secs(10),
             restart_on_shutdown: false,
+            public: false,
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeaderName::XForwardedFor,
             rate_limit: None,
@@ -136,6 +144,11 @@ pub(crate) struct ApiSection {
     /// Accepted API keys (several, to rotate). Required when the gateway
     /// listens beyond loopback.
     pub(crate) keys: Vec<Secret>,
+    /// A file with more keys, one per line (its contents never logged).
+    pub(crate) keys_file: Option<PathBuf>,
+    /// Origins whose pages may call the API from a browser (CORS). Empty:
+    /// any request with an `Origin` is refused.
+    pub(crate) cors_origins: Vec<String>,
 }
 
 impl Default for ApiSection {
@@ -143,20 +156,46 @@ impl Default for ApiSection {
         Self {
             enabled: true,
             keys: Vec::new(),
+            keys_file: None,
+            cors_origins: Vec::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `[http]`: what the HTTP side (and the WebSocket handshake) answers to.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Toggle {
-    pub(crate) enabled: bool,
+pub(crate) struct HttpSection {
+    /// Host names (besides the listen address and localhost) requests may
+    /// carry in `Host`: `ws.example.com`, `*.example.com`, or `*` for any.
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
-impl Default for Toggle {
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MetricsSection {
+    pub(crate) enabled: bool,
+    /// Serve `/metrics` on its own address (and not on the main port).
+    pub(crate) listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsSection {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            listen: None,
+        }
     }
+}
+
+/// `[demo]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DemoSection {
+    /// Default: on when the gateway is reachable from this host only, off
+    /// otherwise.
+    pub(crate) enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -166,6 +205,8 @@ pub(crate) struct BrokerSection {
     pub(crate) kind: BrokerKind,
     /// `redis://[user:password@]host[:port][/db]` (redis only).
     pub(crate) url: Option<Secret>,
+    /// A file holding the URL (with its password), read at start.
+    pub(crate) url_file: Option<PathBuf>,
     pub(crate) prefix: String,
     /// This instance's name in the cluster; random by default.
     pub(crate) instance_id: Option<String>,
@@ -182,6 +223,7 @@ impl Default for BrokerSection {
         Self {
             kind: BrokerKind::Memory,
             url: None,
+            url_file: None,
             prefix: "sb".to_owned(),
             instance_id: None,
             command_timeout: Span::secs(1),
@@ -488,6 +530,10 @@ pub(crate) struct StructuredSection {
     /// Channels clients may send to with the `chat.send` action (they must
     /// also be allowed to subscribe to them). Empty: no `chat.send`.
     pub(crate) chat_channels: Vec<String>,
+    /// `chat.send` messages one connection may send per second...
+    pub(crate) chat_rate: f64,
+    /// ...and at once after a pause.
+    pub(crate) chat_burst: u32,
 }
 
 impl Default for StructuredSection {
@@ -506,6 +552,8 @@ impl Default for StructuredSection {
             max_concurrent_actions: p.max_concurrent_actions,
             channels: None,
             chat_channels: vec!["public:*".to_owned()],
+            chat_rate: 5.0,
+            chat_burst: 10,
         }
     }
 }

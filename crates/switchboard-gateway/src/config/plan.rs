@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use switchboard::broker::InstanceId;
 
+use super::exposure::{ExposurePlan, exposure_plan};
 use super::history::{HistoryPlan, history_plan};
 use switchboard::protocol::{Access, ChannelPattern, ChannelRules, ProtocolConfig};
 use switchboard::security::{ForwardedHeader, TrustedProxies};
@@ -76,8 +77,7 @@ pub(crate) struct Plan {
     pub(crate) server: ServerConfig,
     pub(crate) endpoints: Vec<EndpointPlan>,
     pub(crate) api: ApiPlan,
-    pub(crate) metrics: bool,
-    pub(crate) demo: bool,
+    pub(crate) exposure: ExposurePlan,
     pub(crate) broker: BrokerPlan,
     pub(crate) instance: InstanceId,
     pub(crate) history: HistoryPlan,
@@ -119,6 +119,8 @@ pub(crate) struct StructuredPlan {
     pub(crate) config: ProtocolConfig,
     pub(crate) rules: ChannelRules,
     pub(crate) chat: Vec<ChannelPattern>,
+    /// `chat.send` per connection: per second, burst.
+    pub(crate) chat_rate: (f64, u32),
 }
 
 impl StructuredPlan {
@@ -208,6 +210,8 @@ impl Plan {
 
         check_log(&config.log, p);
         let api = api_plan(config, p);
+        let exposure = exposure_plan(config, api.keys.len(), p);
+        server = server.with_allowed_hosts(exposure.hosts.clone());
         let (broker, instance) = broker_plan(config, p);
         let history = history_plan(config, p);
         let tls = config
@@ -221,8 +225,7 @@ impl Plan {
             server,
             endpoints,
             api,
-            metrics: config.metrics.enabled,
-            demo: config.demo.enabled,
+            exposure,
             broker,
             instance,
             history,
@@ -442,10 +445,20 @@ fn structured_plan(
                 .ok()
         })
         .collect();
+    if !(s.chat_rate.is_finite() && s.chat_rate > 0.0) {
+        p.push(
+            format!("{at}.chat_rate"),
+            "must be a positive number (messages per second)",
+        );
+    }
+    if s.chat_burst == 0 {
+        p.push(format!("{at}.chat_burst"), "must be at least 1");
+    }
     StructuredPlan {
         config,
         rules,
         chat,
+        chat_rate: (s.chat_rate, s.chat_burst.max(1)),
     }
 }
 
@@ -550,7 +563,22 @@ fn check_log(log: &LogSection, p: &mut Problems) {
 
 fn api_plan(config: &Config, p: &mut Problems) -> ApiPlan {
     let api = &config.api;
-    for (i, key) in api.keys.iter().enumerate() {
+    let mut keys = api.keys.clone();
+    if let Some(path) = &api.keys_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => keys.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| Secret::new(l.to_owned())),
+            ),
+            Err(e) => p.push(
+                "api.keys_file",
+                format!("cannot read {}: {e}", path.display()),
+            ),
+        }
+    }
+    for (i, key) in keys.iter().enumerate() {
         if key.expose().chars().count() < MIN_KEY_LEN {
             p.push(
                 format!("api.keys[{i}]"),
@@ -559,17 +587,23 @@ fn api_plan(config: &Config, p: &mut Problems) -> ApiPlan {
         }
     }
     let listen = config.server.listen;
-    if api.enabled && api.keys.is_empty() && !listen.ip().is_loopback() {
+    let public = config.server.public || !listen.ip().is_loopback();
+    if api.enabled && keys.is_empty() && public {
+        let reach = if listen.ip().is_loopback() {
+            format!("server.public = true on {listen}")
+        } else {
+            format!("the gateway listens on {listen}, beyond loopback")
+        };
         p.push(
             "api.keys",
             format!(
-                "required: the gateway listens on {listen}, beyond loopback, and the HTTP API (publish, disconnect) would be open to anyone. Set SWITCHBOARD_API_KEY (or api.keys), or api.enabled = false"
+                "required: {reach}, and the HTTP API (publish, disconnect) would be open to anyone. Set SWITCHBOARD_API_KEY (or SWITCHBOARD_API_KEY_FILE, api.keys, api.keys_file), or api.enabled = false"
             ),
         );
     }
     ApiPlan {
         enabled: api.enabled,
-        keys: api.keys.clone(),
+        keys,
     }
 }
 
@@ -585,7 +619,27 @@ fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
         }),
         None => InstanceId::random(),
     };
-    let plan = match (b.kind, &b.url) {
+    let url_from_file = b
+        .url_file
+        .as_ref()
+        .and_then(|path| match std::fs::read_to_string(path) {
+            Ok(text) => Some(Secret::new(text.trim().to_owned())),
+            Err(e) => {
+                p.push(
+                    "broker.url_file",
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        });
+    if url_from_file.is_some() && b.url.is_some() {
+        p.push(
+            "broker.url_file",
+            "set broker.url or broker.url_file, not both",
+        );
+    }
+    let url = b.url.clone().or(url_from_file);
+    let plan = match (b.kind, &url) {
         (BrokerKind::Memory, None) => BrokerPlan::Memory,
         (BrokerKind::Memory, Some(_)) => {
             p.push(

@@ -19,6 +19,7 @@
 
 mod api;
 mod body;
+mod guard;
 mod history;
 mod openapi;
 mod pages;
@@ -38,6 +39,7 @@ use hyper_util::service::TowerToHyperService;
 use subtle::ConstantTimeEq;
 use switchboard::HttpFallback;
 
+use crate::config::MetricsPlan;
 use crate::state::Shared;
 use body::ApiError;
 pub(crate) use routes::{Part, Route, is_reserved};
@@ -46,18 +48,30 @@ pub(crate) use routes::{Part, Route, is_reserved};
 /// on, each tagged with its [`Route`] for the request metrics.
 pub(crate) fn router(shared: Shared) -> Router {
     let mut router = Router::new();
+    let mut preflights = std::collections::HashSet::new();
     for route in Route::ALL {
         let on = match route.part() {
             Part::Health => true,
-            Part::Demo => shared.demo,
-            Part::Metrics => shared.metrics_enabled,
+            Part::Demo => shared.exposure.demo,
+            Part::Metrics => matches!(shared.exposure.metrics, MetricsPlan::Main { .. }),
             Part::Api => shared.api.enabled,
         };
         if !on {
             continue;
         }
         let mut handler = route.handler();
-        if !route.is_public() {
+        if route.part() == Part::Api {
+            // Cross-origin and content-type checks, and CORS preflights
+            // (one OPTIONS per path, whatever its methods).
+            if preflights.insert(route.path()) {
+                handler = handler.options(guard::preflight);
+            }
+            handler = handler.layer(middleware::from_fn_with_state(shared.clone(), guard::api));
+        }
+        let needs_key = !route.is_public()
+            || (route.part() == Part::Metrics
+                && shared.exposure.metrics == (MetricsPlan::Main { key: true }));
+        if needs_key {
             handler = handler.layer(middleware::from_fn_with_state(shared.clone(), require_key));
         }
         // Outside the key check, so a 401 is counted under its route too.
@@ -71,7 +85,16 @@ pub(crate) fn router(shared: Shared) -> Router {
     }
     router
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(shared.clone(), guard::host))
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
+        .with_state(shared)
+}
+
+/// A router with `/metrics` alone, for its own listener (`metrics.listen`).
+pub(crate) fn metrics_router(shared: Shared) -> Router {
+    Router::new()
+        .route(Route::Metrics.path(), Route::Metrics.handler())
+        .fallback(not_found)
         .with_state(shared)
 }
 
@@ -144,6 +167,23 @@ async fn observe(State(shared): State<Shared>, request: Request, next: Next) -> 
         "http request"
     );
     response
+}
+
+/// Serves `router` on a listener of its own (HTTP/1.1, keep-alive), until
+/// the task is aborted.
+pub(crate) async fn serve_plain(listener: tokio::net::TcpListener, router: Router) {
+    let serve = fallback(router);
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                tokio::spawn(serve(Box::new(stream), addr));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Serves the router over each connection the WebSocket side hands over:

@@ -385,3 +385,13 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A JWT signed with HS256 and `secret`, carrying `claims`.
+pub fn hs256_token(secret: &str, claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("an HS256 token")
+}

@@ -88,8 +88,10 @@ impl OriginPolicy {
         self
     }
 
-    /// Whether the request's `Origin` passes.
-    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
+    /// Whether a request with these headers passes: its one `Origin` is
+    /// allowed (compared with `Host` for same-origin), or it has none and
+    /// that is allowed. Several `Origin` headers never pass.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
         let mut origins = headers.get_all(http::header::ORIGIN).iter();
         let (Some(origin), None) = (origins.next(), origins.next()) else {
             // None at all, or several (no browser sends several).

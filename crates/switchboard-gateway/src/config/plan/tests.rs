@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::EXAMPLE;
+use crate::config::exposure::MetricsPlan;
 use crate::config::load::parse_str;
 
 fn build(text: &str) -> Result<Plan, Problems> {
@@ -45,7 +46,12 @@ fn no_config_at_all_builds_the_defaults() {
     );
     assert!(matches!(plan.broker, BrokerPlan::Memory));
     assert!(plan.api.enabled && plan.api.keys.is_empty());
-    assert!(plan.metrics && plan.demo && plan.tls.is_none());
+    assert!(
+        plan.exposure.metrics == MetricsPlan::Main { key: false }
+            && plan.exposure.demo
+            && !plan.exposure.public
+            && plan.tls.is_none()
+    );
     let route = &plan.endpoints[0].route;
     assert_eq!(route.limits.max_message_size, 1 << 20);
     assert_eq!(route.limits.max_fragments, 128);
@@ -195,7 +201,25 @@ fn the_api_needs_a_key_beyond_loopback() {
         build("[server]\nlisten = \"0.0.0.0:8080\"\n[api]\nkeys = [\"0123456789abcdef\"]\n")
             .is_ok()
     );
-    assert!(build("[server]\nlisten = \"0.0.0.0:8080\"\n[api]\nenabled = false\n").is_ok());
+    // Without the API there is no key to guard /metrics with.
+    assert_problem(
+        "[server]\nlisten = \"0.0.0.0:8080\"\n[api]\nenabled = false\n",
+        "metrics",
+        "/metrics would be open to anyone",
+    );
+    assert!(
+        build("[server]\nlisten = \"0.0.0.0:8080\"\n[api]\nenabled = false\n[metrics]\nenabled = false\n")
+            .is_ok()
+    );
+    assert!(
+        build("[server]\nlisten = \"0.0.0.0:8080\"\n[api]\nenabled = false\n[metrics]\nlisten = \"127.0.0.1:9090\"\n")
+            .is_ok()
+    );
+    assert_problem(
+        "[server]\nlisten = \"127.0.0.1:8080\"\npublic = true\n",
+        "api.keys",
+        "server.public = true",
+    );
     assert!(build("[server]\nlisten = \"[::1]:8080\"\n").is_ok());
     assert_problem("[api]\nkeys = [\"short\"]\n", "api.keys[0]", "too short");
 }
