@@ -20,7 +20,12 @@ local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'e')
 if epoch and ARGV[8] == '0' and ARGV[9] ~= '' then
   local boot = redis.call('HGET', meta, 'r')
-  if boot and boot ~= ARGV[9] then epoch = nil end
+  if boot == '' then
+    -- Begun by a writer that could not read the run_id: adopt this one.
+    redis.call('HSET', meta, 'r', ARGV[9])
+  elseif boot and boot ~= ARGV[9] then
+    epoch = nil
+  end
 end
 if not epoch then
   epoch = ARGV[6]
