@@ -254,7 +254,7 @@ impl Session<'_> {
                 return;
             }
         };
-        if envelope.origin.as_ref() == Some(self.node.instance()) {
+        if self.node.is_own_echo(&envelope) {
             bump(&counters.own_skipped, 1);
             return;
         }

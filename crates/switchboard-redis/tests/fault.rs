@@ -8,7 +8,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::RedisFactory;
-use switchboard::broker::{BrokerError, Target};
+use switchboard::broker::stream::IdempotencyKey;
+use switchboard::broker::{BrokerError, PublishOptions, Target};
 use switchboard::testing::broker::{Member, TestNode, eventually, expect_silence, next_text};
 
 /// With the test settings (backoff 50-400 ms, 500 ms timeouts), delivery
@@ -215,6 +216,81 @@ async fn redis_frozen_publishes_time_out_and_delivery_resumes_after() {
     assert!(
         others.is_empty() || others == ["frozen"],
         "unexpected late messages: {others:?}"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Every message `member` gets within `quiet` of silence.
+async fn drain(member: &mut Member, quiet: Duration) -> Vec<String> {
+    let mut got = Vec::new();
+    while let Ok(Ok(text)) = tokio::time::timeout(quiet, member.socket.recv_text()).await {
+        got.push(text.as_str().to_owned());
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_publish_that_timed_out_on_a_frozen_redis_reaches_everyone_once() {
+    let Some(f) = RedisFactory::start() else {
+        return;
+    };
+    let a = TestNode::start(f.make()).await;
+    let b = TestNode::start(f.make()).await;
+    // A room without history: keys make it once, not a stream.
+    let mut a1 = a.connect(&["r"], None).await;
+    let mut b1 = b.connect(&["r"], None).await;
+    let key = IdempotencyKey::new("deploy-42").unwrap();
+    let options = || PublishOptions::new().idempotency_key(key.clone());
+    // One keyed publish first, so Redis has the script cached: the frozen
+    // call's EVALSHA then runs when Redis wakes up (uncached, it would
+    // answer NOSCRIPT, and the client's EVAL never goes out).
+    let warm = PublishOptions::new().idempotency_key(IdempotencyKey::new("warm").unwrap());
+    a.cluster
+        .publish_with(Target::room("r"), "warm", warm)
+        .await
+        .expect("Redis is up");
+    assert_eq!(next_text(&mut a1.socket).await, "warm");
+    assert_eq!(next_text(&mut b1.socket).await, "warm");
+
+    f.server.pause();
+    let err = a
+        .cluster
+        .publish_with(Target::room("r"), "deployed", options())
+        .await
+        .expect_err("a publish to a frozen Redis must fail");
+    assert_eq!(
+        err.local, 0,
+        "a keyed publish delivers nothing before the broker"
+    );
+    // Redis wakes up and runs the queued script: the other instance gets
+    // it, and so must this one's member, although the call timed out.
+    f.server.resume();
+    let (_took, early_on_b) = wait_for_delivery(&a, "r", &mut b1).await;
+
+    // The publisher retries with the same key until it gets an answer.
+    let retried = loop {
+        match a
+            .cluster
+            .publish_with(Target::room("r"), "deployed", options())
+            .await
+        {
+            Ok(published) => break published,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let seen = |got: &[String]| got.iter().filter(|m| *m == "deployed").count();
+    let on_a = drain(&mut a1, Duration::from_millis(300)).await;
+    assert_eq!(
+        seen(&on_a),
+        1,
+        "this instance's member: {on_a:?} ({retried:?})"
+    );
+    let on_b = drain(&mut b1, Duration::from_millis(300)).await;
+    assert_eq!(
+        seen(&early_on_b) + seen(&on_b),
+        1,
+        "the other instance's member: {early_on_b:?} then {on_b:?} ({retried:?})"
     );
     a.stop().await;
     b.stop().await;

@@ -289,20 +289,40 @@ impl Cluster {
             return Ok(Published::new(local, false));
         }
         if let Some(key) = key {
-            let window = self.0.node.streams().config().idempotency_window;
-            return match self.0.broker.publish_once(&envelope, key, window).await {
-                Ok(true) => Ok(Published::new(self.0.node.apply(&envelope), true)),
-                Ok(false) => Ok(Published {
-                    duplicate: true,
-                    ..Published::new(0, true)
-                }),
-                Err(source) => Err(PublishError { local: 0, source }),
-            };
+            return self.send_once(envelope, key).await;
         }
         let local = self.0.node.apply(&envelope);
         match self.0.broker.publish(&envelope).await {
             Ok(()) => Ok(Published::new(local, true)),
             Err(source) => Err(PublishError { local, source }),
+        }
+    }
+
+    /// A keyed publication to a target without history: the broker first
+    /// (it refuses a key it has seen), then local recipients. An attempt
+    /// whose broker call failed is held until its echo, or a retry, says
+    /// whether the broker ran it (`unconfirmed.rs`).
+    async fn send_once(
+        &self,
+        envelope: Envelope,
+        key: &IdempotencyKey,
+    ) -> Result<Published, PublishError> {
+        let node = &self.0.node;
+        let window = node.streams().config().idempotency_window;
+        let mut earlier = node.unconfirmed().take(key.as_str());
+        match self.0.broker.publish_once(&envelope, key, window).await {
+            // The earlier attempts never ran: this one is the message.
+            Ok(true) => Ok(Published::new(node.apply(&envelope), true)),
+            // One of them ran; this instance had not delivered it yet.
+            Ok(false) => Ok(Published {
+                duplicate: true,
+                ..Published::new(earlier.first().map_or(0, |e| node.apply(e)), true)
+            }),
+            Err(source) => {
+                earlier.push(envelope);
+                node.unconfirmed().hold(key.as_str(), earlier, window);
+                Err(PublishError { local: 0, source })
+            }
         }
     }
 

@@ -39,6 +39,7 @@ mod memory;
 mod node;
 mod repair;
 pub mod stream;
+mod unconfirmed;
 
 use std::fmt;
 use std::future::Future;

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 
 use super::stream::{Held, HistoryConfig, Streams, publication_frame};
+use super::unconfirmed::Unconfirmed;
 use super::{Body, Envelope, InstanceId, Target, Topic};
 
 /// This instance, as its broker sees it. Cheap to clone.
@@ -28,6 +29,7 @@ pub struct LocalNode {
     hub: Hub,
     interest: Arc<Interest>,
     streams: Arc<Streams>,
+    unconfirmed: Arc<Unconfirmed>,
 }
 
 impl LocalNode {
@@ -44,7 +46,13 @@ impl LocalNode {
             hub,
             interest,
             streams,
+            unconfirmed: Arc::default(),
         }
+    }
+
+    /// Keyed publications whose broker call failed without an answer.
+    pub(crate) fn unconfirmed(&self) -> &Unconfirmed {
+        &self.unconfirmed
     }
 
     /// This instance's streams.
@@ -74,12 +82,21 @@ impl LocalNode {
     /// connections; returns how many it reached. An envelope whose origin is
     /// this instance is ignored (it was delivered locally when published),
     /// so a broker that echoes a publisher's own messages back never causes
-    /// a double delivery.
+    /// a double delivery; unless it is a keyed publication whose broker
+    /// call failed without an answer ([`LocalNode::is_own_echo`] says which).
     pub fn deliver(&self, envelope: &Envelope) -> usize {
-        if envelope.origin.as_ref() == Some(&self.instance) {
+        if envelope.origin.as_ref() == Some(&self.instance) && !self.unconfirmed.claim(envelope) {
             return 0;
         }
         self.apply(envelope)
+    }
+
+    /// Whether `envelope` is one of this instance's own that
+    /// [`LocalNode::deliver`] will skip: a broker may drop it without
+    /// decoding further. Lock-free unless a keyed publication is waiting
+    /// for its echo.
+    pub fn is_own_echo(&self, envelope: &Envelope) -> bool {
+        envelope.origin.as_ref() == Some(&self.instance) && !self.unconfirmed.is_waiting()
     }
 
     /// Applies an envelope to local connections, whatever its origin.
