@@ -20,8 +20,10 @@ use crate::hub::Room;
 const SHARDS: usize = 32;
 
 /// What one kept publication costs besides its payload (the entry, its
-/// share of the ring): counted against the byte cap.
-const ENTRY_OVERHEAD: usize = 64;
+/// share of the ring, the allocator's rounding): counted against the byte
+/// cap. Measured: 127 B of VmRSS per 200-byte publication beyond the
+/// payload (`bench/run --scenarios histmem`, docs/benchmarks.md).
+const ENTRY_OVERHEAD: usize = 128;
 
 /// What one remembered idempotency key costs besides its text.
 const KEY_OVERHEAD: usize = 48;
