@@ -182,8 +182,12 @@ impl Cluster {
             }
             if let Some(ops) = node.presence().receiver.lock().take() {
                 let config = Arc::clone(&node.presence().config);
-                let task =
-                    super::presence::worker::run(node.clone(), Arc::clone(&self.0.broker), config, ops);
+                let task = super::presence::worker::run(
+                    node.clone(),
+                    Arc::clone(&self.0.broker),
+                    config,
+                    ops,
+                );
                 tasks.push(tokio::spawn(task));
             }
         }

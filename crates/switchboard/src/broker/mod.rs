@@ -38,8 +38,8 @@ mod instance;
 mod join;
 mod memory;
 mod node;
-mod repair;
 pub mod presence;
+mod repair;
 pub mod stream;
 mod unconfirmed;
 

@@ -19,9 +19,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 
-use super::stream::{Held, HistoryConfig, Streams, publication_frame};
 use super::presence::hooks::{Op, PresenceHooks};
 use super::presence::{PresenceConfig, PresenceEvent};
+use super::stream::{Held, HistoryConfig, Streams, publication_frame};
 use super::unconfirmed::Unconfirmed;
 use super::{Body, Envelope, InstanceId, Target, Topic};
 

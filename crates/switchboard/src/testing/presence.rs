@@ -92,7 +92,13 @@ pub async fn presence_lists_and_counts_members_on_every_instance<F: BrokerFactor
             let mut got: Vec<String> = presence
                 .members
                 .iter()
-                .map(|m| format!("{}={}", m.connection, m.user.as_ref().map_or("-", |u| u.as_str())))
+                .map(|m| {
+                    format!(
+                        "{}={}",
+                        m.connection,
+                        m.user.as_ref().map_or("-", |u| u.as_str())
+                    )
+                })
                 .collect();
             got.sort();
             let mut want = vec![
@@ -110,7 +116,11 @@ pub async fn presence_lists_and_counts_members_on_every_instance<F: BrokerFactor
             .await
             .expect_err("no presence rule for `other`");
         assert!(matches!(err, BrokerError::NoPresence(_)), "{err}");
-        let empty = n[1].cluster.presence(&Room::from("p:empty")).await.expect("presence");
+        let empty = n[1]
+            .cluster
+            .presence(&Room::from("p:empty"))
+            .await
+            .expect("presence");
         assert!(empty.members.is_empty() && empty.stats == PresenceStats::default());
 
         close(a1).await;
@@ -173,7 +183,10 @@ pub async fn a_user_back_within_the_grace_sends_neither_leave_nor_join<F: Broker
         settle(&n, "p:room", PresenceStats::new(2, 1)).await;
         // Past the grace: still nothing.
         let past = grace + Duration::from_millis(500);
-        assert_eq!(events(&mut watcher.socket, past).await, Vec::<String>::new());
+        assert_eq!(
+            events(&mut watcher.socket, past).await,
+            Vec::<String>::new()
+        );
 
         close(alice).await;
         let started = std::time::Instant::now();
@@ -195,10 +208,16 @@ pub async fn connection_mode_announces_every_connection<F: BrokerFactory>(factor
         assert_eq!(events(&mut watcher.socket, quiet).await, ["join:-"]);
         let c1 = n[0].connect(&["p:doc"], Some("carol")).await;
         let c2 = n[1].connect(&["p:doc"], Some("carol")).await;
-        assert_eq!(events(&mut watcher.socket, quiet).await, ["join:carol", "join:carol"]);
+        assert_eq!(
+            events(&mut watcher.socket, quiet).await,
+            ["join:carol", "join:carol"]
+        );
         close(c1).await;
         close(c2).await;
-        assert_eq!(events(&mut watcher.socket, quiet).await, ["leave:carol", "leave:carol"]);
+        assert_eq!(
+            events(&mut watcher.socket, quiet).await,
+            ["leave:carol", "leave:carol"]
+        );
         stop_all(n).await;
     })
     .await;

@@ -135,7 +135,11 @@ impl PresenceTable {
     }
 
     pub(super) fn stats(&self, room: &Room) -> PresenceStats {
-        self.shard(room).lock().get(room).map(stats).unwrap_or_default()
+        self.shard(room)
+            .lock()
+            .get(room)
+            .map(stats)
+            .unwrap_or_default()
     }
 }
 
@@ -160,15 +164,27 @@ mod tests {
         let room = Room::from("chat");
         assert!(t.add(&room, &member(1, Some("alice")), JoinLeave::User));
         assert!(!t.add(&room, &member(2, Some("alice")), JoinLeave::User));
-        assert!(!t.add(&room, &member(2, Some("alice")), JoinLeave::User), "again: no-op");
-        assert!(t.add(&room, &member(3, None), JoinLeave::User), "anonymous: per connection");
+        assert!(
+            !t.add(&room, &member(2, Some("alice")), JoinLeave::User),
+            "again: no-op"
+        );
+        assert!(
+            t.add(&room, &member(3, None), JoinLeave::User),
+            "anonymous: per connection"
+        );
         assert_eq!(t.stats(&room), PresenceStats::new(3, 1));
         let zero = Duration::ZERO;
-        assert_eq!(t.remove(&room, &member(1, None).connection, JoinLeave::User, zero), None);
+        assert_eq!(
+            t.remove(&room, &member(1, None).connection, JoinLeave::User, zero),
+            None
+        );
         let left = t.remove(&room, &member(2, None).connection, JoinLeave::User, zero);
         assert_eq!(left.unwrap().user, Some(UserId::from("alice")));
         assert_eq!(t.stats(&room), PresenceStats::new(1, 0));
-        assert!(t.remove(&room, &member(9, None).connection, JoinLeave::User, zero).is_none());
+        assert!(
+            t.remove(&room, &member(9, None).connection, JoinLeave::User, zero)
+                .is_none()
+        );
     }
 
     #[test]
@@ -177,10 +193,23 @@ mod tests {
         let room = Room::from("chat");
         let grace = Duration::from_millis(30);
         assert!(t.add(&room, &member(1, Some("bob")), JoinLeave::User));
-        assert_eq!(t.remove(&room, &member(1, None).connection, JoinLeave::User, grace), None);
-        assert_eq!(t.stats(&room), PresenceStats::new(0, 0), "counts change at once");
-        assert!(!t.add(&room, &member(2, Some("bob")), JoinLeave::User), "a reload");
-        assert_eq!(t.remove(&room, &member(2, None).connection, JoinLeave::User, grace), None);
+        assert_eq!(
+            t.remove(&room, &member(1, None).connection, JoinLeave::User, grace),
+            None
+        );
+        assert_eq!(
+            t.stats(&room),
+            PresenceStats::new(0, 0),
+            "counts change at once"
+        );
+        assert!(
+            !t.add(&room, &member(2, Some("bob")), JoinLeave::User),
+            "a reload"
+        );
+        assert_eq!(
+            t.remove(&room, &member(2, None).connection, JoinLeave::User, grace),
+            None
+        );
         assert!(t.due().is_empty());
         std::thread::sleep(grace * 2);
         let due = t.due();
@@ -197,8 +226,14 @@ mod tests {
         assert!(t.add(&room, &member(1, Some("carol")), JoinLeave::Connection));
         assert!(t.add(&room, &member(2, Some("carol")), JoinLeave::Connection));
         let c = JoinLeave::Connection;
-        assert!(t.remove(&room, &member(1, None).connection, c, grace).is_some());
-        assert!(t.remove(&room, &member(2, None).connection, c, grace).is_some());
+        assert!(
+            t.remove(&room, &member(1, None).connection, c, grace)
+                .is_some()
+        );
+        assert!(
+            t.remove(&room, &member(2, None).connection, c, grace)
+                .is_some()
+        );
         assert!(t.due().is_empty());
     }
 }

@@ -123,9 +123,7 @@ impl PresenceConfig {
 
     /// The rule for `channel`: the first whose pattern matches.
     pub fn rule_for(&self, channel: &str) -> Option<&PresenceRule> {
-        self.rules
-            .iter()
-            .find(|r| r.pattern.is_match(channel))
+        self.rules.iter().find(|r| r.pattern.is_match(channel))
     }
 
     /// Whether `channel` keeps presence.
@@ -146,8 +144,14 @@ mod tests {
                     .with_join_leave(JoinLeave::Off),
             )
             .rule(PresenceRule::new(ChannelPattern::new("chat:*").unwrap()));
-        assert_eq!(config.rule_for("chat:quiet").unwrap().join_leave, JoinLeave::Off);
-        assert_eq!(config.rule_for("chat:a").unwrap().join_leave, JoinLeave::User);
+        assert_eq!(
+            config.rule_for("chat:quiet").unwrap().join_leave,
+            JoinLeave::Off
+        );
+        assert_eq!(
+            config.rule_for("chat:a").unwrap().join_leave,
+            JoinLeave::User
+        );
         assert!(!config.keeps("news"));
         for mode in [JoinLeave::Off, JoinLeave::User, JoinLeave::Connection] {
             assert_eq!(JoinLeave::parse(mode.as_str()), Some(mode));

@@ -78,7 +78,5 @@ pub(crate) fn local_member(
     }
     let info = hub.info(id)?;
     let extra = hub.state::<PresenceInfo>(id).map(|i| (*i.0).clone());
-    Some(
-        Member::new(ConnectionAddr::new(instance.clone(), id), info.user).with_info(extra),
-    )
+    Some(Member::new(ConnectionAddr::new(instance.clone(), id), info.user).with_info(extra))
 }

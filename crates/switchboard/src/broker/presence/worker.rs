@@ -39,7 +39,9 @@ pub(crate) async fn run(
     let mut resync = tokio::time::interval(RESYNC_EVERY);
     resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let sweeps = w.has_grace();
-    let mut dirty = false;
+    // Entries this instance left in the broker before (a restart with the
+    // same instance id) go, with their leaves.
+    let mut dirty = w.resync().await.is_err();
     loop {
         let result = tokio::select! {
             op = ops.recv() => match op {
@@ -88,7 +90,11 @@ impl Worker {
 
     fn has_grace(&self) -> bool {
         !self.config.grace.is_zero()
-            && self.config.rules.iter().any(|r| r.join_leave == JoinLeave::User)
+            && self
+                .config
+                .rules
+                .iter()
+                .any(|r| r.join_leave == JoinLeave::User)
     }
 
     /// Leaves are sent within about a fifth of the grace of its end.
