@@ -21,12 +21,15 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
     hub.add_hooks(MetricsHooks(Arc::clone(&metrics)));
     let history = plan.history.config.clone();
     tracing::info!("{}", plan.history.summary());
+    let presence = plan.presence.config.clone();
+    tracing::info!("{}", plan.presence.summary());
     let (cluster, broker, distributed) = match plan.broker {
         BrokerPlan::Memory => {
             let memory = MemoryBroker::with_history_memory(plan.history.max_memory);
             let cluster = Cluster::builder(hub.clone(), memory)
                 .instance(plan.instance.clone())
                 .history(history)
+                .presence(presence)
                 .build();
             (cluster, BrokerHandle::memory(), false)
         }
@@ -35,6 +38,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
             let cluster = Cluster::builder(hub.clone(), broker.clone())
                 .instance(plan.instance.clone())
                 .history(history)
+                .presence(presence)
                 .build();
             (cluster, BrokerHandle::redis(broker), true)
         }

@@ -125,6 +125,12 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::lease_ttl`].
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
     /// Sets the heartbeat and the count time-to-live.
     pub fn heartbeat(mut self, every: Duration, count_ttl: Duration) -> Self {
         self.heartbeat = every;

@@ -11,6 +11,7 @@ use switchboard::broker::InstanceId;
 
 use super::exposure::{ExposurePlan, exposure_plan};
 use super::history::{HistoryPlan, history_plan};
+use super::presence::{PresencePlan, presence_plan};
 use switchboard::protocol::{Access, ChannelPattern, ChannelRules, ProtocolConfig};
 use switchboard::security::{ForwardedHeader, TrustedProxies};
 use switchboard::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
@@ -81,6 +82,7 @@ pub(crate) struct Plan {
     pub(crate) broker: BrokerPlan,
     pub(crate) instance: InstanceId,
     pub(crate) history: HistoryPlan,
+    pub(crate) presence: PresencePlan,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) restart_on_shutdown: bool,
     pub(crate) log: LogSection,
@@ -214,6 +216,7 @@ impl Plan {
         server = server.with_allowed_hosts(exposure.hosts.clone());
         let (broker, instance) = broker_plan(config, p);
         let history = history_plan(config, p);
+        let presence = presence_plan(config, p);
         let tls = config
             .tls
             .as_ref()
@@ -229,6 +232,7 @@ impl Plan {
             broker,
             instance,
             history,
+            presence,
             tls,
             restart_on_shutdown: s.restart_on_shutdown,
             log: config.log.clone(),
@@ -668,6 +672,7 @@ fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
                 .command_timeout(b.command_timeout.0)
                 .connect_timeout(b.connect_timeout.0)
                 .start_timeout(b.start_timeout.0)
+                .lease_ttl(b.lease_ttl.0)
                 .durable(b.durable);
             match RedisBroker::new(redis) {
                 Ok(broker) => BrokerPlan::Redis {
