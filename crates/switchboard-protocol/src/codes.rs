@@ -389,6 +389,38 @@ mod tests {
     }
 
     #[test]
+    fn error_message_codes_are_the_protocols_or_an_applications() {
+        use crate::payload::ErrorMessage;
+        let app = ErrorMessage::new(ApplicationCode::new("out_of_stock").unwrap(), "Only 2 left");
+        assert_eq!(
+            serde_json::to_string(&app).unwrap(),
+            r#"{"code":"out_of_stock","message":"Only 2 left"}"#
+        );
+        let temporary = ErrorMessage::new(ErrorCode::BackendUnavailable, "down").temporary(true);
+        assert_eq!(
+            serde_json::to_string(&temporary).unwrap(),
+            r#"{"code":"backend_unavailable","message":"down","temporary":true}"#
+        );
+        let read: ErrorMessage =
+            serde_json::from_str(r#"{"code":"unknown_action","message":"x"}"#).unwrap();
+        assert_eq!(read.code, ErrorCode::UnknownAction);
+        assert!(!read.temporary);
+        let read: ErrorMessage =
+            serde_json::from_str(r#"{"code":"orders.limit","message":"x","temporary":true}"#).unwrap();
+        assert_eq!(read.code.as_str(), "orders.limit");
+        assert!(read.temporary);
+        // A code spelled like a protocol code is that code.
+        assert_eq!(
+            Code::from(ApplicationCode::new("forbidden").unwrap()),
+            ErrorCode::Forbidden
+        );
+        for bad in ["", "9lives", "has space", "é", &"x".repeat(65)] {
+            assert!(ApplicationCode::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<ErrorMessage>(r#"{"code":"no way","message":"x"}"#).is_err());
+    }
+
+    #[test]
     fn close_codes_round_trip() {
         for code in CloseCode::ALL {
             assert_eq!(CloseCode::from_code(code.code()), Some(code));
