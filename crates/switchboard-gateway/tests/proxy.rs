@@ -115,7 +115,10 @@ async fn connect_proxy_allows_refuses_and_sees_the_forwarded_headers() {
     let result = action(&mut alice, "a1", "orders.create", json!({"sku": "x"})).await;
     assert_eq!(result["type"], "ACTION_RESULT", "{result}");
     assert_eq!(result["payload"]["data"]["user"], "alice");
-    assert_eq!(result["payload"]["data"]["meta"], json!({"plan": "pro", "tenant": "acme"}));
+    assert_eq!(
+        result["payload"]["data"]["meta"],
+        json!({"plan": "pro", "tenant": "acme"})
+    );
 
     // Anonymous.
     let (_anon, ack) = open(&gw, "/ws", "nobody").await;
@@ -145,8 +148,14 @@ async fn connect_proxy_allows_refuses_and_sees_the_forwarded_headers() {
     assert_eq!(close.code, CloseCode::TryAgainLater);
 
     let metrics = gw.get("/metrics").await.body;
-    assert!(metrics.contains("switchboard_proxy_calls_total{proxy=\"connect\"} 4"), "{metrics}");
-    assert!(metrics.contains("switchboard_proxy_errors_total{proxy=\"connect\",kind=\"status\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("switchboard_proxy_calls_total{proxy=\"connect\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_proxy_errors_total{proxy=\"connect\",kind=\"status\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,8 +166,16 @@ async fn rpc_proxy_answers_errors_and_leaves_builtin_actions_alone() {
 
     let result = action(&mut ws, "r1", "orders.create", json!({"sku": "a", "n": 2})).await;
     assert_eq!(result["payload"]["action"], "orders.create");
-    assert_eq!(result["payload"]["data"]["echo"], json!({"sku": "a", "n": 2}));
-    assert!(result["payload"]["data"]["connection"].as_str().unwrap().contains('/'));
+    assert_eq!(
+        result["payload"]["data"]["echo"],
+        json!({"sku": "a", "n": 2})
+    );
+    assert!(
+        result["payload"]["data"]["connection"]
+            .as_str()
+            .unwrap()
+            .contains('/')
+    );
     let call = backend.calls("/rpc").pop().unwrap();
     assert!(call.signed);
 
@@ -168,7 +185,10 @@ async fn rpc_proxy_answers_errors_and_leaves_builtin_actions_alone() {
 
     let error = action(&mut ws, "r3", "orders.fail", json!({})).await;
     assert_eq!(error["type"], "ERROR");
-    assert_eq!(error["payload"], json!({"code": "out_of_stock", "message": "Only 2 left"}));
+    assert_eq!(
+        error["payload"],
+        json!({"code": "out_of_stock", "message": "Only 2 left"})
+    );
 
     let busy = action(&mut ws, "r4", "orders.busy", json!({})).await;
     assert_eq!(busy["payload"]["code"], "busy");
@@ -210,14 +230,20 @@ async fn a_failing_backend_gets_backend_unavailable_and_the_gateway_keeps_servin
         );
         if kind == "timeout" {
             let waited = started.elapsed();
-            assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(9), "{waited:?}");
+            assert!(
+                waited >= Duration::from_secs(5) && waited < Duration::from_secs(9),
+                "{waited:?}"
+            );
         }
     }
     // Still serving, on this connection and new ones.
     let ok = action(&mut ws, "f5", "orders.create", json!({})).await;
     assert_eq!(ok["type"], "ACTION_RESULT");
     let (mut other, _) = open(&gw, "/ws", "alice").await;
-    assert_eq!(action(&mut other, "f6", "orders.create", json!({})).await["type"], "ACTION_RESULT");
+    assert_eq!(
+        action(&mut other, "f6", "orders.create", json!({})).await["type"],
+        "ACTION_RESULT"
+    );
     assert_eq!(gw.get("/healthz").await.status, 200);
 
     let metrics = gw.get("/metrics").await.body;
@@ -226,7 +252,10 @@ async fn a_failing_backend_gets_backend_unavailable_and_the_gateway_keeps_servin
         assert!(metrics.contains(&line), "{line}\n{metrics}");
     }
     assert!(metrics.contains("switchboard_proxy_call_duration_seconds_count{proxy=\"rpc\"}"));
-    assert!(metrics.contains("switchboard_proxy_in_flight{proxy=\"rpc\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("switchboard_proxy_in_flight{proxy=\"rpc\"} 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,16 +268,24 @@ async fn a_slow_backend_delays_neither_other_connections_nor_pings_nor_other_act
     slow.send_json(&json!({"type": "ACTION", "id": "s1", "payload": {"action": "orders.slow"}}))
         .await
         .unwrap();
-    backend.wait_for("/rpc", |b| b["action"] == "orders.slow").await;
+    backend
+        .wait_for("/rpc", |b| b["action"] == "orders.slow")
+        .await;
     let started = Instant::now();
 
     let reply = action(&mut other, "o1", "orders.create", json!({})).await;
     assert_eq!(reply["type"], "ACTION_RESULT");
-    slow.send_json(&json!({"type": "PING", "id": "p1"})).await.unwrap();
+    slow.send_json(&json!({"type": "PING", "id": "p1"}))
+        .await
+        .unwrap();
     assert_eq!(reply_to(&mut slow, "p1").await["type"], "PONG");
     let own = action(&mut slow, "s2", "orders.create", json!({})).await;
     assert_eq!(own["type"], "ACTION_RESULT");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     let late = reply_to(&mut slow, "s1").await;
     assert_eq!(late["payload"]["data"], "slow");
@@ -277,7 +314,10 @@ async fn subscribe_proxy_allows_with_data_refuses_and_reports_unavailable() {
     };
     let red = by_channel("team:red");
     assert_eq!(red["type"], "SUBSCRIBE_SUCCESS");
-    assert_eq!(red["payload"]["data"], json!({"members": 3, "user": "alice"}));
+    assert_eq!(
+        red["payload"]["data"],
+        json!({"members": 3, "user": "alice"})
+    );
     let blue = by_channel("team:blue");
     assert_eq!(blue["type"], "SUBSCRIBE_FAILURE");
     assert_eq!(blue["payload"]["code"], "forbidden");
@@ -293,9 +333,11 @@ async fn subscribe_proxy_allows_with_data_refuses_and_reports_unavailable() {
     assert_eq!(asked.len(), 3, "only team:* goes to the backend: {asked:?}");
 
     // Unsubscribing is notified.
-    ws.send_json(&json!({"type": "UNSUBSCRIBE", "id": "u1", "payload": {"subscriptions": ["team:red"]}}))
-        .await
-        .unwrap();
+    ws.send_json(
+        &json!({"type": "UNSUBSCRIBE", "id": "u1", "payload": {"subscriptions": ["team:red"]}}),
+    )
+    .await
+    .unwrap();
     let event = backend
         .wait_for("/unsubscribe", |b| b["events"][0]["channel"] == "team:red")
         .await;
@@ -318,7 +360,11 @@ async fn disconnect_notifications_arrive_for_a_normal_close_and_a_timed_out_conn
     let _ = normal.recv_close().await;
     let batch = backend
         .wait_for("/disconnect", |b| {
-            b["events"].as_array().unwrap().iter().any(|e| e["connection"] == id.as_str())
+            b["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["connection"] == id.as_str())
         })
         .await;
     let event = batch["events"]
@@ -340,7 +386,11 @@ async fn disconnect_notifications_arrive_for_a_normal_close_and_a_timed_out_conn
     assert_eq!(close.code, CloseCode::from(4006));
     let batch = backend
         .wait_for("/disconnect", |b| {
-            b["events"].as_array().unwrap().iter().any(|e| e["connection"] == id.as_str())
+            b["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["connection"] == id.as_str())
         })
         .await;
     let event = batch["events"]
@@ -361,10 +411,14 @@ async fn refresh_proxy_extends_a_session_before_it_expires() {
     let (mut ws, ack) = open(&gw, "/ws", "short").await;
     assert!(ack["payload"]["expires_at"].as_f64().is_some(), "{ack}");
     // Expires 3 s after connecting; refreshed 2 s before.
-    let call = backend.wait_for("/refresh", |b| b["user"] == "shorty").await;
+    let call = backend
+        .wait_for("/refresh", |b| b["user"] == "shorty")
+        .await;
     assert!(call["expires_at"].as_f64().is_some());
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ws.send_json(&json!({"type": "PING", "id": "after"})).await.unwrap();
+    ws.send_json(&json!({"type": "PING", "id": "after"}))
+        .await
+        .unwrap();
     match reply_to_or_close(&mut ws, "after").await {
         Ok(pong) => assert_eq!(pong["type"], "PONG"),
         Err(e) => panic!("the session was not extended: {e:?}"),

@@ -45,7 +45,10 @@ impl Drop for Uvicorn {
 
 async fn wait_for_port(port: u16) {
     for _ in 0..300 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -70,7 +73,11 @@ async fn the_fastapi_backend_drives_connect_subscribe_rpc_and_disconnect() {
         if std::env::var_os("SWITCHBOARD_REQUIRE_FASTAPI").is_some() {
             panic!("{message} (SWITCHBOARD_REQUIRE_FASTAPI is set)");
         }
-        eprintln!("\n{}\n!! SKIPPED: {message}\n{}\n", "!".repeat(78), "!".repeat(78));
+        eprintln!(
+            "\n{}\n!! SKIPPED: {message}\n{}\n",
+            "!".repeat(78),
+            "!".repeat(78)
+        );
         return;
     }
     let backend_port = free_port();
@@ -90,7 +97,15 @@ async fn the_fastapi_backend_drives_connect_subscribe_rpc_and_disconnect() {
     });
     let _uvicorn = Uvicorn(
         Command::new("python3")
-            .args(["-m", "uvicorn", "app:app", "--port", &backend_port.to_string(), "--log-level", "warning"])
+            .args([
+                "-m",
+                "uvicorn",
+                "app:app",
+                "--port",
+                &backend_port.to_string(),
+                "--log-level",
+                "warning",
+            ])
             .current_dir(example_dir())
             .env("SWITCHBOARD_PROXY_SECRET", SECRET)
             .env("SWITCHBOARD_URL", format!("http://{}", gw.addr))

@@ -201,7 +201,9 @@ impl fmt::Display for ApplicationCode {
 
 /// A string that is no error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not an error code: use 1 to 64 characters of A-Z a-z 0-9 _ . : -, starting with a letter")]
+#[error(
+    "{0:?} is not an error code: use 1 to 64 characters of A-Z a-z 0-9 _ . : -, starting with a letter"
+)]
 pub struct InvalidCode(String);
 
 /// Whether a client should reconnect after a close code.
@@ -406,7 +408,8 @@ mod tests {
         assert_eq!(read.code, ErrorCode::UnknownAction);
         assert!(!read.temporary);
         let read: ErrorMessage =
-            serde_json::from_str(r#"{"code":"orders.limit","message":"x","temporary":true}"#).unwrap();
+            serde_json::from_str(r#"{"code":"orders.limit","message":"x","temporary":true}"#)
+                .unwrap();
         assert_eq!(read.code.as_str(), "orders.limit");
         assert!(read.temporary);
         // A code spelled like a protocol code is that code.
@@ -417,7 +420,9 @@ mod tests {
         for bad in ["", "9lives", "has space", "é", &"x".repeat(65)] {
             assert!(ApplicationCode::new(bad).is_err(), "{bad:?}");
         }
-        assert!(serde_json::from_str::<ErrorMessage>(r#"{"code":"no way","message":"x"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ErrorMessage>(r#"{"code":"no way","message":"x"}"#).is_err()
+        );
     }
 
     #[test]

@@ -29,9 +29,10 @@ both_transports!(
 
 fn with_patterns() -> StructuredProtocol {
     protocol(ProtocolConfig::default())
-        .action("orders.special", |_cx: ActionContext, _: Value| async move {
-            Ok(json!("exact"))
-        })
+        .action(
+            "orders.special",
+            |_cx: ActionContext, _: Value| async move { Ok(json!("exact")) },
+        )
         .actions_matching(
             ActionPattern::new("orders.*").unwrap(),
             |cx: ActionContext, data: Value| async move {
@@ -39,26 +40,32 @@ fn with_patterns() -> StructuredProtocol {
                 Ok(json!({"action": cx.action(), "data": data, "meta": meta}))
             },
         )
-        .actions_matching(ActionPattern::new("*").unwrap(), |cx: ActionContext, _| async move {
-            match cx.action() {
-                "busy" => Err(ActionError::new("try later")
-                    .with_code(ApplicationCode::new("busy").unwrap())
-                    .temporary()),
-                "down" => Err(ActionError::new("backend down")
-                    .with_code(ErrorCode::BackendUnavailable)
-                    .temporary()),
-                "out" => Err(ActionError::new("Only 2 left")
-                    .with_code(ApplicationCode::new("out_of_stock").unwrap())),
-                _ => Err(ActionError::new("plain")),
-            }
-        })
+        .actions_matching(
+            ActionPattern::new("*").unwrap(),
+            |cx: ActionContext, _| async move {
+                match cx.action() {
+                    "busy" => Err(ActionError::new("try later")
+                        .with_code(ApplicationCode::new("busy").unwrap())
+                        .temporary()),
+                    "down" => Err(ActionError::new("backend down")
+                        .with_code(ErrorCode::BackendUnavailable)
+                        .temporary()),
+                    "out" => Err(ActionError::new("Only 2 left")
+                        .with_code(ApplicationCode::new("out_of_stock").unwrap())),
+                    _ => Err(ActionError::new("plain")),
+                }
+            },
+        )
 }
 
 async fn pattern_actions_take_what_no_exact_name_takes(t: Transport) {
     let h = Harness::start(t, mount(with_patterns())).await;
     let mut ws = h.login("alice-key").await;
-    ws.send("ACTION", json!({"action": "orders.create", "data": {"n": 1}}))
-        .await;
+    ws.send(
+        "ACTION",
+        json!({"action": "orders.create", "data": {"n": 1}}),
+    )
+    .await;
     let result = ws.expect("ACTION_RESULT").await;
     assert_eq!(result["payload"]["action"], "orders.create");
     assert_eq!(result["payload"]["data"]["action"], "orders.create");
@@ -89,7 +96,11 @@ async fn action_errors_carry_the_applications_code_and_temporary(t: Transport) {
         let id = ws.send("ACTION", json!({"action": action})).await;
         let error = ws.expect_error(code, Some(&id)).await;
         assert_eq!(error["payload"]["message"], message);
-        assert_eq!(error["payload"].get("temporary").and_then(Value::as_bool), temporary, "{error}");
+        assert_eq!(
+            error["payload"].get("temporary").and_then(Value::as_bool),
+            temporary,
+            "{error}"
+        );
     }
 }
 
@@ -107,7 +118,11 @@ async fn channel_authorizers_attach_data_refuse_with_reasons_or_are_unavailable(
     let rules = ChannelRules::new()
         .allow("team:*", Access::custom(Teams))
         .allow("public:*", Access::Anyone);
-    let h = Harness::start(t, mount(protocol(ProtocolConfig::default()).channels(rules))).await;
+    let h = Harness::start(
+        t,
+        mount(protocol(ProtocolConfig::default()).channels(rules)),
+    )
+    .await;
     let mut ws = h.login("alice-key").await;
     ws.send(
         "SUBSCRIBE",
@@ -115,7 +130,10 @@ async fn channel_authorizers_attach_data_refuse_with_reasons_or_are_unavailable(
     )
     .await;
     let red = ws.expect("SUBSCRIBE_SUCCESS").await;
-    assert_eq!(red["payload"], json!({"channel": "team:red", "data": {"members": 3}}));
+    assert_eq!(
+        red["payload"],
+        json!({"channel": "team:red", "data": {"members": 3}})
+    );
     let blue = ws.expect("SUBSCRIBE_FAILURE").await;
     assert_eq!(blue["payload"]["code"], "forbidden");
     assert_eq!(blue["payload"]["reason"], "not in this team");
@@ -146,14 +164,20 @@ impl Authenticator for WithChannels {
 
 async fn channels_of_the_identity_are_subscribed_at_once(t: Transport) {
     let app = protocol(ProtocolConfig::default())
-        .actions_matching(ActionPattern::new("*").unwrap(), |cx: ActionContext, _| async move {
-            Ok(cx.identity().map_or(Value::Null, |i| i.meta().clone()))
-        })
+        .actions_matching(
+            ActionPattern::new("*").unwrap(),
+            |cx: ActionContext, _| async move {
+                Ok(cx.identity().map_or(Value::Null, |i| i.meta().clone()))
+            },
+        )
         .route(
             Switchboard::new(),
             "/ws",
-            RouteConfig::default()
-                .with_security(Security::new().allow_any_origin().authenticate(WithChannels)),
+            RouteConfig::default().with_security(
+                Security::new()
+                    .allow_any_origin()
+                    .authenticate(WithChannels),
+            ),
         );
     let h = Harness::start(t, app).await;
     // In the handshake: right after CONNECT_ACK, no rule checked
@@ -163,18 +187,31 @@ async fn channels_of_the_identity_are_subscribed_at_once(t: Transport) {
     for channel in ["user:alice:inbox", "private:ops"] {
         let success = ws.expect("SUBSCRIBE_SUCCESS").await;
         assert_eq!(success["payload"]["channel"], channel);
-        assert!(success.get("correlation_id").is_none_or(Value::is_null), "{success}");
+        assert!(
+            success.get("correlation_id").is_none_or(Value::is_null),
+            "{success}"
+        );
     }
     assert_eq!(h.hub.room_size("private:ops"), 1);
     ws.send("ACTION", json!({"action": "meta"})).await;
-    assert_eq!(ws.expect("ACTION_RESULT").await["payload"]["data"], json!({"plan": "pro"}));
+    assert_eq!(
+        ws.expect("ACTION_RESULT").await["payload"]["data"],
+        json!({"plan": "pro"})
+    );
 
     // With AUTHENTICATE: after AUTHENTICATE_SUCCESS.
     let (mut ws, _) = h.connect().await;
-    ws.send("AUTHENTICATE", json!({"auth": {"token": "alice"}})).await;
+    ws.send("AUTHENTICATE", json!({"auth": {"token": "alice"}}))
+        .await;
     ws.expect("AUTHENTICATE_SUCCESS").await;
-    assert_eq!(ws.expect("SUBSCRIBE_SUCCESS").await["payload"]["channel"], "user:alice:inbox");
-    assert_eq!(ws.expect("SUBSCRIBE_SUCCESS").await["payload"]["channel"], "private:ops");
+    assert_eq!(
+        ws.expect("SUBSCRIBE_SUCCESS").await["payload"]["channel"],
+        "user:alice:inbox"
+    );
+    assert_eq!(
+        ws.expect("SUBSCRIBE_SUCCESS").await["payload"]["channel"],
+        "private:ops"
+    );
     assert_eq!(h.hub.room_size("private:ops"), 2);
 }
 
@@ -202,7 +239,8 @@ async fn a_refusal_with_a_close_code_is_delivered_after_the_upgrade(t: Transport
     let app = Switchboard::new()
         .route_with(
             "/ws",
-            RouteConfig::default().with_security(Security::new().allow_any_origin().authenticate(Banning)),
+            RouteConfig::default()
+                .with_security(Security::new().allow_any_origin().authenticate(Banning)),
             move |ws: switchboard::WebSocketUpgrade| {
                 runs.fetch_add(1, Ordering::SeqCst);
                 async move {
@@ -215,7 +253,13 @@ async fn a_refusal_with_a_close_code_is_delivered_after_the_upgrade(t: Transport
             count.fetch_add(1, Ordering::SeqCst);
         });
     let h = Harness::start(t, app).await;
-    let mut socket = h.client.request("/ws").bearer("banned").connect().await.unwrap();
+    let mut socket = h
+        .client
+        .request("/ws")
+        .bearer("banned")
+        .connect()
+        .await
+        .unwrap();
     match socket.recv().await {
         Err(TestError::Closed(Some(frame))) => {
             assert_eq!(frame.code, CloseCode::Policy);

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use switchboard::protocol::{ActionPattern, ChannelPattern};
 
 use super::plan::{EndpointKind, EndpointPlan, Problems};
-use super::{Config, ProtocolName};
 use super::units::{Secret, Size, Span};
+use super::{Config, ProtocolName};
 use crate::proxy::Settings;
 
 /// The proxy section. The keys outside the per-proxy tables are defaults
@@ -146,10 +146,18 @@ pub(crate) struct NotifyPlan {
 
 /// Checks a proxy section (`at` is `proxy` or `endpoints[2].proxy`);
 /// `auth_timeout` is the endpoint's, which the connect proxy must beat.
-pub(crate) fn plan(at: &str, s: &ProxySection, auth_timeout: Duration, p: &mut Problems) -> ProxyPlan {
+pub(crate) fn plan(
+    at: &str,
+    s: &ProxySection,
+    auth_timeout: Duration,
+    p: &mut Problems,
+) -> ProxyPlan {
     let secret = match (&s.secret, &s.secret_env) {
         (Some(_), Some(_)) => {
-            p.push(format!("{at}.secret_env"), "set secret or secret_env, not both");
+            p.push(
+                format!("{at}.secret_env"),
+                "set secret or secret_env, not both",
+            );
             None
         }
         (Some(secret), None) => Some(secret.clone()),
@@ -166,12 +174,12 @@ pub(crate) fn plan(at: &str, s: &ProxySection, auth_timeout: Duration, p: &mut P
         (None, None) => None,
     };
     if secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
-        p.push(format!("{at}.secret"), "too short: use at least 16 characters");
+        p.push(
+            format!("{at}.secret"),
+            "too short: use at least 16 characters",
+        );
     }
-    let defaults = Defaults {
-        s,
-        secret,
-    };
+    let defaults = Defaults { s, secret };
     let connect = s.connect.as_ref().and_then(|t| {
         let key = format!("{at}.connect");
         only(&key, t, &["forward_headers", "order", "refuse_with"], p);
@@ -252,8 +260,14 @@ pub(crate) fn plan(at: &str, s: &ProxySection, auth_timeout: Duration, p: &mut P
             retry_for: t.retry_for.unwrap_or(Span::secs(30)).0,
         })
     };
-    let disconnect = s.disconnect.as_ref().and_then(|t| notify("disconnect", t, p));
-    let unsubscribe = s.unsubscribe.as_ref().and_then(|t| notify("unsubscribe", t, p));
+    let disconnect = s
+        .disconnect
+        .as_ref()
+        .and_then(|t| notify("disconnect", t, p));
+    let unsubscribe = s
+        .unsubscribe
+        .as_ref()
+        .and_then(|t| notify("unsubscribe", t, p));
     ProxyPlan {
         connect,
         refresh,
@@ -282,7 +296,10 @@ impl Defaults<'_> {
         }
         let max_response_size = t.max_response_size.unwrap_or(s.max_response_size).0;
         if max_response_size == 0 {
-            p.push(format!("{key}.max_response_size"), "must be at least 1 byte");
+            p.push(
+                format!("{key}.max_response_size"),
+                "must be at least 1 byte",
+            );
         }
         let mut headers = Vec::new();
         let mut merged = s.headers.clone();
@@ -347,7 +364,10 @@ fn only(key: &str, t: &ProxyTable, allowed: &[&str], p: &mut Problems) {
     ];
     for (name, present) in set {
         if present && !allowed.contains(&name) {
-            p.push(format!("{key}.{name}"), "not a setting of this proxy (docs/configuration.md, [proxy])");
+            p.push(
+                format!("{key}.{name}"),
+                "not a setting of this proxy (docs/configuration.md, [proxy])",
+            );
         }
     }
 }

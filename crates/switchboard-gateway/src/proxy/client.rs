@@ -62,7 +62,6 @@ pub(crate) enum CallError {
 }
 
 impl CallError {
-
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Unreachable(_) => "unreachable",
@@ -130,8 +129,11 @@ impl Backend {
             .await
             .unwrap_or(Err(CallError::Timeout));
         let elapsed = started.elapsed();
-        self.metrics
-            .finished(self.kind, elapsed, result.as_ref().err().map(CallError::kind));
+        self.metrics.finished(
+            self.kind,
+            elapsed,
+            result.as_ref().err().map(CallError::kind),
+        );
         match &result {
             Ok(_) => tracing::debug!(
                 proxy = self.kind.as_str(),
@@ -173,7 +175,10 @@ impl Backend {
             )
             .header(REQUEST_ID_HEADER, request_id);
         if let Some(secret) = &self.settings.secret {
-            request = request.header(SIGNATURE_HEADER, signature(secret.expose().as_bytes(), &body));
+            request = request.header(
+                SIGNATURE_HEADER,
+                signature(secret.expose().as_bytes(), &body),
+            );
         }
         for (name, value) in &self.settings.headers {
             request = request.header(name, value);

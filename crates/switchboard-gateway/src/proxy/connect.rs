@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use hyper::StatusCode;
+use hyper::header::{HeaderName, HeaderValue, RETRY_AFTER};
 use switchboard::protocol::wire::Channel;
 use switchboard::security::{AuthError, AuthRequest, Authenticator, Identity};
 use switchboard::{CloseCode, Rejection, RejectionKind};
@@ -53,13 +53,16 @@ impl ConnectProxy {
         }
         tracing::warn!(error = %error, "authentication unavailable");
         AuthError::Rejected(
-            Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "Authentication unavailable")
-                .with_kind(RejectionKind::AuthUnavailable)
-                .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
-                .with_close(
-                    CloseCode::TryAgainLater,
-                    "Authentication unavailable: retry with backoff",
-                ),
+            Rejection::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Authentication unavailable",
+            )
+            .with_kind(RejectionKind::AuthUnavailable)
+            .with_header(RETRY_AFTER, HeaderValue::from_static("1"))
+            .with_close(
+                CloseCode::TryAgainLater,
+                "Authentication unavailable: retry with backoff",
+            ),
         )
     }
 }

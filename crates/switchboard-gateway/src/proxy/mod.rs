@@ -52,7 +52,6 @@ pub(crate) enum ProxyKind {
 }
 
 impl ProxyKind {
-
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",

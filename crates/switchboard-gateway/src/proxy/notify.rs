@@ -34,7 +34,12 @@ pub(crate) struct Notifier {
 
 impl Notifier {
     /// Starts the task that sends what [`Notifier::push`] queues.
-    pub(crate) fn start(backend: Arc<Backend>, queue: usize, batch: usize, retry_for: Duration) -> Self {
+    pub(crate) fn start(
+        backend: Arc<Backend>,
+        queue: usize,
+        batch: usize,
+        retry_for: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let pending = Arc::new(AtomicUsize::new(0));
         tokio::spawn(run(

@@ -11,7 +11,7 @@ use switchboard::protocol::Connection;
 use tokio::task::AbortHandle;
 
 use super::client::Backend;
-use super::wire::{self, Answer, Context, Refusal, RefreshRequest, RefreshResult};
+use super::wire::{self, Answer, Context, RefreshRequest, RefreshResult, Refusal};
 
 /// Wait between attempts when the backend fails (until the session ends).
 const RETRY: Duration = Duration::from_secs(5);
@@ -100,7 +100,9 @@ impl Refresher {
                 }
             };
             let Some((at, meta)) = extended else {
-                tracing::warn!("refresh proxy: expires_at must be a later time; the session will expire");
+                tracing::warn!(
+                    "refresh proxy: expires_at must be a later time; the session will expire"
+                );
                 return;
             };
             let mut identity = identity.with_expiry(at);

@@ -131,7 +131,12 @@ fn status(code: u16) -> Response {
         .unwrap()
 }
 
-async fn handle(State(backend): State<Backend>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(backend): State<Backend>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     backend.calls.lock().unwrap().push(Call {
         path: uri.path().to_owned(),
@@ -178,7 +183,9 @@ fn connect(body: &Value) -> Response {
 
 fn subscribe(body: &Value) -> Response {
     match body["channel"].as_str().unwrap_or("") {
-        "team:red" => json_response(&json!({"result": {"data": {"members": 3, "user": body["user"]}}})),
+        "team:red" => {
+            json_response(&json!({"result": {"data": {"members": 3, "user": body["user"]}}}))
+        }
         "team:down" => status(503),
         _ => json_response(&json!({"error": {"message": "not in this team"}})),
     }
@@ -191,8 +198,12 @@ async fn rpc(body: &Value) -> Response {
             "connection": body["connection"],
         }})),
         "orders.null" => json_response(&json!({"result": null})),
-        "orders.fail" => json_response(&json!({"error": {"code": "out_of_stock", "message": "Only 2 left"}})),
-        "orders.busy" => json_response(&json!({"error": {"code": "busy", "message": "Try again", "temporary": true}})),
+        "orders.fail" => {
+            json_response(&json!({"error": {"code": "out_of_stock", "message": "Only 2 left"}}))
+        }
+        "orders.busy" => json_response(
+            &json!({"error": {"code": "busy", "message": "Try again", "temporary": true}}),
+        ),
         "orders.slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             json_response(&json!({"result": "slow"}))

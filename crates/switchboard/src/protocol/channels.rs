@@ -298,8 +298,10 @@ impl<'a> ChannelRequest<'a> {
 /// Any `Fn(&ChannelRequest) -> bool` closure is one.
 pub trait ChannelAuthorizer: Send + Sync + 'static {
     /// What to do with the request.
-    fn authorize(&self, request: &ChannelRequest<'_>)
-    -> impl Future<Output = ChannelDecision> + Send;
+    fn authorize(
+        &self,
+        request: &ChannelRequest<'_>,
+    ) -> impl Future<Output = ChannelDecision> + Send;
 }
 
 impl<F> ChannelAuthorizer for F

@@ -86,7 +86,11 @@ impl std::fmt::Debug for StructuredProtocol {
             .field("actions", &actions)
             .field(
                 "patterns",
-                &self.patterns.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+                &self
+                    .patterns
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("inbound", &self.inbound.keys().collect::<Vec<_>>())
             .field("hooks", &self.hooks.len())

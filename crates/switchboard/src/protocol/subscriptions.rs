@@ -98,13 +98,15 @@ impl StructuredProtocol {
                 match self.channels.decide(conn, &channel).await {
                     ChannelDecision::Allow { data } => data,
                     ChannelDecision::Deny { reason } => {
-                        let reason = reason
-                            .unwrap_or_else(|| "Not allowed to subscribe to this channel".to_owned());
+                        let reason = reason.unwrap_or_else(|| {
+                            "Not allowed to subscribe to this channel".to_owned()
+                        });
                         replies.push(failure(ErrorCode::Forbidden, reason));
                         continue;
                     }
                     ChannelDecision::Unavailable { reason } => {
-                        let reason = format!("The channel cannot be checked just now ({reason}); retry");
+                        let reason =
+                            format!("The channel cannot be checked just now ({reason}); retry");
                         replies.push(failure(ErrorCode::Unavailable, reason));
                         continue;
                     }

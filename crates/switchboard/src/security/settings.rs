@@ -134,7 +134,8 @@ impl Security {
     /// first.
     pub fn authenticate_first(mut self, authenticator: impl Authenticator) -> Self {
         let name = short_type_name(std::any::type_name_of_val(&authenticator));
-        self.authenticators.insert(0, (name, Arc::new(authenticator)));
+        self.authenticators
+            .insert(0, (name, Arc::new(authenticator)));
         self
     }
 
