@@ -128,10 +128,13 @@ async fn connect_proxy_allows_refuses_and_sees_the_forwarded_headers() {
     let mut banned = gw
         .ws_client()
         .request("/ws")
+        .protocol("switchboard.v1")
         .cookie("session", "banned")
         .connect()
         .await
         .unwrap();
+    // Browsers fail a socket that offered subprotocols and got none back.
+    assert_eq!(banned.protocol(), Some("switchboard.v1"));
     let close = banned.recv_close().await.unwrap().unwrap();
     assert_eq!(close.code, CloseCode::Policy);
     assert_eq!(close.reason, "banned until tomorrow");

@@ -107,7 +107,12 @@ async fn run(app: &Arc<AppInner>, admitted: Admitted<Pending>) {
     } = admitted;
     match refusal {
         None => run_handler(app, io, info, route, accept_key, protocol).await,
-        Some(close) => Box::pin(refuse_upgraded(app, io, info, route, accept_key, close)).await,
+        Some(close) => {
+            Box::pin(refuse_upgraded(
+                app, io, info, route, accept_key, protocol, close,
+            ))
+            .await;
+        }
     }
     drop(admission);
 }
@@ -121,6 +126,7 @@ async fn refuse_upgraded(
     info: Arc<RequestInfo>,
     index: usize,
     accept_key: String,
+    protocol: Option<String>,
     close: CloseFrame,
 ) {
     let route = &app.routes[index];
@@ -131,7 +137,9 @@ async fn refuse_upgraded(
         hub: app.hub.clone(),
     };
     let client = info.client_addr();
-    let upgrade = WebSocketUpgrade::new(io, accept_key, None, info, cx, Arc::clone(&slot));
+    // The subprotocol is agreed as usual: browsers fail (1006, no reason) a
+    // socket that offered some and got none back.
+    let upgrade = WebSocketUpgrade::new(io, accept_key, protocol, info, cx, Arc::clone(&slot));
     let outcome = match upgrade.accept().await {
         Ok(ws) => {
             drop(ws);
