@@ -107,7 +107,12 @@ async def rpc(request: Request) -> dict[str, Any]:
     data = call.get("data") or {}
     item, quantity = data.get("item"), data.get("quantity", 1)
     if not isinstance(item, str) or not isinstance(quantity, int) or quantity < 1:
-        return {"error": {"code": "invalid_order", "message": "item (string) and quantity (>= 1) please"}}
+        return {
+            "error": {
+                "code": "invalid_order",
+                "message": "item (string) and quantity (>= 1) please",
+            }
+        }
     order = {"id": next(_order_ids), "user": call["user"], "item": item, "quantity": quantity}
     ORDERS.append(order)
     # Tell every connection of the user, through the gateway's HTTP API.
@@ -124,7 +129,12 @@ async def disconnect(request: Request) -> dict[str, Any]:
     call = await verified(request)
     DISCONNECTS.extend(call["events"])
     for event in call["events"]:
-        log.info("disconnected %s (%s) after %.1fs", event["connection"], event["code"], event["duration"])
+        log.info(
+            "disconnected %s (%s) after %.1fs",
+            event["connection"],
+            event["code"],
+            event["duration"],
+        )
     return {}
 
 
@@ -140,6 +150,8 @@ def publish(channel: str, message: dict[str, Any]) -> None:
     headers = {"Content-Type": "application/json"}
     if API_KEY:
         headers["Authorization"] = f"Bearer {API_KEY}"
-    request = urllib.request.Request(f"{GATEWAY}/api/v1/publish", data=body, headers=headers, method="POST")
+    request = urllib.request.Request(
+        f"{GATEWAY}/api/v1/publish", data=body, headers=headers, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         response.read()
