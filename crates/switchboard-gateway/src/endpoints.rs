@@ -95,16 +95,13 @@ pub(crate) fn mount(
                 let mut protocol = structured(*plan, cluster);
                 if let Some(proxies) = &proxies {
                     let security = route.security.clone().unwrap_or_default();
-                    let (installed, security) = proxy::install(
-                        proxies,
-                        &path,
-                        protocol,
-                        rules,
-                        security,
+                    let mut installer = proxy::Installer {
                         cluster,
-                        proxy_metrics,
+                        metrics: proxy_metrics,
                         running,
-                    );
+                    };
+                    let (installed, security) =
+                        installer.install(proxies, &path, protocol, &rules, security);
                     protocol = installed;
                     route = route.with_security(security);
                 }

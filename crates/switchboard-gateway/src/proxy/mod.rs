@@ -81,19 +81,42 @@ impl Running {
     }
 }
 
-/// Wires an endpoint's proxies into its protocol and security: the connect
-/// proxy among the authenticators, subscribe rules before the static ones,
-/// rpc patterns, the hooks behind refresh and the notifications.
-pub(crate) fn install(
+/// What installing proxies needs besides the endpoint: the cluster (for
+/// connection addresses), the metrics, and where the notification queues
+/// go.
+#[derive(Debug)]
+pub(crate) struct Installer<'a> {
+    pub(crate) cluster: &'a Cluster,
+    pub(crate) metrics: &'a Arc<ProxyMetrics>,
+    pub(crate) running: &'a mut Running,
+}
+
+impl Installer<'_> {
+    /// Wires an endpoint's proxies into its protocol and security: the
+    /// connect proxy among the authenticators, subscribe rules before the
+    /// static ones, rpc patterns, the hooks behind refresh and the
+    /// notifications.
+    pub(crate) fn install(
+        &mut self,
+        plan: &ProxyPlan,
+        endpoint: &str,
+        protocol: StructuredProtocol,
+        rules: &ChannelRules,
+        security: Security,
+    ) -> (StructuredProtocol, Security) {
+        install(plan, endpoint, protocol, rules, security, self)
+    }
+}
+
+fn install(
     plan: &ProxyPlan,
     endpoint: &str,
     protocol: StructuredProtocol,
-    rules: ChannelRules,
+    rules: &ChannelRules,
     security: Security,
-    cluster: &Cluster,
-    metrics: &Arc<ProxyMetrics>,
-    running: &mut Running,
+    installer: &mut Installer<'_>,
 ) -> (StructuredProtocol, Security) {
+    let (cluster, metrics) = (installer.cluster, installer.metrics);
     let context = Arc::new(wire::Context::new(cluster.clone(), endpoint));
     let backend = |kind: ProxyKind, settings: &Settings| {
         Arc::new(Backend::new(kind, settings.clone(), Arc::clone(metrics)))
@@ -154,8 +177,14 @@ pub(crate) fn install(
     };
     let disconnect = notifier(ProxyKind::Disconnect, &plan.disconnect);
     let unsubscribe = notifier(ProxyKind::Unsubscribe, &plan.unsubscribe);
-    running.notifiers.extend(disconnect.iter().cloned());
-    running.notifiers.extend(unsubscribe.iter().cloned());
+    installer
+        .running
+        .notifiers
+        .extend(disconnect.iter().cloned());
+    installer
+        .running
+        .notifiers
+        .extend(unsubscribe.iter().cloned());
     let refresh = plan.refresh.as_ref().map(|r| {
         Arc::new(refresh::Refresher::new(
             backend(ProxyKind::Refresh, &r.settings),

@@ -218,6 +218,6 @@ pub(crate) fn unix_seconds(t: SystemTime) -> f64 {
 
 /// A time from the wire, if it is a sane one.
 pub(crate) fn from_unix_seconds(secs: f64) -> Option<SystemTime> {
-    (secs.is_finite() && secs >= 0.0 && secs < 1e11)
+    (secs.is_finite() && (0.0..1e11).contains(&secs))
         .then(|| UNIX_EPOCH + Duration::from_secs_f64(secs))
 }
