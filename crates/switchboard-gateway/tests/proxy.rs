@@ -436,3 +436,28 @@ async fn reply_to_or_close(ws: &mut TestSocket, id: &str) -> Result<Value, TestE
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_prior_knowledge_reaches_an_h2c_backend() {
+    let backend = Backend::start().await;
+    let config = format!(
+        "[proxy]\nsecret = \"{}\"\nhttp2 = true\nrpc = {{ url = \"{}\", actions = [\"orders.*\"] }}\n",
+        backend::SECRET,
+        backend.url("/rpc")
+    );
+    let path = config_file(&config);
+    let gw = Gateway::start(&["--config", path.to_str().unwrap()]);
+    let (mut ws, _) = open(&gw, "/ws", "nobody").await;
+    for i in 0..3 {
+        let id = format!("h{i}");
+        let result = action(&mut ws, &id, "orders.create", json!({"i": i})).await;
+        assert_eq!(result["type"], "ACTION_RESULT", "{result}");
+    }
+    let calls = backend.calls("/rpc");
+    assert_eq!(calls.len(), 3);
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.version == axum::http::Version::HTTP_2 && c.signed)
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri, Version};
 use axum::response::Response;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ pub const SECRET: &str = "a-proxy-secret-of-32-characters!";
 #[derive(Debug, Clone)]
 pub struct Call {
     pub path: String,
+    pub version: Version,
     pub headers: HeaderMap,
     pub body: Value,
     pub signed: bool,
@@ -133,6 +134,7 @@ fn status(code: u16) -> Response {
 
 async fn handle(
     State(backend): State<Backend>,
+    version: Version,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -140,6 +142,7 @@ async fn handle(
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     backend.calls.lock().unwrap().push(Call {
         path: uri.path().to_owned(),
+        version,
         headers: headers.clone(),
         body: value.clone(),
         signed: verify(&headers, &body),
