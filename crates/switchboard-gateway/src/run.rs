@@ -12,7 +12,7 @@ use crate::config::{BrokerPlan, MetricsPlan, Plan};
 use crate::metrics::{Metrics, MetricsHooks};
 use crate::shutdown::{self, Trigger};
 use crate::state::{BrokerHandle, Inner, Shared};
-use crate::{endpoints, http, tls};
+use crate::{endpoints, http, proxy, tls};
 
 /// Serves until shutdown has drained; `Ok` means exit 0.
 pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
@@ -53,12 +53,15 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         shutdown: OnceLock::new(),
     });
     let paths: Vec<String> = plan.endpoints.iter().map(|e| e.path.clone()).collect();
+    let mut proxies = proxy::Running::default();
     let app = endpoints::mount(
         Switchboard::new(),
         plan.endpoints,
         &cluster,
         distributed,
         &plan.server.security,
+        &metrics.proxy,
+        &mut proxies,
     )
     .with_hub(hub)
     .with_config(plan.server.clone())
@@ -137,6 +140,8 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
     if let Some(task) = metrics_task {
         task.abort();
     }
+    // Disconnect notifications of the connections shutdown closed.
+    proxies.drain(std::time::Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cluster.shutdown()).await;
     tracing::info!("shut down");
     Ok(())

@@ -62,7 +62,7 @@ pub mod state;
 pub mod stream;
 
 pub use channel::{Channel, ChannelError, MAX_CHANNEL_LEN};
-pub use codes::{CloseCode, ErrorCode, Reconnect};
+pub use codes::{ApplicationCode, CloseCode, Code, ErrorCode, InvalidCode, Reconnect};
 pub use envelope::{Envelope, MAX_ID_LEN, ParseError, parse, parse_slice};
 pub use kind::{Direction, MessageType};
 pub use pattern::{ChannelPattern, PatternError};

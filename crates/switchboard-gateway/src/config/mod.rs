@@ -16,6 +16,7 @@ mod history;
 mod load;
 mod plan;
 mod presence;
+mod proxy;
 mod security;
 mod units;
 
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use exposure::{ExposurePlan, MetricsPlan};
 pub(crate) use load::{ENV_VARS, Overrides, Sources, load};
 pub(crate) use plan::{ApiPlan, BrokerPlan, EndpointKind, EndpointPlan, Plan, StructuredPlan};
+pub(crate) use proxy::{NotifyPlan, ProxyPlan};
 pub(crate) use units::{Secret, Size, Span};
 
 /// The commented example config (`switchboard config example`).
@@ -50,6 +52,8 @@ pub(crate) struct Config {
     pub(crate) compression: CompressionSection,
     pub(crate) keepalive: KeepaliveSection,
     pub(crate) security: SecuritySection,
+    /// The backend proxy of structured endpoints without their own.
+    pub(crate) proxy: Option<proxy::ProxySection>,
     /// `None`: the built-in endpoints (`/ws` when the structured protocol is
     /// available, `/ws/echo`, `/ws/broadcast`).
     pub(crate) endpoints: Option<Vec<EndpointSection>>,
@@ -555,6 +559,9 @@ pub(crate) struct EndpointSection {
     /// `structured` only: the protocol's settings.
     #[serde(default)]
     pub(crate) structured: Option<StructuredSection>,
+    /// `structured` only: the backend proxy, replacing `[proxy]`.
+    #[serde(default)]
+    pub(crate) proxy: Option<proxy::ProxySection>,
 }
 
 /// A structured-protocol endpoint's settings (docs/protocol.md); the

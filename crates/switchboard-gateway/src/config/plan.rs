@@ -123,6 +123,8 @@ pub(crate) struct StructuredPlan {
     pub(crate) chat: Vec<ChannelPattern>,
     /// `chat.send` per connection: per second, burst.
     pub(crate) chat_rate: (f64, u32),
+    /// The backend proxy (`endpoints[].proxy`, else `[proxy]`).
+    pub(crate) proxy: Option<super::ProxyPlan>,
 }
 
 impl StructuredPlan {
@@ -208,7 +210,8 @@ impl Plan {
 
         let defaults = route_defaults(config, p);
         server = server.with_route_defaults(defaults.clone());
-        let endpoints = endpoints_plan(config, &defaults, p);
+        let mut endpoints = endpoints_plan(config, &defaults, p);
+        super::proxy::apply(config, &mut endpoints, p);
 
         check_log(&config.log, p);
         let api = api_plan(config, p);
@@ -463,6 +466,7 @@ fn structured_plan(
         rules,
         chat,
         chat_rate: (s.chat_rate, s.chat_burst.max(1)),
+        proxy: None,
     }
 }
 

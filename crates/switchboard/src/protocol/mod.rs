@@ -59,10 +59,10 @@ mod subscriptions;
 pub use switchboard_protocol as wire;
 
 pub use crate::stamp::stamp;
-pub use actions::{ActionContext, ActionError};
+pub use actions::{ActionContext, ActionError, ActionPattern};
 pub use channels::{
-    Access, Authorizer, ChannelAuthorizer, ChannelPattern, ChannelRequest, ChannelRules,
-    PatternError,
+    Access, Authorizer, ChannelAuthorizer, ChannelDecision, ChannelPattern, ChannelRequest,
+    ChannelRules, PatternError,
 };
 pub use config::ProtocolConfig;
 pub use engine::{Connection, Flow, Protocol, handler, run};
@@ -70,4 +70,6 @@ pub use hooks::{Inbound, ProtocolHooks};
 pub use publish::{AppEvent, Publisher, SendError};
 pub use session::{Session, Wake};
 pub use structured::StructuredProtocol;
-pub use switchboard_protocol::{Channel, ConnectionState, Envelope, ErrorCode, MessageType};
+pub use switchboard_protocol::{
+    ApplicationCode, Channel, Code, ConnectionState, Envelope, ErrorCode, MessageType,
+};
