@@ -284,6 +284,11 @@ pub struct SubscribeSuccess {
     /// With `recovered: false`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<NotRecovered>,
+    /// When the subscription asked for `last` on a channel with history:
+    /// how many of the latest publications the replay takes (the `last`
+    /// asked for, lowered to the recovery limit). At most that many follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
 }
 
 impl SubscribeSuccess {
@@ -295,6 +300,7 @@ impl SubscribeSuccess {
             offset: None,
             recovered: None,
             reason: None,
+            last: None,
         }
     }
 }
