@@ -1,52 +1,135 @@
-//! JSON bodies in and out of the API, and its error responses.
+//! The API's errors: every failure under `/api/` is
+//! `{"error": {"code": ..., "message": ...}}`, with a status that follows
+//! from its [`ApiCode`].
 
 use axum::Json;
-use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use utoipa::{ToResponse, ToSchema};
 
+/// The `code` of an API error, and its status. docs/operations.md's error
+/// table lists these, in this order (a test compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ApiCode {
+    /// 400: a request the gateway cannot take as it is.
+    BadRequest,
+    /// 401: a missing or unknown API key.
+    Unauthorized,
+    /// 403: not allowed (the admin endpoint without a key, a foreign origin).
+    Forbidden,
+    /// 404: no such route, connection or history.
+    NotFound,
+    /// 405: the route does not take this method.
+    MethodNotAllowed,
+    /// 413: a body over the limit.
+    PayloadTooLarge,
+    /// 415: a body that is not JSON.
+    UnsupportedMediaType,
+    /// 421: a `Host` the gateway does not answer to.
+    MisdirectedRequest,
+    /// 500: a fault in the gateway.
+    Internal,
+    /// 503: the broker failed.
+    BrokerUnavailable,
+}
+
+impl ApiCode {
+    /// Every code, in the order of the error table.
+    #[cfg(test)]
+    pub(crate) const ALL: [Self; 10] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::MisdirectedRequest,
+        Self::Internal,
+        Self::BrokerUnavailable,
+    ];
+
+    /// The code on the wire (what serde writes).
+    #[cfg(test)]
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::MisdirectedRequest => "misdirected_request",
+            Self::Internal => "internal",
+            Self::BrokerUnavailable => "broker_unavailable",
+        }
+    }
+
+    /// The status it is answered with.
+    pub(crate) const fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BrokerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 /// An API failure: `{"error": {"code": ..., "message": ...}}` with its
-/// status, and for a failing broker the local recipients already reached.
+/// code's status, and for a failing broker the local recipients already
+/// reached.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ApiCode,
     message: String,
     local: Option<usize>,
+    allow: Option<HeaderValue>,
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ApiCode, message: impl Into<String>) -> Self {
         Self {
-            status,
             code,
             message: message.into(),
             local: None,
+            allow: None,
         }
     }
 
     /// 400 `bad_request`.
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::new(ApiCode::BadRequest, message)
     }
 
     /// 404 `not_found`.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(ApiCode::NotFound, message)
+    }
+
+    /// 405 `method_not_allowed`, with the `Allow` header.
+    pub(crate) fn method_not_allowed(message: impl Into<String>, allow: HeaderValue) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(ApiCode::MethodNotAllowed, message)
+        }
     }
 
     /// 503 `broker_unavailable`: the broker failed; `local` recipients on
     /// this instance were reached anyway (when known).
     pub(crate) fn broker(error: &dyn std::fmt::Display, local: Option<usize>) -> Self {
         Self {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "broker_unavailable",
-            message: error.to_string(),
             local,
+            ..Self::new(ApiCode::BrokerUnavailable, error.to_string())
         }
     }
 }
@@ -66,13 +149,12 @@ pub(crate) struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `broker_unavailable`, ...
-    code: &'static str,
+    code: ApiCode,
     message: String,
 }
 
-/// Bad JSON, an unknown field, a missing or ambiguous target, an invalid name.
+/// Bad JSON, an unknown field or query parameter, a missing or ambiguous
+/// target, an invalid name (the message names the field).
 #[derive(Debug, ToResponse)]
 pub(crate) struct BadRequest(#[allow(dead_code)] ErrorBody);
 
@@ -84,6 +166,18 @@ pub(crate) struct Unauthorized(#[allow(dead_code)] ErrorBody);
 #[derive(Debug, ToResponse)]
 pub(crate) struct NotFound(#[allow(dead_code)] ErrorBody);
 
+/// A method the route does not take; `Allow` lists those it does.
+#[derive(Debug, ToResponse)]
+pub(crate) struct MethodNotAllowed(#[allow(dead_code)] ErrorBody);
+
+/// A body over 2 MiB.
+#[derive(Debug, ToResponse)]
+pub(crate) struct PayloadTooLarge(#[allow(dead_code)] ErrorBody);
+
+/// A body without `Content-Type: application/json`.
+#[derive(Debug, ToResponse)]
+pub(crate) struct UnsupportedMediaType(#[allow(dead_code)] ErrorBody);
+
 /// The broker failed. Local recipients were reached (`local`); other
 /// instances were not.
 #[derive(Debug, ToResponse)]
@@ -91,6 +185,7 @@ pub(crate) struct BrokerUnavailable(#[allow(dead_code)] ErrorBody);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.code.status();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code,
@@ -99,52 +194,14 @@ impl IntoResponse for ApiError {
             local: self.local,
             forwarded: self.local.map(|_| false),
         };
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, allow);
         }
         response
     }
-}
-
-/// A JSON body, whatever its `Content-Type` (so `curl -d` works), with
-/// errors that name the field: `target.room: invalid type: ...`.
-#[derive(Debug)]
-pub(crate) struct ApiJson<T>(pub(crate) T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
-        parse(&bytes).map(ApiJson)
-    }
-}
-
-/// Parses a JSON body; an empty body is parsed as `{}`.
-pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request(format!("invalid JSON body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("{path}: {inner}"))
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    Ok(value)
 }
