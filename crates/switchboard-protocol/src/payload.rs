@@ -303,6 +303,11 @@ pub struct SubscribeSuccess {
     /// channel sends them: `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join_leave: Option<bool>,
+    /// When the subscription asked for `last` on a channel with history:
+    /// how many of the latest publications the replay takes (the `last`
+    /// asked for, lowered to the recovery limit). At most that many follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
 }
 
 impl SubscribeSuccess {
@@ -316,6 +321,7 @@ impl SubscribeSuccess {
             reason: None,
             data: None,
             join_leave: None,
+            last: None,
         }
     }
 }

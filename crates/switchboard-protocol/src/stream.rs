@@ -53,7 +53,8 @@ pub struct SubscribeOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<Recover>,
     /// Replay the latest `last` publications (what the stream still has of
-    /// them), then go live. Not together with `recover`.
+    /// them; a `last` over the recovery limit is lowered to it), then go
+    /// live. Not together with `recover`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<u32>,
     /// Get the channel's join and leave events (`switchboard.join`,

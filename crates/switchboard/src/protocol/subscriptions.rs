@@ -119,7 +119,11 @@ impl StructuredProtocol {
                 Some(cluster) if cluster.keeps_history(&room) => {
                     // The join queues SUBSCRIBE_SUCCESS itself, in order
                     // with the replay and the live publications.
-                    let ack = |joined: &Joined| success_frame(&name, joined, data.clone(), id);
+                    let last = match want {
+                        Want::Last(n) => u32::try_from(n).ok(),
+                        _ => None,
+                    };
+                    let ack = |joined: &Joined| success_frame(&name, joined, data.clone(), last, id);
                     match cluster.join_stream(conn.id(), &room, want, ack).await {
                         Ok(_) => {}
                         Err(e) => {
@@ -162,7 +166,8 @@ impl StructuredProtocol {
     }
 
     /// What a subscription's options ask for; a message naming the problem
-    /// when they are malformed.
+    /// when they are malformed. A `last` over the recovery limit is lowered
+    /// to it (`SUBSCRIBE_SUCCESS` says how many with its own `last`).
     fn want(&self, options: Option<&SubscribeOptions>) -> Result<Want, String> {
         let Some(options) = options else {
             return Ok(Want::Live);
@@ -183,10 +188,8 @@ impl StructuredProtocol {
                 let epoch = Epoch::new(recover.epoch.as_str());
                 Ok(Want::Recover(StreamPosition::new(epoch, recover.offset)))
             }
-            (None, Some(last)) if last == 0 || last as usize > limit => {
-                Err(format!("{}: last must be 1 to {limit}", options.channel))
-            }
-            (None, Some(last)) => Ok(Want::Last(last as usize)),
+            (None, Some(0)) => Err(format!("{}: last must be at least 1", options.channel)),
+            (None, Some(last)) => Ok(Want::Last((last as usize).min(limit))),
             (None, None) => Ok(Want::Live),
         }
     }
@@ -213,17 +216,20 @@ impl StructuredProtocol {
     }
 }
 
-/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`.
+/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`;
+/// `last`: the latest publications the replay takes, when asked for.
 fn success_frame(
     channel: &str,
     joined: &Joined,
     data: Option<serde_json::Value>,
+    last: Option<u32>,
     correlation: Option<&str>,
 ) -> Option<Outgoing> {
     let mut success = SubscribeSuccess::new(channel);
     success.data = data;
     success.epoch = Some(joined.position.epoch.to_string());
     success.offset = Some(joined.position.offset);
+    success.last = last;
     if let Some(recovered) = &joined.recovered {
         success.recovered = Some(recovered.is_ok());
         success.reason = recovered.err();
