@@ -89,6 +89,7 @@ impl StructuredProtocol {
             };
         }
         conn.set_identity(Some(identity.clone()));
+        self.update_presence_info(conn, s);
         security::refresh(conn.hub(), conn.id(), identity.closes_at());
         s.failures = 0;
         s.auth_deadline = None;

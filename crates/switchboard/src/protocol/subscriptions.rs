@@ -11,6 +11,7 @@ use super::channels::ChannelDecision;
 use super::engine::{Connection, Flow};
 use super::session::Session;
 use super::structured::StructuredProtocol;
+use crate::broker::presence::events_room;
 use crate::broker::stream::{Epoch, Joined, StreamPosition, Want};
 use crate::delivery::Outgoing;
 use crate::hub::Room;
@@ -70,6 +71,7 @@ impl StructuredProtocol {
         let mut joined = false;
         for (request, want) in requests.into_iter().zip(wants) {
             let name = request.channel().to_owned();
+            let wants_events = request.options().is_some_and(|o| o.join_leave);
             let failure = |code, reason: String| {
                 Wire::from(SubscribeFailure {
                     channel: name.clone(),
@@ -115,6 +117,19 @@ impl StructuredProtocol {
                 None
             };
             let room = Room::from(channel.as_str());
+            // Join and leave events go to the channel's events room: join
+            // it first, so that none is missed once the channel is joined.
+            let events = wants_events
+                && self
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| c.announces_presence(&room));
+            if events {
+                conn.hub().join(conn.id(), events_room(&room));
+            }
+            let mut base = SubscribeSuccess::new(name.clone());
+            base.data = data;
+            base.join_leave = events.then_some(true);
             match &self.cluster {
                 Some(cluster) if cluster.keeps_history(&room) => {
                     // The join queues SUBSCRIBE_SUCCESS itself, in order
@@ -123,7 +138,8 @@ impl StructuredProtocol {
                         Want::Last(n) => u32::try_from(n).ok(),
                         _ => None,
                     };
-                    let ack = |joined: &Joined| success_frame(&name, joined, data.clone(), last, id);
+                    base.last = last;
+                    let ack = |joined: &Joined| success_frame(base.clone(), joined, id);
                     match cluster.join_stream(conn.id(), &room, want, ack).await {
                         Ok(_) => {}
                         Err(e) => {
@@ -131,6 +147,7 @@ impl StructuredProtocol {
                             let reason =
                                 format!("The channel's history is unavailable ({e}); retry");
                             replies.push(failure(ErrorCode::Unavailable, reason));
+                            conn.hub().leave(conn.id(), events_room(&room));
                             continue;
                         }
                     }
@@ -138,8 +155,7 @@ impl StructuredProtocol {
                 _ => {
                     conn.hub().join(conn.id(), room);
                     joined = true;
-                    let mut success = SubscribeSuccess::new(name);
-                    success.data = data;
+                    let mut success = base;
                     if matches!(want, Want::Recover(_)) {
                         success.recovered = Some(false);
                         success.reason = Some(NotRecovered::NoHistory);
@@ -207,7 +223,9 @@ impl StructuredProtocol {
                 continue;
             };
             if s.subscriptions.remove(&channel) {
-                conn.hub().leave(conn.id(), Room::from(channel.as_str()));
+                let room = Room::from(channel.as_str());
+                conn.hub().leave(conn.id(), events_room(&room));
+                conn.hub().leave(conn.id(), room);
                 for hook in &self.hooks {
                     hook.on_unsubscribe(conn, &channel);
                 }
@@ -216,20 +234,15 @@ impl StructuredProtocol {
     }
 }
 
-/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`;
-/// `last`: the latest publications the replay takes, when asked for.
+/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`:
+/// `success` (its data, `last`, `join_leave`) with the stream's position.
 fn success_frame(
-    channel: &str,
+    mut success: SubscribeSuccess,
     joined: &Joined,
-    data: Option<serde_json::Value>,
-    last: Option<u32>,
     correlation: Option<&str>,
 ) -> Option<Outgoing> {
-    let mut success = SubscribeSuccess::new(channel);
-    success.data = data;
     success.epoch = Some(joined.position.epoch.to_string());
     success.offset = Some(joined.position.offset);
-    success.last = last;
     if let Some(recovered) = &joined.recovered {
         success.recovered = Some(recovered.is_ok());
         success.reason = recovered.err();
