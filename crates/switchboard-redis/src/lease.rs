@@ -62,9 +62,16 @@ pub(crate) async fn run(shared: Arc<Shared>, node: LocalNode) {
     let mut tick = tokio::time::interval(shared.config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut healthy_since: Option<Instant> = None;
+    let mut up = shared.publisher_up.subscribe();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            // A new publisher connection: renew at once, not a heartbeat later.
+            Ok(()) = up.changed() => {
+                if !*up.borrow_and_update() {
+                    continue;
+                }
+            }
             () = stopped(&mut stop) => {
                 // Give the lease up: whatever this instance leaves behind
                 // is removed by the others at their next heartbeat.

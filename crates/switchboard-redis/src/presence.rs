@@ -73,24 +73,27 @@ fn field(room: &Room, rest: &str) -> String {
 
 /// The script invocation that adds `member` (`mode` as the script takes it).
 pub(crate) fn add_call<'a>(
-    scripts: &'a Scripts,
-    names: &Names,
+    shared: &'a Shared,
     instance: &InstanceId,
     room: &Room,
     member: &Member,
     mode: &str,
 ) -> redis::ScriptInvocation<'a> {
-    let mut call = scripts.add.prepare_invoke();
+    let names = &shared.names;
+    let mut call = shared.presence.add.prepare_invoke();
     call.key(names.presence_members_key(room))
         .key(names.presence_users_key(room))
         .key(names.presence_pending_key())
         .key(names.presence_pending_data_key())
         .key(names.presence_index_key(instance))
+        .key(names.leases_key())
         .arg(member.connection.to_string())
         .arg(member.to_json())
         .arg(member.user.as_ref().map_or("", |u| u.as_str()))
         .arg(mode)
-        .arg(room.as_str());
+        .arg(room.as_str())
+        .arg(instance.as_str())
+        .arg(millis(shared.config.lease_ttl));
     call
 }
 
@@ -124,14 +127,7 @@ pub(crate) async fn add(
     mode: JoinLeave,
 ) -> Result<bool, BrokerError> {
     let instance = &member.connection.instance;
-    let call = add_call(
-        &shared.presence,
-        &shared.names,
-        instance,
-        room,
-        member,
-        mode.as_str(),
-    );
+    let call = add_call(shared, instance, room, member, mode.as_str());
     let due: u8 = shared
         .with_publisher(|mut conn| async move { call.invoke_async(&mut conn).await })
         .await?;
@@ -260,7 +256,7 @@ pub(crate) async fn resync(
     for chunk in local.chunks(BATCH) {
         let calls: Vec<_> = chunk
             .iter()
-            .map(|(room, m)| add_call(&shared.presence, names, instance, room, m, "quiet"))
+            .map(|(room, m)| add_call(shared, instance, room, m, "quiet"))
             .collect();
         let script = &shared.presence.add;
         shared

@@ -27,6 +27,7 @@ mod guard;
 mod history;
 mod openapi;
 mod pages;
+mod presence;
 mod routes;
 
 use std::sync::Arc;

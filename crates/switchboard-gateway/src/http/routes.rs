@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, delete, get, post};
 use utoipa::openapi::path::{HttpMethod, Operation};
 
-use super::{api, history, pages};
+use super::{api, history, pages, presence};
 use crate::state::Shared;
 
 /// One HTTP route of the gateway.
@@ -28,6 +28,8 @@ pub(crate) enum Route {
     Rooms,
     Room,
     History,
+    Presence,
+    PresenceStats,
     Shutdown,
 }
 
@@ -73,7 +75,7 @@ pub(crate) enum Part {
 
 impl Route {
     /// Every route.
-    pub(crate) const ALL: [Self; 18] = [
+    pub(crate) const ALL: [Self; 20] = [
         Self::Demo,
         Self::ClientJs,
         Self::Healthz,
@@ -91,6 +93,8 @@ impl Route {
         Self::Rooms,
         Self::Room,
         Self::History,
+        Self::Presence,
+        Self::PresenceStats,
         Self::Shutdown,
     ];
 
@@ -114,6 +118,8 @@ impl Route {
             Self::Rooms => (Verb::Get, "/api/v1/rooms"),
             Self::Room => (Verb::Get, "/api/v1/rooms/{room}"),
             Self::History => (Verb::Get, "/api/v1/channels/{channel}/history"),
+            Self::Presence => (Verb::Get, "/api/v1/channels/{channel}/presence"),
+            Self::PresenceStats => (Verb::Get, "/api/v1/channels/{channel}/presence/stats"),
             Self::Shutdown => (Verb::Post, "/api/v1/admin/shutdown"),
         }
     }
@@ -154,6 +160,8 @@ impl Route {
             | Self::Rooms
             | Self::Room
             | Self::History
+            | Self::Presence
+            | Self::PresenceStats
             | Self::Shutdown => Part::Api,
         }
     }
@@ -184,6 +192,8 @@ impl Route {
             Self::Rooms => get(api::rooms),
             Self::Room => get(api::room),
             Self::History => get(history::history),
+            Self::Presence => get(presence::presence),
+            Self::PresenceStats => get(presence::presence_stats),
             Self::Shutdown => post(api::shutdown),
         }
     }
@@ -212,6 +222,8 @@ impl Route {
             Self::Rooms => of::<api::__path_rooms>(),
             Self::Room => of::<api::__path_room>(),
             Self::History => of::<history::__path_history>(),
+            Self::Presence => of::<presence::__path_presence>(),
+            Self::PresenceStats => of::<presence::__path_presence_stats>(),
             Self::Shutdown => of::<api::__path_shutdown>(),
         }
     }

@@ -1,11 +1,18 @@
 -- Switchboard: add a member to a channel's presence (wire format 1).
 -- KEYS[1] the channel's members hash, KEYS[2] its users hash, KEYS[3] the
 -- held-leaves zset, KEYS[4] the held-leaves data hash, KEYS[5] the
--- instance's index hash.
+-- instance's index hash, KEYS[6] the leases zset.
 -- ARGV[1] the connection address, ARGV[2] the member (JSON), ARGV[3] the
 -- user ('' when anonymous), ARGV[4] 'user', 'connection', 'off' or
--- 'quiet' (a resync: no event), ARGV[5] the channel.
+-- 'quiet' (a resync: no event), ARGV[5] the channel, ARGV[6] the
+-- instance, ARGV[7] its lease in ms.
 -- Returns 1 when a join is due, else 0.
+-- An instance with entries always has a lease (or a tombstone): one that
+-- dies before its first renewal is still found and cleaned up.
+if not redis.call('ZSCORE', KEYS[6], ARGV[6]) then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[6], 'NX', t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[7]), ARGV[6])
+end
 redis.call('HSET', KEYS[5], ARGV[5] .. '\n' .. ARGV[1], '')
 if redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
