@@ -469,6 +469,50 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn record_connection<'a>(
+        &'a self,
+        connection: &'a ConnectionAddr,
+        record: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let shared = &self.0.shared;
+            shared.check_running()?;
+            let key = shared.names.records_key(connection.instance.as_str());
+            let field = connection.id.0;
+            shared
+                .with_publisher(|mut conn| async move {
+                    redis::cmd("HSET")
+                        .arg(key)
+                        .arg(field)
+                        .arg(record)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await
+        })
+    }
+
+    fn forget_connection<'a>(
+        &'a self,
+        connection: &'a ConnectionAddr,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(async move {
+            let shared = &self.0.shared;
+            shared.check_running()?;
+            let key = shared.names.records_key(connection.instance.as_str());
+            let field = connection.id.0;
+            shared
+                .with_publisher(|mut conn| async move {
+                    redis::cmd("HDEL")
+                        .arg(key)
+                        .arg(field)
+                        .query_async::<()>(&mut conn)
+                        .await
+                })
+                .await
+        })
+    }
+
     fn presence_resync<'a>(
         &'a self,
         local: &'a [(Room, Member)],

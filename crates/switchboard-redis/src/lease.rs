@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use redis::Script;
 use switchboard::Room;
-use switchboard::broker::{BrokerError, LocalNode};
+use switchboard::broker::presence::LostConnection;
+use switchboard::broker::{BrokerError, ConnectionAddr, InstanceId, LocalNode};
+use switchboard::hub::ConnectionId;
 
 use crate::broker::{Shared, stopped};
 use crate::presence::{BATCH, remove_all};
@@ -37,8 +39,10 @@ const TOMBSTONE: Duration = Duration::from_secs(3600);
 pub(crate) struct Scripts {
     renew: Script,
     reap: Script,
-    /// Drops an instance from the reaping set once its hash is empty.
+    /// Drops an instance from the reaping set once its hashes are empty.
     done: Script,
+    /// Takes one record: its JSON, to whoever deletes it.
+    take: Script,
 }
 
 impl Default for Scripts {
@@ -47,7 +51,10 @@ impl Default for Scripts {
             renew: Script::new(include_str!("scripts/lease.lua")),
             reap: Script::new(include_str!("scripts/reap.lua")),
             done: Script::new(
-                "if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end return 1",
+                "if redis.call('HLEN', KEYS[1]) + redis.call('HLEN', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end return 1",
+            ),
+            take: Script::new(
+                "local v = redis.call('HGET', KEYS[1], ARGV[1]) if v and redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then return v end return false",
             ),
         }
     }
@@ -162,6 +169,8 @@ async fn reap(shared: &Shared, node: &LocalNode) -> Result<(), BrokerError> {
                     .key(names.counts_key_of(id))
                     .key(names.instances_key())
                     .key(names.reaping_key())
+                    .key(names.records_key(id))
+                    .key(names.records_reaping_key(id))
                     .arg(id)
                     .arg(millis(TOMBSTONE))
                     .invoke_async(&mut conn)
@@ -219,16 +228,85 @@ async fn clean_up(shared: &Shared, node: &LocalNode, id: &str) -> Result<(), Bro
         let events = remove_all(shared, &key, node.presence_config(), &entries).await?;
         node.announce_presence(events);
     }
+    hand_out_records(shared, node, id).await?;
     let script = &shared.leases.done;
     shared
         .with_publisher(|mut conn| async move {
             script
                 .key(key)
                 .key(names.reaping_key())
+                .key(names.records_reaping_key(id))
                 .arg(id)
                 .invoke_async::<u8>(&mut conn)
                 .await
         })
         .await?;
     Ok(())
+}
+
+/// Hands the connection records a dead instance left to this instance's
+/// handlers, each taken by exactly one instance.
+async fn hand_out_records(shared: &Shared, node: &LocalNode, id: &str) -> Result<(), BrokerError> {
+    let key = shared.names.records_reaping_key(id);
+    let Ok(instance) = InstanceId::new(id) else {
+        return Ok(());
+    };
+    loop {
+        let page: (String, Vec<String>) = {
+            let key = key.clone();
+            shared
+                .with_publisher(|mut conn| async move {
+                    redis::cmd("HSCAN")
+                        .arg(key)
+                        .arg(0)
+                        .arg("COUNT")
+                        .arg(BATCH)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?
+        };
+        let ids: Vec<String> = page
+            .1
+            .chunks(2)
+            .filter_map(|p| p.first().cloned())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let script = &shared.leases.take;
+        let taken: Vec<Option<String>> = {
+            let key = key.clone();
+            let ids = ids.clone();
+            shared
+                .with_publisher(|mut conn| async move {
+                    let calls: Vec<_> = ids
+                        .iter()
+                        .map(|field| {
+                            let mut call = script.prepare_invoke();
+                            call.key(&key).arg(field);
+                            call
+                        })
+                        .collect();
+                    let mut pipe = redis::pipe();
+                    pipe.load_script(script).ignore();
+                    for call in &calls {
+                        pipe.invoke_script(call);
+                    }
+                    pipe.query_async(&mut conn).await
+                })
+                .await?
+        };
+        let lost: Vec<LostConnection> = ids
+            .iter()
+            .zip(taken)
+            .filter_map(|(field, record)| {
+                let record = serde_json::from_str(&record?).ok()?;
+                let id = field.parse::<u64>().ok()?;
+                let addr = ConnectionAddr::new(instance.clone(), ConnectionId(id));
+                Some(LostConnection::new(addr, record))
+            })
+            .collect();
+        node.lost_connections(lost);
+    }
 }

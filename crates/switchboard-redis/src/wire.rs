@@ -171,6 +171,16 @@ impl Names {
         format!("{}presence:reaping:{id}", self.base)
     }
 
+    /// An instance's connection records: a hash of connection id → JSON.
+    pub(crate) fn records_key(&self, id: &str) -> String {
+        format!("{}records:{id}", self.base)
+    }
+
+    /// A dead instance's connection records, while they are handed out.
+    pub(crate) fn records_reaping_key(&self, id: &str) -> String {
+        format!("{}records:reaping:{id}", self.base)
+    }
+
     /// The instances whose entries are being removed.
     pub(crate) fn reaping_key(&self) -> String {
         format!("{}reaping", self.base)

@@ -180,7 +180,8 @@ impl Cluster {
                 let task = super::repair::run(node.clone(), Arc::clone(&self.0.broker));
                 tasks.push(tokio::spawn(task));
             }
-            if let Some(ops) = node.presence().receiver.lock().take() {
+            let ops = node.presence().receiver.lock().take();
+            if let Some(ops) = ops {
                 let config = Arc::clone(&node.presence().config);
                 let task = super::presence::worker::run(
                     node.clone(),
@@ -256,6 +257,35 @@ impl Cluster {
             return Err(BrokerError::NoPresence(channel.to_string()));
         }
         self.0.broker.presence_stats(channel).await
+    }
+
+    /// Keeps `record` (any JSON) about local connection `id` in the broker,
+    /// replacing the previous one: if this instance dies with the
+    /// connection open, another instance hands it to its
+    /// [`Cluster::on_lost_connections`] handlers. Best effort, in the
+    /// background; the Redis broker keeps them, the in-memory one (one
+    /// process, which cannot outlive itself) does not.
+    pub fn record_connection(&self, id: ConnectionId, record: &serde_json::Value) {
+        let addr = self.address(id);
+        self.0
+            .node
+            .record(super::presence::hooks::Op::Record(addr, record.to_string()));
+    }
+
+    /// Drops the record of local connection `id` (call it when it closes).
+    pub fn forget_connection(&self, id: ConnectionId) {
+        let addr = self.address(id);
+        self.0.node.record(super::presence::hooks::Op::Forget(addr));
+    }
+
+    /// Calls `handler` with the records of connections a dead instance
+    /// held ([`Cluster::record_connection`]); each record reaches one
+    /// surviving instance, once.
+    pub fn on_lost_connections(
+        &self,
+        handler: impl Fn(Vec<super::presence::LostConnection>) + Send + Sync + 'static,
+    ) {
+        self.0.node.presence().lost.add(Arc::new(handler));
     }
 
     /// The cluster-wide address of a local connection.

@@ -196,6 +196,28 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
         Box::pin(async { Err(BrokerError::Unsupported("presence")) })
     }
 
+    /// Keeps `record` (JSON) about a local connection, replacing any
+    /// earlier one; a backend that can tell when an instance died hands
+    /// the records of its connections to a survivor
+    /// ([`LocalNode::lost_connections`]). The default keeps nothing.
+    fn record_connection<'a>(
+        &'a self,
+        connection: &'a ConnectionAddr,
+        record: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        let _ = (connection, record);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Drops a connection's record. The default does nothing.
+    fn forget_connection<'a>(
+        &'a self,
+        connection: &'a ConnectionAddr,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        let _ = connection;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Makes this instance's entries what `local` says (every local member
     /// of a channel with presence): adds the missing ones without events,
     /// removes the others and returns their due leaves. Called after a

@@ -20,7 +20,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 
 use super::presence::hooks::{Op, PresenceHooks};
-use super::presence::{PresenceConfig, PresenceEvent};
+use super::presence::lost::LostHandlers;
+use super::presence::{LostConnection, PresenceConfig, PresenceEvent};
 use super::stream::{Held, HistoryConfig, Streams, publication_frame};
 use super::unconfirmed::Unconfirmed;
 use super::{Body, Envelope, InstanceId, Target, Topic};
@@ -41,6 +42,7 @@ pub struct LocalNode {
 pub(crate) struct PresenceHandle {
     pub(crate) config: Arc<PresenceConfig>,
     ops: Option<UnboundedSender<Op>>,
+    pub(crate) lost: LostHandlers,
     /// Taken by the worker when the cluster starts.
     pub(crate) receiver: Mutex<Option<UnboundedReceiver<Op>>>,
 }
@@ -68,17 +70,15 @@ impl LocalNode {
             streams: Arc::clone(&streams),
         });
         let config = Arc::new(presence);
-        let (ops, receiver) = if config.rules.is_empty() {
-            (None, None)
-        } else {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ops, receiver) = tokio::sync::mpsc::unbounded_channel();
+        if !config.rules.is_empty() {
             hub.add_hooks(PresenceHooks {
                 config: Arc::clone(&config),
                 instance: instance.clone(),
-                ops: tx.clone(),
+                ops: ops.clone(),
             });
-            (Some(tx), Some(rx))
-        };
+        }
+        let (ops, receiver) = (Some(ops), Some(receiver));
         Self {
             instance,
             hub,
@@ -88,6 +88,7 @@ impl LocalNode {
             presence: Arc::new(PresenceHandle {
                 config,
                 ops,
+                lost: LostHandlers::default(),
                 receiver: Mutex::new(receiver),
             }),
         }
@@ -109,6 +110,19 @@ impl LocalNode {
         if !events.is_empty() {
             self.presence.send(Op::Announce(events));
         }
+    }
+
+    /// Hands the records of a dead instance's connections (each given to
+    /// exactly one instance) to this instance's handlers
+    /// ([`Cluster::on_lost_connections`](super::Cluster::on_lost_connections)).
+    pub fn lost_connections(&self, lost: Vec<LostConnection>) {
+        if !lost.is_empty() {
+            self.presence.lost.call(lost);
+        }
+    }
+
+    pub(crate) fn record(&self, op: Op) {
+        self.presence.send(op);
     }
 
     /// Tells this instance the cluster declared it dead (it stopped

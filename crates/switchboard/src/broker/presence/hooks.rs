@@ -23,6 +23,10 @@ pub(crate) enum Op {
     /// Make the broker's entries for this instance match the hub again
     /// (after the broker lost some, or could not take them).
     Resync,
+    /// Keep this record of a local connection (JSON).
+    Record(ConnectionAddr, String),
+    /// Drop a local connection's record (it closed).
+    Forget(ConnectionAddr),
 }
 
 #[derive(Debug)]

@@ -20,10 +20,12 @@
 //! # Layout
 //! - [`PresenceConfig`], [`PresenceRule`], [`JoinLeave`]: which channels (`config`).
 //! - [`Member`], [`Presence`], [`PresenceStats`], [`PresenceEvent`], [`PresenceInfo`]: the data (`types`).
+//! - [`LostConnection`]: the records of a dead instance's connections (`lost`).
 //! - `hooks`: hub hooks feeding the worker; `worker`: the task.
 
 mod config;
 pub(crate) mod hooks;
+pub(crate) mod lost;
 mod types;
 pub(crate) mod worker;
 
@@ -37,4 +39,5 @@ use crate::hub::Room;
 pub fn events_room(channel: &Room) -> Room {
     Room::from(format!("#presence:{channel}"))
 }
+pub use lost::LostConnection;
 pub use types::{Member, Presence, PresenceChange, PresenceEvent, PresenceInfo, PresenceStats};

@@ -129,6 +129,17 @@ impl Worker {
                 }
             }
             Op::Announce(events) => self.announce_all(events).await,
+            // Records are best effort: a failure loses that record only.
+            Op::Record(addr, record) => {
+                if let Err(e) = self.broker.record_connection(&addr, &record).await {
+                    tracing::debug!(connection = %addr, error = %e, "connection record not kept");
+                }
+            }
+            Op::Forget(addr) => {
+                if let Err(e) = self.broker.forget_connection(&addr).await {
+                    tracing::debug!(connection = %addr, error = %e, "connection record not dropped");
+                }
+            }
             Op::Resync => return self.resync().await,
         }
         Ok(Progress::Done)
