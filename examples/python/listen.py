@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 
@@ -30,11 +31,18 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 
+def show(message: str | bytes) -> str:
+    """A message as printed: text as it is, binary (not the protocol's) in hex."""
+    return message if isinstance(message, str) else f"(binary) {message.hex()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("channels", nargs="+", help="channels to subscribe to (public:lobby)")
     parser.add_argument(
-        "--url", default="ws://127.0.0.1:8080/ws", help="the structured endpoint's URL"
+        "--url",
+        default=os.environ.get("SWITCHBOARD_WS_URL", "ws://127.0.0.1:8080/ws"),
+        help="the structured endpoint (default $SWITCHBOARD_WS_URL, else ws://127.0.0.1:8080/ws)",
     )
     args = parser.parse_args(argv)
 
@@ -44,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"could not connect to {args.url}: {e}", file=sys.stderr)
         return 1
     with ws:
-        print(f"connected: {ws.recv()}", flush=True)
+        print(f"connected: {show(ws.recv())}", flush=True)
         subscribe = {
             "type": "SUBSCRIBE",
             "id": "listen-1",
@@ -54,13 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"> {json.dumps(subscribe)}", flush=True)
         try:
             for message in ws:
-                envelope = json.loads(message)
-                if envelope.get("type") == "PING":
+                try:
+                    envelope = json.loads(message)
+                except ValueError:  # not the protocol's JSON: show it as it came
+                    envelope = None
+                if isinstance(envelope, dict) and envelope.get("type") == "PING":
                     pong = {"type": "PONG", "id": str(uuid.uuid4())}
                     pong["correlation_id"] = envelope["id"]
                     ws.send(json.dumps(pong))
                     continue
-                print(f"< {message}", flush=True)
+                print(f"< {show(message)}", flush=True)
         except KeyboardInterrupt:
             return 0
         except ConnectionClosed:
