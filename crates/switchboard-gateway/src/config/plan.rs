@@ -11,7 +11,9 @@ use switchboard::broker::InstanceId;
 
 use super::exposure::{ExposurePlan, exposure_plan};
 use super::history::{HistoryPlan, history_plan};
-use switchboard::protocol::{Access, ChannelPattern, ChannelRules, ProtocolConfig};
+use switchboard::protocol::{
+    Access, ChannelPattern, ChannelRules, ProtocolConfig, StructuredChannels,
+};
 use switchboard::security::{ForwardedHeader, TrustedProxies};
 use switchboard::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
 use switchboard_redis::{RedisBroker, RedisConfig};
@@ -76,6 +78,9 @@ pub(crate) struct Plan {
     pub(crate) workers: Option<usize>,
     pub(crate) server: ServerConfig,
     pub(crate) endpoints: Vec<EndpointPlan>,
+    /// The rooms that are structured endpoints' channels: bare text
+    /// published to one goes out as an `EVENT` `switchboard.text`.
+    pub(crate) structured: StructuredChannels,
     pub(crate) api: ApiPlan,
     pub(crate) exposure: ExposurePlan,
     pub(crate) broker: BrokerPlan,
@@ -207,12 +212,13 @@ impl Plan {
         let defaults = route_defaults(config, p);
         server = server.with_route_defaults(defaults.clone());
         let endpoints = endpoints_plan(config, &defaults, p);
+        let structured = structured_channels(&endpoints);
 
         check_log(&config.log, p);
         let api = api_plan(config, p);
         let exposure = exposure_plan(config, api.keys.len(), p);
         server = server.with_allowed_hosts(exposure.hosts.clone());
-        let (broker, instance) = broker_plan(config, p);
+        let (broker, instance) = broker_plan(config, &structured, p);
         let history = history_plan(config, p);
         let tls = config
             .tls
@@ -224,6 +230,7 @@ impl Plan {
             workers: s.workers,
             server,
             endpoints,
+            structured,
             api,
             exposure,
             broker,
@@ -607,7 +614,23 @@ fn api_plan(config: &Config, p: &mut Problems) -> ApiPlan {
     }
 }
 
-fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
+/// The channels of every structured endpoint, less the rooms of broadcast
+/// endpoints (their clients take raw frames).
+fn structured_channels(endpoints: &[EndpointPlan]) -> StructuredChannels {
+    endpoints
+        .iter()
+        .fold(StructuredChannels::new(), |channels, e| match &e.kind {
+            EndpointKind::Structured(plan) => channels.endpoint(plan.rules.clone()),
+            EndpointKind::Broadcast { room } => channels.raw_room(room.clone()),
+            EndpointKind::Echo => channels,
+        })
+}
+
+fn broker_plan(
+    config: &Config,
+    structured: &StructuredChannels,
+    p: &mut Problems,
+) -> (BrokerPlan, InstanceId) {
     let b = &config.broker;
     let instance = match &b.instance_id {
         Some(id) => InstanceId::new(id).unwrap_or_else(|_| {
@@ -668,7 +691,8 @@ fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
                 .command_timeout(b.command_timeout.0)
                 .connect_timeout(b.connect_timeout.0)
                 .start_timeout(b.start_timeout.0)
-                .durable(b.durable);
+                .durable(b.durable)
+                .structured_channels(structured.clone());
             match RedisBroker::new(redis) {
                 Ok(broker) => BrokerPlan::Redis {
                     broker,
