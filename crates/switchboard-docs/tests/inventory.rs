@@ -113,7 +113,7 @@ const CHECKS: &[(&str, Option<&str>, &str)] = &[
     (
         "nginx",
         Some("nginx"),
-        "`nginx -t` with the snippet (gateway tests/docs_nginx.rs)",
+        "run as a proxy in front of the gateway, or `nginx -t` (gateway tests/docs_nginx.rs)",
     ),
     ("js", Some("browser"), "`node --check` (tests/inventory.rs)"),
 ];

@@ -72,7 +72,11 @@ impl Drop for Nginx {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operations_locations_proxy_websockets_and_keep_the_api_internal() {
-    if !require_tool("nginx", "-v", "the_operations_locations_proxy_websockets_and_keep_the_api_internal") {
+    if !require_tool(
+        "nginx",
+        "-v",
+        "the_operations_locations_proxy_websockets_and_keep_the_api_internal",
+    ) {
         return;
     }
     let gw = Gateway::start(&[]);
