@@ -257,8 +257,11 @@ export interface ActionResultPayload {
 export type EmptyPayload = Readonly<Record<string, never>>;
 
 export interface ErrorPayload {
+  /** A protocol code, or an application's own (e.g. from the backend behind an rpc proxy). */
   readonly code: ErrorCode | (string & {});
   readonly message: string;
+  /** True when the same request may succeed later: retry it with backoff. */
+  readonly temporary?: boolean;
 }
 
 /** The payload of each message type. */
@@ -365,6 +368,7 @@ export const ErrorCode = {
   ActionFailed: "action_failed",
   Unavailable: "unavailable",
   RateLimited: "rate_limited",
+  BackendUnavailable: "backend_unavailable",
   Internal: "internal",
 } as const;
 

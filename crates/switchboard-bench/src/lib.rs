@@ -4,6 +4,7 @@
 //! Every target URL goes through [`target::parse_target`], which refuses anything that is not
 //! `127.0.0.0/8`, `::1` or `localhost`.
 
+pub mod action;
 pub mod common;
 pub mod echo;
 pub mod fanout;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use switchboard_bench::action::{self, ActionConfig};
 use switchboard_bench::common::source_ips;
 use switchboard_bench::echo::{self, EchoConfig, PipelineMode};
 use switchboard_bench::fanout::{self, AllToAllConfig, FanoutConfig, Publisher};
@@ -57,6 +58,8 @@ enum Command {
     Recovery(RecoveryArgs),
     /// Streams: memory per channel after N publications to each of M channels (HTTP API).
     HistoryMemory(HistMemArgs),
+    /// Structured-protocol ACTION round trips (one in flight per connection).
+    Action(ActionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +137,31 @@ struct HistMemArgs {
     /// Hard limit for the whole run.
     #[arg(long, value_parser = parse_secs, default_value = "300")]
     max_time: Duration,
+}
+
+#[derive(Debug, Args)]
+struct ActionArgs {
+    /// A structured endpoint (loopback only), e.g. ws://127.0.0.1:8080/ws.
+    #[arg(long, value_parser = parse_ws)]
+    url: Target,
+    /// Connections, each with one action in flight.
+    #[arg(long, short = 'n', default_value_t = 16)]
+    connections: usize,
+    /// The action's name.
+    #[arg(long, default_value = "chat.send")]
+    action: String,
+    /// The action's data, as JSON.
+    #[arg(long, default_value = r#"{"room":"public:bench","text":"hello"}"#)]
+    data: String,
+    /// Measurement window.
+    #[arg(long, value_parser = parse_secs, default_value = "5")]
+    duration: Duration,
+    /// Round trips before measuring.
+    #[arg(long, value_parser = parse_secs, default_value = "1")]
+    warmup: Duration,
+    /// Server process(es) to sample.
+    #[arg(long)]
+    server_pid: Vec<u32>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -387,6 +415,7 @@ impl Command {
             Command::Probe(a) => a.wait + a.timeout + Duration::from_secs(5),
             Command::Recovery(a) => a.max_time,
             Command::HistoryMemory(a) => a.max_time,
+            Command::Action(a) => a.warmup + a.duration + slack,
         }
     }
 }
@@ -554,7 +583,28 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 }
             }
         }
+        Command::Action(a) => run_action(a).await,
     }
+}
+
+async fn run_action(a: ActionArgs) -> anyhow::Result<Outcome> {
+    let data: serde_json::Value =
+        serde_json::from_str(&a.data).map_err(|e| anyhow::anyhow!("--data: {e}"))?;
+    let r = action::run(ActionConfig {
+        target: a.url,
+        connections: a.connections,
+        action: a.action,
+        data,
+        duration: a.duration,
+        warmup: a.warmup,
+        server_pids: a.server_pid,
+    })
+    .await?;
+    Ok(Outcome {
+        human: r.human(),
+        failed: r.results == 0 || r.errors > 0,
+        json: serde_json::to_value(&r)?,
+    })
 }
 
 async fn run_fanout(a: FanoutArgs, scenario: &'static str) -> anyhow::Result<Outcome> {

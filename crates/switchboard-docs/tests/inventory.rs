@@ -39,6 +39,36 @@ const CHECKS: &[(&str, Option<&str>, &str)] = &[
         "what the quick start's client sends (gateway tests/docs_quickstart.rs)",
     ),
     (
+        "json",
+        Some("proxy-call"),
+        "a proxy call's body: its fields are what the gateway sends (gateway tests/docs_proxy.rs)",
+    ),
+    (
+        "json",
+        Some("proxy-answer"),
+        "a backend's answer: a JSON object with one of `result` and `error` (tests/inventory.rs)",
+    ),
+    (
+        "http",
+        Some("proxy-call"),
+        "a proxy call's headers: those the gateway sends (gateway tests/docs_proxy.rs)",
+    ),
+    (
+        "text",
+        Some("shape"),
+        "not run: the shape of a JSON body, `...` standing for any value",
+    ),
+    (
+        "python",
+        Some("proxy-backend"),
+        "run as the backend of a gateway's rpc proxy (gateway tests/docs_proxy.rs)",
+    ),
+    (
+        "js",
+        Some("proxy-backend"),
+        "run with Node as the backend of a gateway's rpc proxy (gateway tests/docs_proxy.rs)",
+    ),
+    (
         "sh",
         Some("readme"),
         "run against the real gateway (gateway tests/docs_quickstart.rs)",
@@ -212,6 +242,7 @@ fn the_readme_layout_lists_every_crate_and_document() {
     let listed: BTreeSet<String> = layout
         .lines()
         .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| name.ends_with('/') || name.ends_with(".md"))
         .map(|name| name.trim_end_matches('/').to_owned())
         .collect();
     for name in crates.iter().chain(&clients).chain(&docs) {
@@ -290,7 +321,7 @@ fn every_json_block_is_a_protocol_message() {
     use switchboard::protocol::wire::envelope::parse;
     let blocks: Vec<Block> = all_blocks()
         .into_iter()
-        .filter(|b| b.lang == "json")
+        .filter(|b| b.lang == "json" && (b.tag.is_none() || b.is("quickstart")))
         .collect();
     assert!(!blocks.is_empty());
     let mut checked = 0;
@@ -345,6 +376,22 @@ fn browser_snippets_are_javascript() {
             "{}: {}",
             block.location(),
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A backend's documented answers are JSON objects with exactly one of
+/// `result` and `error`, as docs/proxy.md requires of them.
+#[test]
+fn every_documented_backend_answer_has_result_or_error() {
+    for block in tagged("proxy-answer") {
+        let answer: serde_json::Value = serde_json::from_str(&block.text)
+            .unwrap_or_else(|e| panic!("{}: not JSON: {e}", block.location()));
+        let keys: Vec<&String> = answer.as_object().expect("an object").keys().collect();
+        assert!(
+            keys == ["result"] || keys == ["error"],
+            "{}: {keys:?}",
+            block.location()
         );
     }
 }

@@ -189,6 +189,7 @@ fn check(file: &Path, no_env: bool) -> ExitCode {
             };
             println!("  broker: {broker}");
             println!("  {}", plan.history.summary());
+            println!("  {}", plan.presence.summary());
             let api = match (plan.api.enabled, plan.api.keys.len()) {
                 (false, _) => "off".to_owned(),
                 (true, 0) => "on, no API key (loopback only)".to_owned(),

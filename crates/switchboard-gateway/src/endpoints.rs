@@ -20,6 +20,7 @@ use switchboard::{
 };
 
 use crate::config::{EndpointKind, EndpointPlan, StructuredPlan};
+use crate::proxy::{self, ProxyMetrics};
 
 /// The room `/ws/broadcast` connections share.
 pub(crate) const BROADCAST_ROOM: &str = "broadcast";
@@ -58,13 +59,17 @@ pub(crate) fn builtin(defaults: &RouteConfig) -> Vec<EndpointPlan> {
 /// `cluster`; broadcast endpoints do too when `distributed` (a network
 /// broker joins instances), and straight through the hub otherwise.
 /// `server_security` is `[security]`: a structured endpoint without its own
-/// uses it for `AUTHENTICATE` as well as the handshake.
+/// uses it for `AUTHENTICATE` as well as the handshake. Structured
+/// endpoints with a backend proxy get it installed (its notification
+/// queues go into `running`).
 pub(crate) fn mount(
     mut app: Switchboard,
     endpoints: Vec<EndpointPlan>,
     cluster: &Cluster,
     distributed: bool,
     server_security: &Security,
+    proxy_metrics: &std::sync::Arc<ProxyMetrics>,
+    running: &mut proxy::Running,
 ) -> Switchboard {
     for endpoint in endpoints {
         let EndpointPlan { path, kind, route } = endpoint;
@@ -81,11 +86,26 @@ pub(crate) fn mount(
                 })
             }
             EndpointKind::Structured(plan) => {
-                let route = match route.security {
+                let mut route = match route.security {
                     Some(_) => route,
                     None => route.with_security(server_security.clone()),
                 };
-                structured(*plan, cluster).route(app, &path, route)
+                let proxies = plan.proxy.clone();
+                let rules = plan.rules.clone();
+                let mut protocol = structured(*plan, cluster);
+                if let Some(proxies) = &proxies {
+                    let security = route.security.clone().unwrap_or_default();
+                    let mut installer = proxy::Installer {
+                        cluster,
+                        metrics: proxy_metrics,
+                        running,
+                    };
+                    let (installed, security) =
+                        installer.install(proxies, &path, protocol, &rules, security);
+                    protocol = installed;
+                    route = route.with_security(security);
+                }
+                protocol.route(app, &path, route)
             }
         };
     }
@@ -100,6 +120,7 @@ fn structured(plan: StructuredPlan, cluster: &Cluster) -> StructuredProtocol {
         rules,
         chat,
         chat_rate,
+        proxy: _,
     } = plan;
     let protocol = StructuredProtocol::new(config)
         .channels(rules.clone())

@@ -7,6 +7,8 @@
 //! - `endpoints`: the WebSocket endpoints (`echo`, `broadcast`, structured).
 //! - `http`: the demo page, health, metrics and the `/api/v1` JSON API.
 //! - `message`: the structured messages the API publishes.
+//! - `proxy`: the backend proxy (connect, refresh, subscribe, rpc,
+//!   disconnect and unsubscribe notifications), docs/proxy.md.
 //! - `metrics`, `logging`, `shutdown`, `tls`, `state`: one concern each.
 
 // No `unwrap` outside tests: a failure says what went wrong (`expect`)
@@ -20,6 +22,7 @@ mod http;
 mod logging;
 mod message;
 mod metrics;
+mod proxy;
 mod run;
 mod shutdown;
 mod state;

@@ -134,6 +134,8 @@ pub(crate) struct Metrics {
     broker_errors: Counter,
     latency: Histogram,
     listening: AtomicBool,
+    /// The backend proxy's (`switchboard_proxy_*`).
+    pub(crate) proxy: std::sync::Arc<crate::proxy::ProxyMetrics>,
 }
 
 impl Default for Metrics {
@@ -152,6 +154,7 @@ impl Default for Metrics {
             broker_errors: Counter::default(),
             latency: Histogram::new(LATENCY_BUCKETS),
             listening: AtomicBool::new(false),
+            proxy: std::sync::Arc::default(),
         }
     }
 }
@@ -317,6 +320,7 @@ impl Metrics {
             self.publishes.clone(),
         );
         self.register_broker(&mut r, broker);
+        self.proxy.register(&mut r);
         let mut out = String::with_capacity(4096);
         prometheus_client::encoding::prometheus_text::encode(&mut out, &r)
             .expect("writing to a String cannot fail");

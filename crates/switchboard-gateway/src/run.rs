@@ -12,7 +12,7 @@ use crate::config::{BrokerPlan, MetricsPlan, Plan};
 use crate::metrics::{Metrics, MetricsHooks};
 use crate::shutdown::{self, Trigger};
 use crate::state::{BrokerHandle, Inner, Shared};
-use crate::{endpoints, http, tls};
+use crate::{endpoints, http, proxy, tls};
 
 /// Serves until shutdown has drained; `Ok` means exit 0.
 pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
@@ -21,12 +21,15 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
     hub.add_hooks(MetricsHooks(Arc::clone(&metrics)));
     let history = plan.history.config.clone();
     tracing::info!("{}", plan.history.summary());
+    let presence = plan.presence.config.clone();
+    tracing::info!("{}", plan.presence.summary());
     let (cluster, broker, distributed) = match plan.broker {
         BrokerPlan::Memory => {
             let memory = MemoryBroker::with_history_memory(plan.history.max_memory);
             let cluster = Cluster::builder(hub.clone(), memory)
                 .instance(plan.instance.clone())
                 .history(history)
+                .presence(presence)
                 .build();
             (cluster, BrokerHandle::memory(), false)
         }
@@ -35,6 +38,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
             let cluster = Cluster::builder(hub.clone(), broker.clone())
                 .instance(plan.instance.clone())
                 .history(history)
+                .presence(presence)
                 .build();
             (cluster, BrokerHandle::redis(broker), true)
         }
@@ -50,12 +54,15 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         shutdown: OnceLock::new(),
     });
     let paths: Vec<String> = plan.endpoints.iter().map(|e| e.path.clone()).collect();
+    let mut proxies = proxy::Running::default();
     let app = endpoints::mount(
         Switchboard::new(),
         plan.endpoints,
         &cluster,
         distributed,
         &plan.server.security,
+        &metrics.proxy,
+        &mut proxies,
     )
     .with_hub(hub)
     .with_config(plan.server.clone())
@@ -134,6 +141,8 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
     if let Some(task) = metrics_task {
         task.abort();
     }
+    // Disconnect notifications of the connections shutdown closed.
+    proxies.drain(std::time::Duration::from_secs(5)).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), cluster.shutdown()).await;
     tracing::info!("shut down");
     Ok(())

@@ -56,7 +56,7 @@ async fn the_documented_api_calls_answer_as_shown() {
     news.send_text(r#"{"type":"SUBSCRIBE","id":"n","payload":{"subscriptions":["public:news"]}}"#)
         .await
         .unwrap();
-    let joined: Value = news.recv_json().await.unwrap();
+    let joined: Value = support::published::next_publication(&mut news).await;
     assert_eq!(joined["type"], "SUBSCRIBE_SUCCESS");
     let mut broadcast = gw.ws_client().connect("/ws/broadcast").await.unwrap();
     gw.wait_for_room("broadcast", 1).await;
@@ -85,7 +85,7 @@ async fn the_documented_api_calls_answer_as_shown() {
     }
     // What the subscribers got: the two events (once each), and the text.
     for _ in 0..2 {
-        let event: Value = news.recv_json().await.unwrap();
+        let event: Value = support::published::next_publication(&mut news).await;
         assert_eq!(event["payload"]["event"], "article.published", "{event}");
         assert_eq!(event["payload"]["channel"], "public:news");
     }

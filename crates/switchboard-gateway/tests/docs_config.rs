@@ -17,6 +17,10 @@ const ENV: &[(&str, &str)] = &[
         "a documentation secret of at least thirty-two bytes",
     ),
     ("SWITCHBOARD_API_KEY", "docs-api-key-0123456789"),
+    (
+        "SWITCHBOARD_PROXY_SECRET",
+        "a-proxy-secret-of-32-characters!",
+    ),
 ];
 
 /// The Redis URL of the configurations that say `url from SWITCHBOARD_BROKER_URL`

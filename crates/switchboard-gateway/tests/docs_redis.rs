@@ -57,7 +57,7 @@ async fn subscriber(gw: &Gateway, channel: &str) -> TestSocket {
     ))
     .await
     .unwrap();
-    let joined: Value = ws.recv_json().await.unwrap();
+    let joined: Value = support::published::next_publication(&mut ws).await;
     assert_eq!(joined["type"], "SUBSCRIBE_SUCCESS", "{joined}");
     gw.wait_for_room(channel, 1).await;
     ws
@@ -170,7 +170,7 @@ async fn the_python_worker_commands_and_snippet_reach_the_gateways_clients() {
         for line in block.commands().into_iter().filter(|l| !is_setup(l)) {
             let printed = shell.run_ok(line);
             if line.contains("--event") {
-                let event: Value = lobby.recv_json().await.unwrap();
+                let event: Value = support::published::next_publication(&mut lobby).await;
                 assert_eq!(
                     event["payload"]["event"], "build.finished",
                     "{line}: {event}"
@@ -206,7 +206,7 @@ async fn the_python_worker_commands_and_snippet_reach_the_gateways_clients() {
     std::fs::write(&file, shell.prepare(&snippet.text)).unwrap();
     shell.run_ok(&format!("{python} {}", file.display()));
     let _ = std::fs::remove_file(&file);
-    let event: Value = lobby.recv_json().await.unwrap();
+    let event: Value = support::published::next_publication(&mut lobby).await;
     assert_eq!(event["payload"]["event"], "build.finished", "{event}");
     assert!(event["offset"].is_u64(), "{event}");
 }

@@ -13,7 +13,13 @@ use switchboard::TestSocket;
 async fn recv(ws: &mut TestSocket) -> Value {
     loop {
         let message: Value = ws.recv_json().await.unwrap();
-        if message["type"] != "PING" {
+        // Presence events (`[presence]`, on public:* by default) are not
+        // publications.
+        let presence = matches!(
+            message["payload"]["event"].as_str(),
+            Some("switchboard.join" | "switchboard.leave")
+        );
+        if message["type"] != "PING" && !presence {
             return message;
         }
     }

@@ -23,7 +23,7 @@ async fn subscriber(gw: &Gateway, channel: &str) -> TestSocket {
     let subscribe =
         json!({"type": "SUBSCRIBE", "id": "s", "payload": {"subscriptions": [channel]}});
     ws.send_text(&subscribe.to_string()).await.unwrap();
-    let joined: Value = ws.recv_json().await.unwrap();
+    let joined: Value = support::published::next_publication(&mut ws).await;
     assert_eq!(joined["type"], "SUBSCRIBE_SUCCESS", "{joined}");
     gw.wait_for_room(channel, 1).await;
     ws
@@ -51,7 +51,7 @@ async fn api_text_to_a_channel_is_an_event_and_to_broadcast_is_raw() {
         .await
         .json();
     assert_eq!(answer["offset"], 1, "{answer}");
-    let event: Value = lobby.recv_json().await.unwrap();
+    let event: Value = support::published::next_publication(&mut lobby).await;
     assert_text_event(&event, "public:lobby", "hello");
     assert_eq!(event["offset"], 1);
     assert_eq!(event["id"], answer["id"], "the API answers the event's id");
@@ -61,7 +61,7 @@ async fn api_text_to_a_channel_is_an_event_and_to_broadcast_is_raw() {
     let body = json!({"target": {"room": "public:lobby"}, "text": own}).to_string();
     let answer = gw.post("/api/v1/publish", &body).await.json();
     assert!(answer.get("id").is_none(), "{answer}");
-    let event: Value = lobby.recv_json().await.unwrap();
+    let event: Value = support::published::next_publication(&mut lobby).await;
     assert_eq!(event["payload"]["event"], "mine");
 
     gw.post(
@@ -125,7 +125,7 @@ async fn a_bare_redis_publish_to_a_channel_is_an_event_on_every_gateway() {
         .unwrap();
     assert_eq!(reached, 2);
     for ws in [&mut on_a, &mut on_b] {
-        let event: Value = ws.recv_json().await.unwrap();
+        let event: Value = support::published::next_publication(ws).await;
         assert_text_event(&event, "public:lobby", "from a worker");
     }
 
@@ -138,7 +138,7 @@ async fn a_bare_redis_publish_to_a_channel_is_an_event_on_every_gateway() {
         .await
         .json();
     for ws in [&mut on_a, &mut on_b] {
-        let event: Value = ws.recv_json().await.unwrap();
+        let event: Value = support::published::next_publication(ws).await;
         assert_text_event(&event, "public:lobby", "from a");
         assert_eq!(event["id"], answer["id"]);
     }

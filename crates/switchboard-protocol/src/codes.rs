@@ -38,13 +38,17 @@ pub enum ErrorCode {
     /// The client sent this kind of message too often (`chat.send` past its
     /// rate): wait before sending again.
     RateLimited,
+    /// The application's backend behind an action (the gateway's rpc
+    /// proxy) did not answer usably: refused, timed out, failed or answered
+    /// nonsense. Sent with `temporary: true`: retry with backoff.
+    BackendUnavailable,
     /// A server fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table in `docs/protocol.md`.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::InvalidJson,
         Self::UnknownType,
         Self::InvalidMessage,
@@ -57,6 +61,7 @@ impl ErrorCode {
         Self::ActionFailed,
         Self::Unavailable,
         Self::RateLimited,
+        Self::BackendUnavailable,
         Self::Internal,
     ];
 
@@ -75,6 +80,7 @@ impl ErrorCode {
             Self::ActionFailed => "action_failed",
             Self::Unavailable => "unavailable",
             Self::RateLimited => "rate_limited",
+            Self::BackendUnavailable => "backend_unavailable",
             Self::Internal => "internal",
         }
     }
@@ -85,6 +91,120 @@ impl fmt::Display for ErrorCode {
         f.write_str(self.as_str())
     }
 }
+
+/// The `code` of an `ERROR`: one of the protocol's [`ErrorCode`]s, or an
+/// application's own ([`ApplicationCode`], from an action handler or the
+/// backend behind the gateway's rpc proxy, such as `out_of_stock`).
+///
+/// On the wire both are a string; a string that names a protocol code
+/// reads as [`Code::Protocol`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Code {
+    /// A code of the protocol's table.
+    Protocol(ErrorCode),
+    /// An application's code.
+    Application(ApplicationCode),
+}
+
+impl Code {
+    /// The code on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Protocol(code) => code.as_str(),
+            Self::Application(code) => code.as_str(),
+        }
+    }
+
+    /// Reads a code from the wire: a protocol code, else an application
+    /// code when it is valid.
+    pub fn parse(s: &str) -> Result<Self, InvalidCode> {
+        match ErrorCode::ALL.iter().find(|c| c.as_str() == s) {
+            Some(code) => Ok(Self::Protocol(*code)),
+            None => ApplicationCode::new(s).map(Self::Application),
+        }
+    }
+}
+
+impl From<ErrorCode> for Code {
+    fn from(code: ErrorCode) -> Self {
+        Self::Protocol(code)
+    }
+}
+
+impl From<ApplicationCode> for Code {
+    fn from(code: ApplicationCode) -> Self {
+        Code::parse(code.as_str()).unwrap_or(Self::Application(code))
+    }
+}
+
+impl PartialEq<ErrorCode> for Code {
+    fn eq(&self, other: &ErrorCode) -> bool {
+        matches!(self, Self::Protocol(code) if code == other)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An application's error code: 1 to 64 characters of `A-Z a-z 0-9 _ . : -`,
+/// starting with a letter (`out_of_stock`, `orders.limit_reached`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApplicationCode(String);
+
+impl ApplicationCode {
+    /// Longest code accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks `code`.
+    pub fn new(code: impl Into<String>) -> Result<Self, InvalidCode> {
+        let code = code.into();
+        let valid = !code.is_empty()
+            && code.len() <= Self::MAX_LEN
+            && code.starts_with(|c: char| c.is_ascii_alphabetic())
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if valid {
+            Ok(Self(code))
+        } else {
+            Err(InvalidCode(code.chars().take(80).collect()))
+        }
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApplicationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A string that is no error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not an error code: use 1 to 64 characters of A-Z a-z 0-9 _ . : -, starting with a letter"
+)]
+pub struct InvalidCode(String);
 
 /// Whether a client should reconnect after a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -268,6 +388,41 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
+    }
+
+    #[test]
+    fn error_message_codes_are_the_protocols_or_an_applications() {
+        use crate::payload::ErrorMessage;
+        let app = ErrorMessage::new(ApplicationCode::new("out_of_stock").unwrap(), "Only 2 left");
+        assert_eq!(
+            serde_json::to_string(&app).unwrap(),
+            r#"{"code":"out_of_stock","message":"Only 2 left"}"#
+        );
+        let temporary = ErrorMessage::new(ErrorCode::BackendUnavailable, "down").temporary(true);
+        assert_eq!(
+            serde_json::to_string(&temporary).unwrap(),
+            r#"{"code":"backend_unavailable","message":"down","temporary":true}"#
+        );
+        let read: ErrorMessage =
+            serde_json::from_str(r#"{"code":"unknown_action","message":"x"}"#).unwrap();
+        assert_eq!(read.code, ErrorCode::UnknownAction);
+        assert!(!read.temporary);
+        let read: ErrorMessage =
+            serde_json::from_str(r#"{"code":"orders.limit","message":"x","temporary":true}"#)
+                .unwrap();
+        assert_eq!(read.code.as_str(), "orders.limit");
+        assert!(read.temporary);
+        // A code spelled like a protocol code is that code.
+        assert_eq!(
+            Code::from(ApplicationCode::new("forbidden").unwrap()),
+            ErrorCode::Forbidden
+        );
+        for bad in ["", "9lives", "has space", "é", &"x".repeat(65)] {
+            assert!(ApplicationCode::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            serde_json::from_str::<ErrorMessage>(r#"{"code":"no way","message":"x"}"#).is_err()
+        );
     }
 
     #[test]

@@ -57,15 +57,17 @@ pub mod envelope;
 pub mod kind;
 pub mod pattern;
 pub mod payload;
+pub mod presence;
 pub mod state;
 pub mod stream;
 
 pub use channel::{Channel, ChannelError, MAX_CHANNEL_LEN};
-pub use codes::{CloseCode, ErrorCode, Reconnect};
+pub use codes::{ApplicationCode, CloseCode, Code, ErrorCode, InvalidCode, Reconnect};
 pub use envelope::{Envelope, MAX_ID_LEN, ParseError, parse, parse_slice};
 pub use kind::{Direction, MessageType};
 pub use pattern::{ChannelPattern, PatternError};
 pub use payload::Message;
+pub use presence::{JOIN_EVENT, LEAVE_EVENT};
 pub use state::ConnectionState;
 pub use stream::{GAP_EVENT, NotRecovered, Recover, StreamGap, SubscriptionRequest};
 

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::codes::ErrorCode;
+use crate::codes::{Code, ErrorCode};
 use crate::kind::MessageType;
 use crate::stream::{NotRecovered, SubscriptionRequest};
 
@@ -284,6 +284,10 @@ pub struct SubscribeSuccess {
     /// With `recovered: false`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<NotRecovered>,
+    /// Data the application attached to this subscription (the gateway's
+    /// subscribe proxy: what the backend answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
 
 impl SubscribeSuccess {
@@ -295,6 +299,7 @@ impl SubscribeSuccess {
             offset: None,
             recovered: None,
             reason: None,
+            data: None,
         }
     }
 }
@@ -470,21 +475,32 @@ pub struct Ping {}
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pong {}
 
-/// `ERROR`: `{ "code", "message" }`.
+/// `ERROR`: `{ "code", "message", "temporary"? }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorMessage {
-    /// What kind of error.
-    pub code: ErrorCode,
+    /// What kind of error: a protocol code, or an application's own.
+    pub code: Code,
     /// Details, for people.
     pub message: String,
+    /// The same request may succeed later: retry it with backoff. Sent
+    /// only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
 }
 
 impl ErrorMessage {
-    /// An error with `code` and `message`.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    /// An error with `code` and `message`, not temporary.
+    pub fn new(code: impl Into<Code>, message: impl Into<String>) -> Self {
         Self {
-            code,
+            code: code.into(),
             message: message.into(),
+            temporary: false,
         }
+    }
+
+    /// Marks the error temporary (`"temporary": true`).
+    pub fn temporary(mut self, temporary: bool) -> Self {
+        self.temporary = temporary;
+        self
     }
 }

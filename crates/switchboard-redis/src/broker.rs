@@ -7,15 +7,18 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 use switchboard::Room;
+use switchboard::broker::presence::{JoinLeave, Member, Presence, PresenceEvent, PresenceStats};
 use switchboard::broker::stream::{Appended, History, HistoryQuery, IdempotencyKey, StreamLimits};
-use switchboard::broker::{BoxFuture, Broker, BrokerError, Envelope, InstanceId, LocalNode};
+use switchboard::broker::{
+    BoxFuture, Broker, BrokerError, ConnectionAddr, Envelope, InstanceId, LocalNode,
+};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{broker_error, is_connection_error};
 use crate::stats::{Counters, RedisStats, bump};
 use crate::wire::{self, Names};
-use crate::{Error, RedisConfig, counts, streams, subscriber, writer};
+use crate::{Error, RedisConfig, counts, lease, presence, streams, subscriber, writer};
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -55,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) names: Names,
     /// This instance, set on start.
     pub(crate) instance: OnceLock<InstanceId>,
+    /// Its presence rules, set on start.
+    pub(crate) presence_config: OnceLock<switchboard::broker::presence::PresenceConfig>,
     state: AtomicU8,
     /// Set to `true` to stop every task.
     pub(crate) stop: watch::Sender<bool>,
@@ -75,6 +80,10 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// The Lua scripts of channels with history.
     pub(crate) scripts: streams::Scripts,
+    /// The Lua scripts of presence.
+    pub(crate) presence: presence::Scripts,
+    /// The Lua scripts of leases.
+    pub(crate) leases: lease::Scripts,
     /// The `run_id` of the Redis server the publisher is connected to (it
     /// changes when Redis restarts); empty when unknown.
     run_id: Mutex<String>,
@@ -197,6 +206,7 @@ impl RedisBroker {
             client,
             names,
             instance: OnceLock::new(),
+            presence_config: OnceLock::new(),
             state: AtomicU8::new(NOT_STARTED),
             stop: watch::Sender::new(false),
             publisher: Mutex::new(None),
@@ -208,6 +218,8 @@ impl RedisBroker {
             sync_done: watch::Sender::new(None),
             counters: Counters::default(),
             scripts: streams::Scripts::default(),
+            presence: presence::Scripts::default(),
+            leases: lease::Scripts::default(),
             run_id: Mutex::new(String::new()),
             last_failure: Mutex::new(None),
         });
@@ -266,13 +278,15 @@ impl RedisBroker {
             Err(_) => return Err(BrokerError::Stopped),
         }
         let _ = shared.instance.set(node.instance().clone());
+        let _ = shared.presence_config.set(node.presence_config().clone());
         let subscriber = tokio::spawn(subscriber::run(
             Arc::clone(shared),
             node.clone(),
             node.watch(),
         ));
         let writer = tokio::spawn(writer::run(Arc::clone(shared), node.clone(), node.watch()));
-        self.0.tasks.lock().extend([subscriber, writer]);
+        let leases = tokio::spawn(lease::run(Arc::clone(shared), node.clone()));
+        self.0.tasks.lock().extend([subscriber, writer, leases]);
 
         let within = shared.config.start_timeout;
         let deadline = tokio::time::Instant::now() + within;
@@ -401,9 +415,83 @@ impl Broker for RedisBroker {
             streams::read(shared, channel, query, limits).await
         })
     }
+
+    fn presence_add<'a>(
+        &'a self,
+        channel: &'a Room,
+        member: &'a Member,
+        join_leave: JoinLeave,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        Box::pin(async move {
+            self.0.shared.check_running()?;
+            presence::add(&self.0.shared, channel, member, join_leave).await
+        })
+    }
+
+    fn presence_remove<'a>(
+        &'a self,
+        channel: &'a Room,
+        connection: &'a ConnectionAddr,
+        join_leave: JoinLeave,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<Option<Member>, BrokerError>> {
+        Box::pin(async move {
+            self.0.shared.check_running()?;
+            presence::remove(&self.0.shared, channel, connection, join_leave, grace).await
+        })
+    }
+
+    fn presence_due(&self) -> BoxFuture<'_, Result<Vec<(Room, Member)>, BrokerError>> {
+        Box::pin(async move {
+            self.0.shared.check_running()?;
+            presence::due(&self.0.shared).await
+        })
+    }
+
+    fn presence<'a>(
+        &'a self,
+        channel: &'a Room,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Presence, BrokerError>> {
+        Box::pin(async move {
+            self.0.shared.check_running()?;
+            presence::read(&self.0.shared, channel, max).await
+        })
+    }
+
+    fn presence_stats<'a>(
+        &'a self,
+        channel: &'a Room,
+    ) -> BoxFuture<'a, Result<PresenceStats, BrokerError>> {
+        Box::pin(async move {
+            self.0.shared.check_running()?;
+            presence::stats(&self.0.shared, channel).await
+        })
+    }
+
+    fn presence_resync<'a>(
+        &'a self,
+        local: &'a [(Room, Member)],
+    ) -> BoxFuture<'a, Result<Vec<PresenceEvent>, BrokerError>> {
+        Box::pin(async move {
+            let shared = &self.0.shared;
+            shared.check_running()?;
+            let instance = self.node_instance()?;
+            let config = shared
+                .presence_config
+                .get()
+                .ok_or(BrokerError::NotStarted)?;
+            presence::resync(shared, instance, config, local).await
+        })
+    }
 }
 
 impl RedisBroker {
+    /// This instance, once started.
+    fn node_instance(&self) -> Result<&InstanceId, BrokerError> {
+        self.0.shared.instance.get().ok_or(BrokerError::NotStarted)
+    }
+
     /// Counts a publish's outcome.
     fn count<T>(&self, result: &Result<T, BrokerError>) {
         let counters = &self.0.shared.counters;

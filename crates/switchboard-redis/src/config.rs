@@ -46,6 +46,13 @@ pub struct RedisConfig {
     /// instance is counted for up to this long. At least twice
     /// [`RedisConfig::heartbeat`]. Default 5 s.
     pub count_ttl: Duration,
+    /// How long an instance's lease lasts without a renewal (one per
+    /// heartbeat). Past it, another instance declares it dead: removes its
+    /// presence (sending the leaves) and its counts. An instance frozen for
+    /// longer closes its connections with 1012 when it wakes up. More than
+    /// twice [`RedisConfig::heartbeat`] plus
+    /// [`RedisConfig::command_timeout`]. Default 8 s.
+    pub lease_ttl: Duration,
     /// Whether Redis keeps every write it acknowledges across a restart
     /// (`appendonly yes` and `appendfsync always`). Then a restarted Redis
     /// keeps each channel's epoch and history, and nothing published is
@@ -78,6 +85,7 @@ impl RedisConfig {
             backoff_max: Duration::from_secs(2),
             heartbeat: Duration::from_secs(1),
             count_ttl: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(8),
             durable: false,
             structured_channels: StructuredChannels::default(),
         }
@@ -132,6 +140,12 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::lease_ttl`].
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
     /// Sets the heartbeat and the count time-to-live.
     pub fn heartbeat(mut self, every: Duration, count_ttl: Duration) -> Self {
         self.heartbeat = every;
@@ -160,6 +174,11 @@ impl RedisConfig {
         if self.count_ttl < self.heartbeat * 2 {
             return Err(Error::InvalidConfig(
                 "count_ttl must be at least twice the heartbeat",
+            ));
+        }
+        if self.lease_ttl <= self.heartbeat * 2 + self.command_timeout {
+            return Err(Error::InvalidConfig(
+                "lease_ttl must be more than twice the heartbeat plus the command timeout",
             ));
         }
         Ok(())

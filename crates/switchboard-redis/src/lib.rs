@@ -27,6 +27,11 @@
 //! message Redis did not take. `docs/scaling.md` has the details, the wire
 //! format, the keys and the cluster-count method.
 //!
+//! Presence (`switchboard::broker::presence`) lives in Redis hashes per
+//! channel, with O(1) counts; every instance holds a lease, and the
+//! presence of an instance whose lease ran out (killed, frozen, cut off)
+//! is removed by another, with its leave events.
+//!
 //! # Layout
 //! - [`RedisBroker`]: the handle, shared state and publishing (`broker`).
 //! - `subscriber`: the pub/sub connection and its subscriptions.
@@ -46,6 +51,8 @@ mod broker;
 mod config;
 mod counts;
 mod error;
+mod lease;
+mod presence;
 mod stats;
 pub mod streams;
 mod subscriber;

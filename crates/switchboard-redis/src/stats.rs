@@ -25,6 +25,10 @@ pub struct RedisStats {
     pub publisher_connects: u64,
     /// Channels the subscriber is subscribed to now.
     pub subscriptions: u64,
+    /// Other instances this one declared dead (their lease ran out).
+    pub reaped: u64,
+    /// Times this instance found it had been declared dead.
+    pub declared_dead: u64,
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +42,8 @@ pub(crate) struct Counters {
     pub(crate) subscriber_connects: AtomicU64,
     pub(crate) publisher_connects: AtomicU64,
     pub(crate) subscriptions: AtomicU64,
+    pub(crate) reaped: AtomicU64,
+    pub(crate) declared_dead: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64, by: u64) {
@@ -57,6 +63,8 @@ impl Counters {
             subscriber_connects: get(&self.subscriber_connects),
             publisher_connects: get(&self.publisher_connects),
             subscriptions: get(&self.subscriptions),
+            reaped: get(&self.reaped),
+            declared_dead: get(&self.declared_dead),
         }
     }
 }

@@ -137,6 +137,56 @@ impl Names {
         }
     }
 
+    /// A channel's presence: a hash of connection address → member JSON.
+    pub(crate) fn presence_members_key(&self, room: &Room) -> String {
+        format!("{}presence:{{{room}}}:members", self.base)
+    }
+
+    /// A channel's presence users: a hash of user id → connections.
+    pub(crate) fn presence_users_key(&self, room: &Room) -> String {
+        format!("{}presence:{{{room}}}:users", self.base)
+    }
+
+    /// Held leaves: a zset of `<channel>\n<user>` scored by when the grace ends.
+    pub(crate) fn presence_pending_key(&self) -> String {
+        format!("{}presence:pending", self.base)
+    }
+
+    /// The members of the held leaves: a hash of `<channel>\n<user>` → member JSON.
+    pub(crate) fn presence_pending_data_key(&self) -> String {
+        format!("{}presence:pending:data", self.base)
+    }
+
+    /// An instance's presence entries: a hash of `<channel>\n<address>` → ''.
+    pub(crate) fn presence_index_key(&self, id: &InstanceId) -> String {
+        self.presence_index_key_of(id.as_str())
+    }
+
+    /// [`Names::presence_index_key`] of an id read back from Redis.
+    pub(crate) fn presence_index_key_of(&self, id: &str) -> String {
+        format!("{}presence:instance:{id}", self.base)
+    }
+
+    /// A dead instance's entries, while they are removed.
+    pub(crate) fn presence_reaping_key(&self, id: &str) -> String {
+        format!("{}presence:reaping:{id}", self.base)
+    }
+
+    /// The instances whose entries are being removed.
+    pub(crate) fn reaping_key(&self) -> String {
+        format!("{}reaping", self.base)
+    }
+
+    /// Leases: a zset of instance id → when its lease ends (Redis time, ms).
+    pub(crate) fn leases_key(&self) -> String {
+        format!("{}leases", self.base)
+    }
+
+    /// Set while an instance is declared dead.
+    pub(crate) fn dead_key(&self, id: &str) -> String {
+        format!("{}dead:{id}", self.base)
+    }
+
     /// The set of instances that report counts.
     pub(crate) fn instances_key(&self) -> String {
         format!("{}instances", self.base)
@@ -144,6 +194,11 @@ impl Names {
 
     /// One instance's counts: a hash with `conns` and `room:<name>` fields.
     pub(crate) fn counts_key(&self, id: &InstanceId) -> String {
+        self.counts_key_of(id.as_str())
+    }
+
+    /// [`Names::counts_key`] of an id read back from Redis.
+    pub(crate) fn counts_key_of(&self, id: &str) -> String {
         format!("{}counts:{id}", self.base)
     }
 

@@ -210,6 +210,8 @@ pub struct Rejection {
     pub reason: String,
     /// Headers to add to the response.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Refuse after the upgrade instead ([`Rejection::with_close`]).
+    pub close: Option<CloseFrame>,
 }
 
 impl Rejection {
@@ -221,7 +223,20 @@ impl Rejection {
             status,
             reason: reason.into(),
             headers: Vec::new(),
+            close: None,
         }
+    }
+
+    /// Refuses *after* the upgrade: the client gets `101 Switching
+    /// Protocols`, then at once a close frame with `code` and `reason`,
+    /// and the route's handler never runs. Browsers cannot read the status
+    /// or body of a refused handshake (their socket only says 1006), but
+    /// they do see a close code and reason, so use this for refusals a web
+    /// page should show. The refusal hooks still see the rejection; status
+    /// and headers are unused.
+    pub fn with_close(mut self, code: CloseCode, reason: impl Into<String>) -> Self {
+        self.close = Some(CloseFrame::new(code, reason));
+        self
     }
 
     /// Sets the kind.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
+use switchboard_protocol::Channel;
 
 use crate::hub::UserId;
 
@@ -26,6 +27,8 @@ struct Inner {
     permissions: BTreeSet<String>,
     admin: bool,
     expires_at: Option<SystemTime>,
+    meta: Value,
+    channels: Vec<Channel>,
 }
 
 impl Identity {
@@ -38,6 +41,8 @@ impl Identity {
             permissions: BTreeSet::new(),
             admin: false,
             expires_at: None,
+            meta: Value::Null,
+            channels: Vec::new(),
         }))
     }
 
@@ -71,6 +76,33 @@ impl Identity {
     pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
         Arc::make_mut(&mut self.0).expires_at = Some(expires_at);
         self
+    }
+
+    /// Attaches connection metadata: whatever the application wants to
+    /// know again about this connection later (a plan, a tenant). Action
+    /// handlers read it back through [`Identity::meta`]; the gateway sends
+    /// it to the backend with every proxied call.
+    pub fn with_meta(mut self, meta: Value) -> Self {
+        Arc::make_mut(&mut self.0).meta = meta;
+        self
+    }
+
+    /// Channels to subscribe the connection to as soon as it is
+    /// authenticated, without checking the channel rules (the structured
+    /// protocol does; see docs/protocol.md, "Subscribed by the server").
+    pub fn with_channels(mut self, channels: impl IntoIterator<Item = Channel>) -> Self {
+        Arc::make_mut(&mut self.0).channels = channels.into_iter().collect();
+        self
+    }
+
+    /// The connection metadata (`null` when none was set).
+    pub fn meta(&self) -> &Value {
+        &self.0.meta
+    }
+
+    /// The channels to subscribe at once.
+    pub fn channels(&self) -> &[Channel] {
+        &self.0.channels
     }
 
     /// The user id.
@@ -118,6 +150,8 @@ impl std::fmt::Debug for Identity {
             .field("permissions", &self.0.permissions)
             .field("admin", &self.0.admin)
             .field("expires_at", &self.0.expires_at)
+            .field("meta", &!self.0.meta.is_null())
+            .field("channels", &self.0.channels.len())
             .finish()
     }
 }

@@ -15,6 +15,8 @@ mod exposure;
 mod history;
 mod load;
 mod plan;
+mod presence;
+mod proxy;
 mod security;
 mod units;
 
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use exposure::{ExposurePlan, MetricsPlan};
 pub(crate) use load::{ENV_VARS, Overrides, Sources, load};
 pub(crate) use plan::{ApiPlan, BrokerPlan, EndpointKind, EndpointPlan, Plan, StructuredPlan};
+pub(crate) use proxy::{NotifyPlan, ProxyPlan};
 pub(crate) use units::{Secret, Size, Span};
 
 /// The commented example config (`switchboard config example`).
@@ -44,10 +47,13 @@ pub(crate) struct Config {
     pub(crate) demo: DemoSection,
     pub(crate) broker: BrokerSection,
     pub(crate) history: HistorySection,
+    pub(crate) presence: PresenceSection,
     pub(crate) limits: LimitsSection,
     pub(crate) compression: CompressionSection,
     pub(crate) keepalive: KeepaliveSection,
     pub(crate) security: SecuritySection,
+    /// The backend proxy of structured endpoints without their own.
+    pub(crate) proxy: Option<proxy::ProxySection>,
     /// `None`: the built-in endpoints (`/ws` when the structured protocol is
     /// available, `/ws/echo`, `/ws/broadcast`).
     pub(crate) endpoints: Option<Vec<EndpointSection>>,
@@ -213,6 +219,8 @@ pub(crate) struct BrokerSection {
     pub(crate) command_timeout: Span,
     pub(crate) connect_timeout: Span,
     pub(crate) start_timeout: Span,
+    /// How long an instance's lease lasts without a renewal.
+    pub(crate) lease_ttl: Span,
     /// Redis keeps every acknowledged write across a restart (`appendonly
     /// yes` + `appendfsync always`): epochs and history survive it.
     pub(crate) durable: bool,
@@ -229,6 +237,7 @@ impl Default for BrokerSection {
             command_timeout: Span::secs(1),
             connect_timeout: Span::secs(2),
             start_timeout: Span::secs(5),
+            lease_ttl: Span::secs(8),
             durable: false,
         }
     }
@@ -267,6 +276,49 @@ impl Default for HistorySection {
             idempotency_window: Span::secs(300),
             max_memory: Size(64 << 20),
         }
+    }
+}
+
+/// `[presence]`: which channels keep who is subscribed, and which send
+/// join and leave events.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct PresenceSection {
+    /// The rules, first match wins. Default: `public:*`, joins and leaves
+    /// per user. `[]` turns presence off.
+    pub(crate) channels: Vec<PresenceChannelSection>,
+    /// How long a user's leave waits for them to come back.
+    pub(crate) grace: Span,
+    /// Most members one presence answer lists.
+    pub(crate) max_members: usize,
+}
+
+impl Default for PresenceSection {
+    fn default() -> Self {
+        Self {
+            channels: vec![PresenceChannelSection {
+                pattern: "public:*".to_owned(),
+                join_leave: PresenceChannelSection::default_join_leave(),
+            }],
+            grace: Span::secs(5),
+            max_members: 1000,
+        }
+    }
+}
+
+/// One `[[presence.channels]]` rule.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PresenceChannelSection {
+    pub(crate) pattern: String,
+    /// `user`, `connection` or `off`.
+    #[serde(default = "PresenceChannelSection::default_join_leave")]
+    pub(crate) join_leave: String,
+}
+
+impl PresenceChannelSection {
+    fn default_join_leave() -> String {
+        "user".to_owned()
     }
 }
 
@@ -507,6 +559,9 @@ pub(crate) struct EndpointSection {
     /// `structured` only: the protocol's settings.
     #[serde(default)]
     pub(crate) structured: Option<StructuredSection>,
+    /// `structured` only: the backend proxy, replacing `[proxy]`.
+    #[serde(default)]
+    pub(crate) proxy: Option<proxy::ProxySection>,
 }
 
 /// A structured-protocol endpoint's settings (docs/protocol.md); the

@@ -11,6 +11,7 @@ use switchboard::broker::InstanceId;
 
 use super::exposure::{ExposurePlan, exposure_plan};
 use super::history::{HistoryPlan, history_plan};
+use super::presence::{PresencePlan, presence_plan};
 use switchboard::protocol::{
     Access, ChannelPattern, ChannelRules, ProtocolConfig, StructuredChannels,
 };
@@ -86,6 +87,7 @@ pub(crate) struct Plan {
     pub(crate) broker: BrokerPlan,
     pub(crate) instance: InstanceId,
     pub(crate) history: HistoryPlan,
+    pub(crate) presence: PresencePlan,
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) restart_on_shutdown: bool,
     pub(crate) log: LogSection,
@@ -126,6 +128,8 @@ pub(crate) struct StructuredPlan {
     pub(crate) chat: Vec<ChannelPattern>,
     /// `chat.send` per connection: per second, burst.
     pub(crate) chat_rate: (f64, u32),
+    /// The backend proxy (`endpoints[].proxy`, else `[proxy]`).
+    pub(crate) proxy: Option<super::ProxyPlan>,
 }
 
 impl StructuredPlan {
@@ -211,7 +215,8 @@ impl Plan {
 
         let defaults = route_defaults(config, p);
         server = server.with_route_defaults(defaults.clone());
-        let endpoints = endpoints_plan(config, &defaults, p);
+        let mut endpoints = endpoints_plan(config, &defaults, p);
+        super::proxy::apply(config, &mut endpoints, p);
         let structured = structured_channels(&endpoints);
 
         check_log(&config.log, p);
@@ -220,6 +225,7 @@ impl Plan {
         server = server.with_allowed_hosts(exposure.hosts.clone());
         let (broker, instance) = broker_plan(config, &structured, p);
         let history = history_plan(config, p);
+        let presence = presence_plan(config, p);
         let tls = config
             .tls
             .as_ref()
@@ -236,6 +242,7 @@ impl Plan {
             broker,
             instance,
             history,
+            presence,
             tls,
             restart_on_shutdown: s.restart_on_shutdown,
             log: config.log.clone(),
@@ -466,6 +473,7 @@ fn structured_plan(
         rules,
         chat,
         chat_rate: (s.chat_rate, s.chat_burst.max(1)),
+        proxy: None,
     }
 }
 
@@ -691,6 +699,7 @@ fn broker_plan(
                 .command_timeout(b.command_timeout.0)
                 .connect_timeout(b.connect_timeout.0)
                 .start_timeout(b.start_timeout.0)
+                .lease_ttl(b.lease_ttl.0)
                 .durable(b.durable)
                 .structured_channels(structured.clone());
             match RedisBroker::new(redis) {

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod published;
 pub mod shell;
 
 use std::io::{BufRead, BufReader, Read};

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::hub::{ConnectionId, Hub, Room, UserId};
 
+use super::presence::{Presence, PresenceConfig, PresenceStats};
 use super::stream::{HistoryConfig, IdempotencyKey, StreamLimits};
 use super::{
     Body, Broker, BrokerError, ConnectionAddr, Envelope, InstanceId, LocalNode, MemoryBroker,
@@ -45,13 +46,13 @@ pub struct Cluster(Arc<Inner>);
 struct Inner {
     node: LocalNode,
     broker: Arc<dyn Broker>,
-    /// The repair task, once started.
-    repair: Mutex<Option<JoinHandle<()>>>,
+    /// The repair and presence tasks, once started.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = self.repair.get_mut().take() {
+        for task in self.tasks.get_mut().drain(..) {
             task.abort();
         }
     }
@@ -74,6 +75,7 @@ pub struct ClusterBuilder {
     broker: Arc<dyn Broker>,
     instance: Option<InstanceId>,
     history: HistoryConfig,
+    presence: PresenceConfig,
 }
 
 impl ClusterBuilder {
@@ -89,13 +91,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// Sets which channels keep presence (none by default).
+    pub fn presence(mut self, presence: PresenceConfig) -> Self {
+        self.presence = presence;
+        self
+    }
+
     /// The cluster member. Call [`Cluster::start`] before publishing.
     pub fn build(self) -> Cluster {
         let instance = self.instance.unwrap_or_else(InstanceId::random);
         Cluster(Arc::new(Inner {
-            node: LocalNode::new(instance, self.hub, self.history),
+            node: LocalNode::new(instance, self.hub, self.history, self.presence),
             broker: self.broker,
-            repair: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
         }))
     }
 }
@@ -150,6 +158,7 @@ impl Cluster {
             broker: Arc::new(broker),
             instance: None,
             history: HistoryConfig::default(),
+            presence: PresenceConfig::default(),
         }
     }
 
@@ -164,10 +173,23 @@ impl Cluster {
     /// (the Redis broker does), and publishes fail until it is reachable.
     pub async fn start(&self) -> Result<(), BrokerError> {
         let started = self.0.broker.start(self.0.node.clone()).await;
-        let mut repair = self.0.repair.lock();
-        if repair.is_none() && !self.0.node.streams().config().rules.is_empty() {
-            let task = super::repair::run(self.0.node.clone(), Arc::clone(&self.0.broker));
-            *repair = Some(tokio::spawn(task));
+        let node = &self.0.node;
+        let mut tasks = self.0.tasks.lock();
+        if tasks.is_empty() {
+            if !node.streams().config().rules.is_empty() {
+                let task = super::repair::run(node.clone(), Arc::clone(&self.0.broker));
+                tasks.push(tokio::spawn(task));
+            }
+            if let Some(ops) = node.presence().receiver.lock().take() {
+                let config = Arc::clone(&node.presence().config);
+                let task = super::presence::worker::run(
+                    node.clone(),
+                    Arc::clone(&self.0.broker),
+                    config,
+                    ops,
+                );
+                tasks.push(tokio::spawn(task));
+            }
         }
         started
     }
@@ -177,7 +199,7 @@ impl Cluster {
     /// Local connections are not closed (shut the server down for that).
     pub async fn shutdown(&self) {
         self.0.node.stop();
-        if let Some(task) = self.0.repair.lock().take() {
+        for task in self.0.tasks.lock().drain(..) {
             task.abort();
         }
         self.0.broker.shutdown().await;
@@ -201,6 +223,33 @@ impl Cluster {
     /// The broker.
     pub fn broker(&self) -> &dyn Broker {
         &*self.0.broker
+    }
+
+    /// Whether `channel` keeps presence (a rule of [`ClusterBuilder::presence`]).
+    pub fn keeps_presence(&self, channel: &Room) -> bool {
+        self.0.node.presence_config().keeps(channel.as_str())
+    }
+
+    /// Who is subscribed to `channel` across the cluster: up to
+    /// `PresenceConfig::max_members` members, and the exact counts.
+    /// [`BrokerError::NoPresence`] for a channel without a presence rule;
+    /// an unknown channel has no members.
+    pub async fn presence(&self, channel: &Room) -> Result<Presence, BrokerError> {
+        if !self.keeps_presence(channel) {
+            return Err(BrokerError::NoPresence(channel.to_string()));
+        }
+        let max = self.0.node.presence_config().max_members;
+        self.0.broker.presence(channel, max).await
+    }
+
+    /// How many connections and distinct users are subscribed to `channel`
+    /// across the cluster, in O(1). [`BrokerError::NoPresence`] for a
+    /// channel without a presence rule.
+    pub async fn presence_stats(&self, channel: &Room) -> Result<PresenceStats, BrokerError> {
+        if !self.keeps_presence(channel) {
+            return Err(BrokerError::NoPresence(channel.to_string()));
+        }
+        self.0.broker.presence_stats(channel).await
     }
 
     /// The cluster-wide address of a local connection.

@@ -39,6 +39,9 @@ pub enum BrokerError {
     /// from a broker that keeps no history).
     #[error("the broker does not support {0}")]
     Unsupported(&'static str),
+    /// The channel keeps no presence: no presence rule matches it.
+    #[error("channel {0:?} keeps no presence")]
+    NoPresence(String),
 }
 
 impl BrokerError {

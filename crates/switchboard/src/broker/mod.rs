@@ -26,6 +26,7 @@
 //! - [`MemoryBroker`], [`MemoryBus`]: the in-process backend (`memory`).
 //! - [`BrokerError`], [`PublishError`]: failures (`error`).
 //! - [`stream`]: channels with history: epochs, offsets, recovery.
+//! - [`presence`]: who is subscribed where, join and leave events.
 //! - `repair`: the task that reads missed publications back; `join`:
 //!   subscribing to a channel with history, reading a stream.
 
@@ -37,6 +38,7 @@ mod instance;
 mod join;
 mod memory;
 mod node;
+pub mod presence;
 mod repair;
 pub mod stream;
 mod unconfirmed;
@@ -53,6 +55,7 @@ pub use memory::{DEFAULT_HISTORY_MEMORY, MemoryBroker, MemoryBus};
 pub use node::{LocalNode, TopicWatch};
 
 use crate::hub::Room;
+use presence::{JoinLeave, Member, Presence, PresenceEvent, PresenceStats};
 use stream::{Appended, History, HistoryQuery, IdempotencyKey, StreamLimits};
 
 /// A boxed future, as broker methods return (they are called through `dyn Broker`).
@@ -133,5 +136,76 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<History, BrokerError>> {
         let _ = (channel, query, limits);
         Box::pin(async { Err(BrokerError::Unsupported("history")) })
+    }
+
+    /// Adds `member` to `channel`'s presence (a no-op for one already
+    /// there). `Ok(true)` when a join is due under `join_leave`: always for
+    /// [`JoinLeave::Connection`] and anonymous members, for
+    /// [`JoinLeave::User`] when it is the user's first connection there and
+    /// the user is not back within a pending leave's grace. The default
+    /// refuses ([`BrokerError::Unsupported`]).
+    fn presence_add<'a>(
+        &'a self,
+        channel: &'a Room,
+        member: &'a Member,
+        join_leave: JoinLeave,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        let _ = (channel, member, join_leave);
+        Box::pin(async { Err(BrokerError::Unsupported("presence")) })
+    }
+
+    /// Removes a connection from `channel`'s presence. `Ok(Some(member))`
+    /// when a leave is due now: for [`JoinLeave::Connection`] and anonymous
+    /// members, and for [`JoinLeave::User`] when it was the user's last
+    /// connection there and `grace` is zero. With a grace, that leave is
+    /// held for [`Broker::presence_due`]. `Ok(None)` for a connection not
+    /// there. The default refuses.
+    fn presence_remove<'a>(
+        &'a self,
+        channel: &'a Room,
+        connection: &'a ConnectionAddr,
+        join_leave: JoinLeave,
+        grace: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<Member>, BrokerError>> {
+        let _ = (channel, connection, join_leave, grace);
+        Box::pin(async { Err(BrokerError::Unsupported("presence")) })
+    }
+
+    /// The held leaves whose grace ran out, each handed to exactly one
+    /// caller in the cluster. The default has none.
+    fn presence_due(&self) -> BoxFuture<'_, Result<Vec<(Room, Member)>, BrokerError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    /// `channel`'s members (at most `max`) and counts. The default refuses.
+    fn presence<'a>(
+        &'a self,
+        channel: &'a Room,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Presence, BrokerError>> {
+        let _ = (channel, max);
+        Box::pin(async { Err(BrokerError::Unsupported("presence")) })
+    }
+
+    /// `channel`'s counts, in O(1). The default refuses.
+    fn presence_stats<'a>(
+        &'a self,
+        channel: &'a Room,
+    ) -> BoxFuture<'a, Result<PresenceStats, BrokerError>> {
+        let _ = channel;
+        Box::pin(async { Err(BrokerError::Unsupported("presence")) })
+    }
+
+    /// Makes this instance's entries what `local` says (every local member
+    /// of a channel with presence): adds the missing ones without events,
+    /// removes the others and returns their due leaves. Called after a
+    /// failed update and after the broker reconnected. The default (a
+    /// broker that never loses an update) does nothing.
+    fn presence_resync<'a>(
+        &'a self,
+        local: &'a [(Room, Member)],
+    ) -> BoxFuture<'a, Result<Vec<PresenceEvent>, BrokerError>> {
+        let _ = local;
+        Box::pin(async { Ok(Vec::new()) })
     }
 }

@@ -13,11 +13,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
-use switchboard_ws::CloseFrame;
+use switchboard_ws::{CloseCode, CloseFrame};
 use tokio::sync::Notify;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::hub::{ConnectionId, ConnectionInfo, Hub, HubHooks, Room, UserId};
 
+use super::presence::hooks::{Op, PresenceHooks};
+use super::presence::{PresenceConfig, PresenceEvent};
 use super::stream::{Held, HistoryConfig, Streams, publication_frame};
 use super::unconfirmed::Unconfirmed;
 use super::{Body, Envelope, InstanceId, Target, Topic};
@@ -30,24 +33,99 @@ pub struct LocalNode {
     interest: Arc<Interest>,
     streams: Arc<Streams>,
     unconfirmed: Arc<Unconfirmed>,
+    presence: Arc<PresenceHandle>,
+}
+
+/// The presence side of a node: its rules and the worker's queue.
+#[derive(Debug)]
+pub(crate) struct PresenceHandle {
+    pub(crate) config: Arc<PresenceConfig>,
+    ops: Option<UnboundedSender<Op>>,
+    /// Taken by the worker when the cluster starts.
+    pub(crate) receiver: Mutex<Option<UnboundedReceiver<Op>>>,
+}
+
+impl PresenceHandle {
+    fn send(&self, op: Op) {
+        if let Some(ops) = &self.ops {
+            let _ = ops.send(op);
+        }
+    }
 }
 
 impl LocalNode {
     /// A node for `hub`, tracking interest through hooks added to it.
-    pub(crate) fn new(instance: InstanceId, hub: Hub, history: HistoryConfig) -> Self {
+    pub(crate) fn new(
+        instance: InstanceId,
+        hub: Hub,
+        history: HistoryConfig,
+        presence: PresenceConfig,
+    ) -> Self {
         let interest = Arc::new(Interest::default());
         let streams = Arc::new(Streams::new(history));
         hub.add_hooks(InterestHooks {
             interest: Arc::clone(&interest),
             streams: Arc::clone(&streams),
         });
+        let config = Arc::new(presence);
+        let (ops, receiver) = if config.rules.is_empty() {
+            (None, None)
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            hub.add_hooks(PresenceHooks {
+                config: Arc::clone(&config),
+                instance: instance.clone(),
+                ops: tx.clone(),
+            });
+            (Some(tx), Some(rx))
+        };
         Self {
             instance,
             hub,
             interest,
             streams,
             unconfirmed: Arc::default(),
+            presence: Arc::new(PresenceHandle {
+                config,
+                ops,
+                receiver: Mutex::new(receiver),
+            }),
         }
+    }
+
+    /// Which channels keep presence.
+    pub fn presence_config(&self) -> &PresenceConfig {
+        &self.presence.config
+    }
+
+    pub(crate) fn presence(&self) -> &PresenceHandle {
+        &self.presence
+    }
+
+    /// Hands join and leave events a broker found (the members of an
+    /// instance it declared dead) to this instance's presence worker, which
+    /// announces them to the channels' subscribers.
+    pub fn announce_presence(&self, events: Vec<PresenceEvent>) {
+        if !events.is_empty() {
+            self.presence.send(Op::Announce(events));
+        }
+    }
+
+    /// Tells this instance the cluster declared it dead (it stopped
+    /// renewing its lease, frozen or cut off, and another instance removed
+    /// its presence): every local connection is closed with 1012, so that
+    /// clients reconnect and the cluster's state is built again from live
+    /// connections rather than served stale.
+    pub fn declared_dead(&self) {
+        tracing::warn!(
+            instance = %self.instance,
+            "this instance was declared dead by the cluster (its lease ran out): closing every connection with 1012 so that clients reconnect"
+        );
+        let close = Envelope::new(
+            Target::All,
+            Body::close(CloseCode::Restart, "instance lost its lease; reconnect"),
+        );
+        self.apply(&close);
     }
 
     /// Keyed publications whose broker call failed without an answer.
@@ -62,10 +140,13 @@ impl LocalNode {
 
     /// Tells the streams that the broker may have lost messages (it
     /// reconnected, or resubscribed): every channel with history is read
-    /// back from its stream, and what was missed is delivered in order. A
-    /// broker calls it once its subscriptions are in place again.
+    /// back from its stream, and what was missed is delivered in order.
+    /// Presence hands the broker this instance's members again too (a
+    /// restarted backend may have lost them). A broker calls it once its
+    /// subscriptions are in place again.
     pub fn resync_streams(&self) {
         self.streams.resync();
+        self.presence.send(Op::Resync);
     }
 
     /// This instance's id.

@@ -103,9 +103,51 @@ async fn run(app: &Arc<AppInner>, admitted: Admitted<Pending>) {
         accept_key,
         protocol,
         admission,
+        refusal,
     } = admitted;
-    run_handler(app, io, info, route, accept_key, protocol).await;
+    match refusal {
+        None => run_handler(app, io, info, route, accept_key, protocol).await,
+        Some(close) => {
+            Box::pin(refuse_upgraded(
+                app, io, info, route, accept_key, protocol, close,
+            ))
+            .await;
+        }
+    }
     drop(admission);
+}
+
+/// A refusal delivered after the upgrade ([`Rejection::with_close`]): the
+/// socket is accepted and closed at once with the refusal's code and
+/// reason; the route's handler never runs.
+async fn refuse_upgraded(
+    app: &Arc<AppInner>,
+    io: Pending,
+    info: Arc<RequestInfo>,
+    index: usize,
+    accept_key: String,
+    protocol: Option<String>,
+    close: CloseFrame,
+) {
+    let route = &app.routes[index];
+    let slot = Arc::new(Slot::default());
+    let cx = SocketContext {
+        route: Arc::clone(&route.config),
+        close_timeout: app.config.close_timeout,
+        hub: app.hub.clone(),
+    };
+    let client = info.client_addr();
+    // The subprotocol is agreed as usual: browsers fail (1006, no reason) a
+    // socket that offered some and got none back.
+    let upgrade = WebSocketUpgrade::new(io, accept_key, protocol, info, cx, Arc::clone(&slot));
+    let outcome = match upgrade.accept().await {
+        Ok(ws) => {
+            drop(ws);
+            Outcome::Done(Err(Error::Close(close)))
+        }
+        Err(e) => Outcome::Done(Err(e)),
+    };
+    finish(app, route, slot.take(), outcome, client).await;
 }
 
 /// A request that passed every check before the handler, and (once known)
@@ -118,6 +160,8 @@ struct Admitted<Io = ()> {
     protocol: Option<String>,
     /// Holds this connection's places under the caps until it ends.
     admission: Admission,
+    /// A refusal to deliver after the upgrade, as this close.
+    refusal: Option<CloseFrame>,
 }
 
 impl Admitted {
@@ -129,6 +173,7 @@ impl Admitted {
             accept_key: self.accept_key,
             protocol: self.protocol,
             admission: self.admission,
+            refusal: self.refusal,
         }
     }
 }
@@ -226,7 +271,16 @@ async fn wait_for_request(app: &AppInner, io: &Transport) -> Result<(), HeadErro
 /// pipeline for a routed request, whichever server read it.
 async fn admit(app: &AppInner, routed: Routed) -> Result<Admitted, Rejection> {
     let (mut info, route, accept_key, protocol) = routed;
-    let admission = app.routes[route].gate.admit(&mut info).await?;
+    let (admission, refusal) = match app.routes[route].gate.admit(&mut info).await {
+        Ok(admission) => (admission, None),
+        Err(rejection) => match &rejection.close {
+            Some(close) => {
+                app.refused(&rejection, info.client_addr);
+                (Admission::default(), Some(close.clone()))
+            }
+            None => return Err(rejection),
+        },
+    };
     Ok(Admitted {
         io: (),
         info: Arc::new(info),
@@ -234,6 +288,7 @@ async fn admit(app: &AppInner, routed: Routed) -> Result<Admitted, Rejection> {
         accept_key,
         protocol,
         admission,
+        refusal,
     })
 }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use switchboard_protocol::{ConnectionState, Envelope, ErrorCode};
+use switchboard_protocol::payload::ErrorMessage;
+use switchboard_protocol::{Code, ConnectionState, Envelope, ErrorCode};
 
 use super::engine::Connection;
 use super::publish::Publisher;
@@ -100,23 +101,59 @@ impl ActionContext {
 }
 
 /// Why an action failed: answered with `ERROR` code `action_failed` and
-/// this message. Any error type converts into it with `?` (its `Display`
-/// text becomes the message, so keep secrets out of it).
+/// this message, or with a code of the application's own
+/// ([`ActionError::with_code`]), marked `temporary` when a retry may
+/// succeed ([`ActionError::temporary`]). Any error type converts into it
+/// with `?` (its `Display` text becomes the message, so keep secrets out of
+/// it).
 pub struct ActionError {
     message: String,
+    code: Code,
+    temporary: bool,
 }
 
 impl ActionError {
-    /// An error with `message`.
+    /// An error with `message` (code `action_failed`, not temporary).
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            code: Code::Protocol(ErrorCode::ActionFailed),
+            temporary: false,
         }
+    }
+
+    /// Answers with `code` instead of `action_failed`: an
+    /// [`switchboard_protocol::ApplicationCode`] of yours (`out_of_stock`),
+    /// or a protocol [`ErrorCode`] (`backend_unavailable`).
+    pub fn with_code(mut self, code: impl Into<Code>) -> Self {
+        self.code = code.into();
+        self
+    }
+
+    /// Marks the error `"temporary": true`: the same action may succeed if
+    /// the client retries it later.
+    pub fn temporary(mut self) -> Self {
+        self.temporary = true;
+        self
     }
 
     /// The message the client gets.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The code the client gets.
+    pub fn code(&self) -> &Code {
+        &self.code
+    }
+
+    /// Whether the error is marked temporary.
+    pub fn is_temporary(&self) -> bool {
+        self.temporary
+    }
+
+    fn into_reply(self) -> ErrorMessage {
+        ErrorMessage::new(self.code, self.message).temporary(self.temporary)
     }
 }
 
@@ -128,7 +165,11 @@ impl<E: std::error::Error> From<E> for ActionError {
 
 impl fmt::Debug for ActionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ActionError").field(&self.message).finish()
+        f.debug_struct("ActionError")
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("temporary", &self.temporary)
+            .finish()
     }
 }
 
@@ -146,7 +187,14 @@ pub(crate) enum Outcome {
     /// Nothing to send (a message-type handler that succeeded).
     Done,
     /// `ERROR` with this code and message.
-    Error(ErrorCode, String),
+    Error(ErrorMessage),
+}
+
+impl Outcome {
+    /// `ERROR` with `code` and `message`, not temporary.
+    pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error(ErrorMessage::new(code, message))
+    }
 }
 
 /// An action handler with its types erased.
@@ -180,7 +228,7 @@ where
             Ok(data) => data,
             Err(e) => {
                 let message = format!("invalid data for action {:?}: {e}", cx.action());
-                return Box::pin(std::future::ready(Outcome::Error(
+                return Box::pin(std::future::ready(Outcome::error(
                     ErrorCode::InvalidMessage,
                     message,
                 )));
@@ -193,10 +241,10 @@ where
                     Ok(value) => Outcome::Result(value),
                     Err(e) => {
                         tracing::warn!(error = %e, "action result did not serialise");
-                        Outcome::Error(ErrorCode::Internal, "internal error".to_owned())
+                        Outcome::error(ErrorCode::Internal, "internal error")
                     }
                 },
-                Err(e) => Outcome::Error(ErrorCode::ActionFailed, e.message),
+                Err(e) => Outcome::Error(e.into_reply()),
             }
         })
     }
@@ -219,8 +267,85 @@ where
         Box::pin(async move {
             match run.await {
                 Ok(()) => Outcome::Done,
-                Err(e) => Outcome::Error(ErrorCode::ActionFailed, e.message),
+                Err(e) => Outcome::Error(e.into_reply()),
             }
         })
+    }
+}
+
+/// Action names a handler takes ([`super::StructuredProtocol::actions_matching`]):
+/// `*` stands for any run of characters (`orders.*` takes `orders.create`
+/// and `orders.items.add`; `*` takes every action), anything else stands
+/// for itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionPattern(String);
+
+impl ActionPattern {
+    /// The pattern `pattern`; an error when it is empty or longer than 255
+    /// characters.
+    pub fn new(pattern: impl Into<String>) -> Result<Self, String> {
+        let pattern = pattern.into();
+        if pattern.is_empty() || pattern.len() > 255 {
+            return Err(format!(
+                "action pattern {pattern:?}: use 1 to 255 characters"
+            ));
+        }
+        Ok(Self(pattern))
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `action` matches.
+    pub fn is_match(&self, action: &str) -> bool {
+        glob(self.0.as_bytes(), action.as_bytes())
+    }
+}
+
+/// `*` matches any run of bytes; linear in practice (greedy with one
+/// backtrack point).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_patterns_match_with_stars() {
+        let orders = ActionPattern::new("orders.*").unwrap();
+        assert!(orders.is_match("orders.create"));
+        assert!(orders.is_match("orders.items.add"));
+        assert!(orders.is_match("orders."));
+        assert!(!orders.is_match("orders"));
+        assert!(!orders.is_match("chat.send"));
+        let all = ActionPattern::new("*").unwrap();
+        assert!(all.is_match("anything") && all.is_match(""));
+        let mid = ActionPattern::new("a*.get").unwrap();
+        assert!(mid.is_match("a.b.get") && mid.is_match("a.get"));
+        assert!(!mid.is_match("a.b.set"));
+        assert!(ActionPattern::new("exact").unwrap().is_match("exact"));
+        assert!(!ActionPattern::new("exact").unwrap().is_match("exactly"));
+        assert!(ActionPattern::new("").is_err());
     }
 }

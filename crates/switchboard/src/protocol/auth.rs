@@ -8,6 +8,7 @@ use super::engine::{Connection, Flow};
 use super::publish::unix_seconds;
 use super::session::Session;
 use super::structured::StructuredProtocol;
+use crate::error::RejectionKind;
 use crate::identity::Identity;
 use crate::security::{self, AuthError};
 
@@ -38,7 +39,12 @@ impl StructuredProtocol {
                 self.transition(conn, before);
                 let (reason, counts) = match e {
                     AuthError::InvalidToken(reason) => (format!("Invalid token: {reason}"), true),
-                    AuthError::Rejected(rejection) => (rejection.reason, true),
+                    // An authenticator that could not check the token says
+                    // so by kind: that does not count as a failure.
+                    AuthError::Rejected(rejection) => {
+                        let counts = rejection.kind != RejectionKind::AuthUnavailable;
+                        (rejection.reason, counts)
+                    }
                     AuthError::Unavailable(reason) => {
                         tracing::warn!(%reason, "authentication unavailable");
                         ("Authentication unavailable".to_owned(), false)
@@ -62,6 +68,9 @@ impl StructuredProtocol {
             permissions: identity.permissions().map(str::to_owned).collect(),
         };
         self.send(conn, success, id).await;
+        if current.is_none() {
+            self.subscribe_server_side(conn, s).await;
+        }
         Flow::Continue
     }
 

@@ -96,6 +96,12 @@ impl ChannelRules {
 
     /// Whether `conn` may subscribe to `channel`.
     pub async fn authorize(&self, conn: &Connection, channel: &Channel) -> bool {
+        self.decide(conn, channel).await.is_allowed()
+    }
+
+    /// What the first matching rule decides for `conn` and `channel`, with
+    /// the data or reason a custom authorizer gave.
+    pub async fn decide(&self, conn: &Connection, channel: &Channel) -> ChannelDecision {
         let identity = conn.identity();
         for (pattern, access) in &self.rules {
             let Some(matched) = pattern.matches(channel.as_str()) else {
@@ -104,7 +110,7 @@ impl ChannelRules {
             if let Some(owner) = matched.user_id {
                 let user = identity.as_ref().map(|i| i.user_id().as_str());
                 if user != Some(owner) {
-                    return false;
+                    return ChannelDecision::deny();
                 }
             }
             let request = ChannelRequest {
@@ -112,9 +118,73 @@ impl ChannelRules {
                 identity: identity.as_ref(),
                 connection: conn,
             };
-            return access.allows(&request).await;
+            return access.decide(&request).await;
         }
-        false
+        ChannelDecision::deny()
+    }
+}
+
+/// What a rule (or a [`ChannelAuthorizer`]) decided about a subscription.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ChannelDecision {
+    /// Subscribe; `data`, if any, goes to the client in `SUBSCRIBE_SUCCESS`.
+    Allow {
+        /// Channel data for the client.
+        data: Option<serde_json::Value>,
+    },
+    /// Refuse: `SUBSCRIBE_FAILURE` `forbidden`, with `reason` if given.
+    Deny {
+        /// Why, for people.
+        reason: Option<String>,
+    },
+    /// The check could not run (a service it needs is down):
+    /// `SUBSCRIBE_FAILURE` `unavailable`, which clients retry with backoff.
+    Unavailable {
+        /// Why, for people (keep secrets out).
+        reason: String,
+    },
+}
+
+impl ChannelDecision {
+    /// [`ChannelDecision::Allow`] without data.
+    pub fn allow() -> Self {
+        Self::Allow { data: None }
+    }
+
+    /// [`ChannelDecision::Allow`] with `data` for the client.
+    pub fn allow_with(data: serde_json::Value) -> Self {
+        Self::Allow { data: Some(data) }
+    }
+
+    /// [`ChannelDecision::Deny`] with the default reason.
+    pub fn deny() -> Self {
+        Self::Deny { reason: None }
+    }
+
+    /// [`ChannelDecision::Deny`] with `reason`.
+    pub fn deny_because(reason: impl Into<String>) -> Self {
+        Self::Deny {
+            reason: Some(reason.into()),
+        }
+    }
+
+    /// [`ChannelDecision::Unavailable`].
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the subscription may go ahead.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow { .. })
+    }
+}
+
+impl From<bool> for ChannelDecision {
+    fn from(allowed: bool) -> Self {
+        if allowed { Self::allow() } else { Self::deny() }
     }
 }
 
@@ -147,15 +217,16 @@ impl Access {
         Self::Custom(Authorizer(Arc::new(authorizer)))
     }
 
-    async fn allows(&self, request: &ChannelRequest<'_>) -> bool {
-        match self {
+    async fn decide(&self, request: &ChannelRequest<'_>) -> ChannelDecision {
+        let allowed = match self {
             Self::Anyone => true,
             Self::Authenticated => request.identity.is_some(),
             Self::Permission(p) => request.identity.is_some_and(|i| i.has_permission(p)),
             Self::Admin => request.identity.is_some_and(Identity::is_admin),
             Self::Nobody => false,
-            Self::Custom(Authorizer(a)) => a.authorize_boxed(request).await,
-        }
+            Self::Custom(Authorizer(a)) => return a.authorize_boxed(request).await,
+        };
+        allowed.into()
     }
 }
 
@@ -220,31 +291,45 @@ impl<'a> ChannelRequest<'a> {
     }
 }
 
-/// A custom channel rule; may do I/O (look a membership up).
+/// A custom channel rule; may do I/O (look a membership up, ask a
+/// backend), and may attach data to the `SUBSCRIBE_SUCCESS` or say why it
+/// refused ([`ChannelDecision`]).
 ///
 /// Any `Fn(&ChannelRequest) -> bool` closure is one.
 pub trait ChannelAuthorizer: Send + Sync + 'static {
-    /// Whether the request may subscribe.
-    fn authorize(&self, request: &ChannelRequest<'_>) -> impl Future<Output = bool> + Send;
+    /// What to do with the request.
+    fn authorize(
+        &self,
+        request: &ChannelRequest<'_>,
+    ) -> impl Future<Output = ChannelDecision> + Send;
 }
 
 impl<F> ChannelAuthorizer for F
 where
     F: Fn(&ChannelRequest<'_>) -> bool + Send + Sync + 'static,
 {
-    fn authorize(&self, request: &ChannelRequest<'_>) -> impl Future<Output = bool> + Send {
-        std::future::ready(self(request))
+    fn authorize(
+        &self,
+        request: &ChannelRequest<'_>,
+    ) -> impl Future<Output = ChannelDecision> + Send {
+        std::future::ready(self(request).into())
     }
 }
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 trait ErasedAuthorizer: Send + Sync {
-    fn authorize_boxed<'a>(&'a self, request: &'a ChannelRequest<'a>) -> BoxFuture<'a, bool>;
+    fn authorize_boxed<'a>(
+        &'a self,
+        request: &'a ChannelRequest<'a>,
+    ) -> BoxFuture<'a, ChannelDecision>;
 }
 
 impl<A: ChannelAuthorizer> ErasedAuthorizer for A {
-    fn authorize_boxed<'a>(&'a self, request: &'a ChannelRequest<'a>) -> BoxFuture<'a, bool> {
+    fn authorize_boxed<'a>(
+        &'a self,
+        request: &'a ChannelRequest<'a>,
+    ) -> BoxFuture<'a, ChannelDecision> {
         Box::pin(self.authorize(request))
     }
 }

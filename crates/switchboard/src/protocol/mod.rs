@@ -61,10 +61,10 @@ mod text;
 pub use switchboard_protocol as wire;
 
 pub use crate::stamp::stamp;
-pub use actions::{ActionContext, ActionError};
+pub use actions::{ActionContext, ActionError, ActionPattern};
 pub use channels::{
-    Access, Authorizer, ChannelAuthorizer, ChannelPattern, ChannelRequest, ChannelRules,
-    PatternError,
+    Access, Authorizer, ChannelAuthorizer, ChannelDecision, ChannelPattern, ChannelRequest,
+    ChannelRules, PatternError,
 };
 pub use config::ProtocolConfig;
 pub use engine::{Connection, Flow, Protocol, handler, run};
@@ -72,5 +72,7 @@ pub use hooks::{Inbound, ProtocolHooks};
 pub use publish::{AppEvent, Publisher, SendError};
 pub use session::{Session, Wake};
 pub use structured::StructuredProtocol;
-pub use switchboard_protocol::{Channel, ConnectionState, Envelope, ErrorCode, MessageType};
+pub use switchboard_protocol::{
+    ApplicationCode, Channel, Code, ConnectionState, Envelope, ErrorCode, MessageType,
+};
 pub use text::{StructuredChannels, TEXT_EVENT};

@@ -22,8 +22,8 @@ use switchboard_ws::{CloseCode, CloseFrame};
 use tokio::time::Instant;
 
 use super::actions::{
-    ActionContext, ActionError, ErasedAction, ErasedInbound, Inbound as InboundHandler, Outcome,
-    TypedAction,
+    ActionContext, ActionError, ActionPattern, ErasedAction, ErasedInbound,
+    Inbound as InboundHandler, Outcome, TypedAction,
 };
 use super::channels::ChannelRules;
 use super::config::ProtocolConfig;
@@ -68,6 +68,8 @@ pub struct StructuredProtocol {
     pub(super) channels: ChannelRules,
     pub(super) cluster: Option<Cluster>,
     actions: HashMap<String, Arc<dyn ErasedAction>>,
+    /// Handlers for the actions no exact name took, tried in order.
+    patterns: Vec<(ActionPattern, Arc<dyn ErasedAction>)>,
     inbound: HashMap<MessageType, Arc<dyn ErasedInbound>>,
     pub(super) hooks: Vec<Arc<dyn ProtocolHooks>>,
 }
@@ -82,6 +84,14 @@ impl std::fmt::Debug for StructuredProtocol {
             .field("channels", &self.channels)
             .field("clustered", &self.cluster.is_some())
             .field("actions", &actions)
+            .field(
+                "patterns",
+                &self
+                    .patterns
+                    .iter()
+                    .map(|(p, _)| p.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("inbound", &self.inbound.keys().collect::<Vec<_>>())
             .field("hooks", &self.hooks.len())
             .finish()
@@ -104,6 +114,7 @@ impl StructuredProtocol {
             channels: ChannelRules::default(),
             cluster: None,
             actions: HashMap::new(),
+            patterns: Vec::new(),
             inbound: HashMap::new(),
             hooks: Vec::new(),
         }
@@ -159,6 +170,22 @@ impl StructuredProtocol {
     {
         self.actions
             .insert(name.into(), Arc::new(TypedAction::new(handler)));
+        self
+    }
+
+    /// Registers the handler of every action whose name matches `pattern`
+    /// (`orders.*`) and has no handler of its own: exact names
+    /// ([`StructuredProtocol::action`]) win, then patterns in the order
+    /// added; an action nothing takes answers `ERROR` `unknown_action`.
+    /// The handler gets the action's name in [`ActionContext::action`],
+    /// and `data` as JSON; it runs like any action handler.
+    pub fn actions_matching<F, Fut>(mut self, pattern: ActionPattern, handler: F) -> Self
+    where
+        F: Fn(ActionContext, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<serde_json::Value, ActionError>> + Send + 'static,
+    {
+        self.patterns
+            .push((pattern, Arc::new(TypedAction::new(handler))));
         self
     }
 
@@ -280,8 +307,19 @@ impl StructuredProtocol {
         message: impl Into<String>,
         correlation: Option<&str>,
     ) -> Flow {
-        self.send(conn, ErrorMessage::new(code, message), correlation)
-            .await;
+        self.reply_error(conn, session, ErrorMessage::new(code, message), correlation)
+            .await
+    }
+
+    /// Answers with `error`; past the limit, closes with 4007.
+    pub(super) async fn reply_error(
+        &self,
+        conn: &Connection,
+        session: &mut Session,
+        error: ErrorMessage,
+        correlation: Option<&str>,
+    ) -> Flow {
+        self.send(conn, error, correlation).await;
         let limit = session.errors.record(
             Instant::now(),
             self.config.max_errors,
@@ -418,7 +456,13 @@ impl StructuredProtocol {
                 .error(conn, s, ErrorCode::InvalidMessage, message, None)
                 .await;
         };
-        let Some(handler) = self.actions.get(&action.action) else {
+        let handler = self.actions.get(&action.action).or_else(|| {
+            self.patterns
+                .iter()
+                .find(|(pattern, _)| pattern.is_match(&action.action))
+                .map(|(_, handler)| handler)
+        });
+        let Some(handler) = handler else {
             let message = format!("No handler for action {:?}", action.action);
             return self
                 .error(conn, s, ErrorCode::UnknownAction, message, Some(&id))
@@ -459,7 +503,7 @@ impl StructuredProtocol {
                 .await
                 .unwrap_or_else(|_| {
                     tracing::error!(%action, "handler panicked");
-                    Outcome::Error(ErrorCode::Internal, "internal error".to_owned())
+                    Outcome::error(ErrorCode::Internal, "internal error")
                 });
             Finished {
                 outcome,
@@ -484,7 +528,7 @@ impl StructuredProtocol {
                 Flow::Continue
             }
             Outcome::Done => Flow::Continue,
-            Outcome::Error(code, message) => self.error(conn, s, code, message, correlation).await,
+            Outcome::Error(error) => self.reply_error(conn, s, error, correlation).await,
         }
     }
 
@@ -505,7 +549,16 @@ impl StructuredProtocol {
             && now >= at
         {
             s.warning = None;
-            self.send_session_expiring(conn, expires_at).await;
+            // The identity may have been extended meanwhile (a refresh by
+            // the application, as the gateway's refresh proxy does): the
+            // warning follows the expiry in force.
+            match conn.identity().and_then(|i| i.expires_at()) {
+                Some(current) if current > expires_at => {
+                    s.schedule_warning(Some(current), self.config.session_warning);
+                }
+                Some(_) => self.send_session_expiring(conn, expires_at).await,
+                None => {}
+            }
         }
         if now >= s.next_ping {
             self.send(conn, payload::Ping {}, None).await;
@@ -548,6 +601,7 @@ impl Protocol for StructuredProtocol {
             ConnectionState::Connected
         };
         self.transition(conn, state);
+        self.subscribe_server_side(conn, &mut session).await;
         Ok(session)
     }
 

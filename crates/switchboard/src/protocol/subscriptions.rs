@@ -7,6 +7,7 @@ use switchboard_protocol::{
     Channel, ErrorCode, Message as Wire, NotRecovered, SubscriptionRequest,
 };
 
+use super::channels::ChannelDecision;
 use super::engine::{Connection, Flow};
 use super::session::Session;
 use super::structured::StructuredProtocol;
@@ -22,6 +23,36 @@ impl StructuredProtocol {
         s: &mut Session,
         requests: Vec<SubscriptionRequest>,
         id: Option<&str>,
+    ) -> Flow {
+        self.subscribe_checked(conn, s, requests, id, true).await
+    }
+
+    /// Subscribes the channels the connection's identity names
+    /// ([`crate::security::Identity::channels`]): chosen by the
+    /// application, so no rule is checked; each answer has no
+    /// `correlation_id`.
+    pub(super) async fn subscribe_server_side(&self, conn: &Connection, s: &mut Session) {
+        let Some(identity) = conn.identity() else {
+            return;
+        };
+        if identity.channels().is_empty() {
+            return;
+        }
+        let requests = identity
+            .channels()
+            .iter()
+            .map(|c| SubscriptionRequest::from(c.as_str()))
+            .collect();
+        let _ = self.subscribe_checked(conn, s, requests, None, false).await;
+    }
+
+    async fn subscribe_checked(
+        &self,
+        conn: &Connection,
+        s: &mut Session,
+        requests: Vec<SubscriptionRequest>,
+        id: Option<&str>,
+        check: bool,
     ) -> Flow {
         // Options are checked first: a malformed request subscribes nothing.
         let mut wants = Vec::with_capacity(requests.len());
@@ -63,17 +94,32 @@ impl StructuredProtocol {
                 replies.push(failure(ErrorCode::TooManySubscriptions, reason));
                 continue;
             }
-            if !self.channels.authorize(conn, &channel).await {
-                let reason = "Not allowed to subscribe to this channel".to_owned();
-                replies.push(failure(ErrorCode::Forbidden, reason));
-                continue;
-            }
+            let data = if check {
+                match self.channels.decide(conn, &channel).await {
+                    ChannelDecision::Allow { data } => data,
+                    ChannelDecision::Deny { reason } => {
+                        let reason = reason.unwrap_or_else(|| {
+                            "Not allowed to subscribe to this channel".to_owned()
+                        });
+                        replies.push(failure(ErrorCode::Forbidden, reason));
+                        continue;
+                    }
+                    ChannelDecision::Unavailable { reason } => {
+                        let reason =
+                            format!("The channel cannot be checked just now ({reason}); retry");
+                        replies.push(failure(ErrorCode::Unavailable, reason));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
             let room = Room::from(channel.as_str());
             match &self.cluster {
                 Some(cluster) if cluster.keeps_history(&room) => {
                     // The join queues SUBSCRIBE_SUCCESS itself, in order
                     // with the replay and the live publications.
-                    let ack = |joined: &Joined| success_frame(&name, joined, id);
+                    let ack = |joined: &Joined| success_frame(&name, joined, data.clone(), id);
                     match cluster.join_stream(conn.id(), &room, want, ack).await {
                         Ok(_) => {}
                         Err(e) => {
@@ -89,6 +135,7 @@ impl StructuredProtocol {
                     conn.hub().join(conn.id(), room);
                     joined = true;
                     let mut success = SubscribeSuccess::new(name);
+                    success.data = data;
                     if matches!(want, Want::Recover(_)) {
                         success.recovered = Some(false);
                         success.reason = Some(NotRecovered::NoHistory);
@@ -167,8 +214,14 @@ impl StructuredProtocol {
 }
 
 /// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`.
-fn success_frame(channel: &str, joined: &Joined, correlation: Option<&str>) -> Option<Outgoing> {
+fn success_frame(
+    channel: &str,
+    joined: &Joined,
+    data: Option<serde_json::Value>,
+    correlation: Option<&str>,
+) -> Option<Outgoing> {
     let mut success = SubscribeSuccess::new(channel);
+    success.data = data;
     success.epoch = Some(joined.position.epoch.to_string());
     success.offset = Some(joined.position.offset);
     if let Some(recovered) = &joined.recovered {

@@ -130,6 +130,15 @@ impl Security {
         self
     }
 
+    /// Adds an authenticator before those already there: it is tried
+    /// first.
+    pub fn authenticate_first(mut self, authenticator: impl Authenticator) -> Self {
+        let name = short_type_name(std::any::type_name_of_val(&authenticator));
+        self.authenticators
+            .insert(0, (name, Arc::new(authenticator)));
+        self
+    }
+
     /// Sets [`Security::token_sources`], replacing the default.
     pub fn tokens_from(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
         self.token_sources = sources.into_iter().collect();

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use switchboard_ws::CloseCode;
 
 use super::{TestClient, TestSocket};
+use crate::broker::presence::PresenceConfig;
 use crate::broker::stream::{Epoch, HistoryConfig, Joined, StreamPosition, Want};
 use crate::broker::{Broker, BrokerError, Cluster, ConnectionAddr, Payload, Target};
 use crate::conn::{Query, ShutdownHandle, Switchboard, WebSocketUpgrade};
@@ -73,6 +74,12 @@ macro_rules! broker_suite {
             counts_span_every_instance,
             publish_fails_before_start_and_after_shutdown,
         );
+        $crate::broker_suite!(@presence $factory;
+            presence_lists_and_counts_members_on_every_instance,
+            users_join_with_their_first_connection_and_leave_with_their_last,
+            a_user_back_within_the_grace_sends_neither_leave_nor_join,
+            connection_mode_announces_every_connection,
+        );
         $crate::broker_suite!(@streams $factory;
             stream_publications_reach_every_instance_in_offset_order,
             a_subscriber_recovers_on_another_instance,
@@ -87,6 +94,15 @@ macro_rules! broker_suite {
             async fn $case() {
                 let Some(factory) = $factory().await else { return };
                 $crate::testing::broker::$case(&factory).await;
+            }
+        )*
+    };
+    (@presence $factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(factory) = $factory().await else { return };
+                $crate::testing::presence::$case(&factory).await;
             }
         )*
     };
@@ -217,9 +233,24 @@ impl TestNode {
     /// `history` says. Besides `/ws/member`, it serves `/ws/stream`
     /// ([`TestNode::subscribe`]).
     pub async fn start_with_history(broker: impl Broker, history: HistoryConfig) -> Self {
+        Self::start_with(broker, history, PresenceConfig::default()).await
+    }
+
+    /// Starts a server whose cluster uses `broker` and keeps presence as
+    /// `presence` says.
+    pub async fn start_with_presence(broker: impl Broker, presence: PresenceConfig) -> Self {
+        Self::start_with(broker, HistoryConfig::default(), presence).await
+    }
+
+    async fn start_with(
+        broker: impl Broker,
+        history: HistoryConfig,
+        presence: PresenceConfig,
+    ) -> Self {
         let hub = Hub::new();
         let cluster = Cluster::builder(hub.clone(), broker)
             .history(history)
+            .presence(presence)
             .build();
         cluster.start().await.expect("broker starts");
         let streams = cluster.clone();
@@ -359,7 +390,7 @@ async fn nodes<F: BrokerFactory>(factory: &F, n: usize) -> Vec<TestNode> {
     nodes
 }
 
-async fn stop_all(nodes: Vec<TestNode>) {
+pub(crate) async fn stop_all(nodes: Vec<TestNode>) {
     for node in nodes {
         node.stop().await;
     }

@@ -26,6 +26,7 @@ use crate::conn::{App, Switchboard};
 use crate::transport::Io;
 
 pub mod broker;
+pub mod presence;
 pub mod streams;
 
 /// Why a test client operation failed.

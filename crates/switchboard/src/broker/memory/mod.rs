@@ -3,6 +3,7 @@
 //! epochs.
 
 mod history;
+mod presence;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -11,9 +12,11 @@ use parking_lot::Mutex;
 
 use crate::hub::Room;
 
+use super::presence::{JoinLeave, Member, Presence, PresenceStats};
 use super::stream::{Appended, History, HistoryQuery, IdempotencyKey, StreamLimits};
-use super::{Body, BoxFuture, Broker, BrokerError, Envelope, LocalNode, Target};
+use super::{Body, BoxFuture, Broker, BrokerError, ConnectionAddr, Envelope, LocalNode, Target};
 use history::Store;
+use presence::PresenceTable;
 
 /// The default cap on the bytes all streams of a bus hold: 64 MiB.
 pub const DEFAULT_HISTORY_MEMORY: usize = 64 << 20;
@@ -32,6 +35,7 @@ pub struct MemoryBus(Arc<Bus>);
 struct Bus {
     nodes: Mutex<Vec<LocalNode>>,
     store: Arc<Store>,
+    presence: PresenceTable,
     sweeping: std::sync::Once,
 }
 
@@ -55,6 +59,7 @@ impl MemoryBus {
         Self(Arc::new(Bus {
             nodes: Mutex::new(Vec::new()),
             store: Arc::new(Store::new(bytes)),
+            presence: PresenceTable::default(),
             sweeping: std::sync::Once::new(),
         }))
     }
@@ -136,6 +141,11 @@ impl MemoryBroker {
     fn store(&self) -> Result<&Store, BrokerError> {
         self.others()?;
         Ok(&self.bus.0.store)
+    }
+
+    fn presence_table(&self) -> Result<&PresenceTable, BrokerError> {
+        self.others()?;
+        Ok(&self.bus.0.presence)
     }
 
     fn others(&self) -> Result<Vec<LocalNode>, BrokerError> {
@@ -257,6 +267,53 @@ impl Broker for MemoryBroker {
         limits: &'a StreamLimits,
     ) -> BoxFuture<'a, Result<History, BrokerError>> {
         let result = self.store().map(|store| store.read(channel, query, limits));
+        Box::pin(async move { result })
+    }
+
+    fn presence_add<'a>(
+        &'a self,
+        channel: &'a Room,
+        member: &'a Member,
+        join_leave: JoinLeave,
+    ) -> BoxFuture<'a, Result<bool, BrokerError>> {
+        let result = self
+            .presence_table()
+            .map(|t| t.add(channel, member, join_leave));
+        Box::pin(async move { result })
+    }
+
+    fn presence_remove<'a>(
+        &'a self,
+        channel: &'a Room,
+        connection: &'a ConnectionAddr,
+        join_leave: JoinLeave,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<Option<Member>, BrokerError>> {
+        let result = self
+            .presence_table()
+            .map(|t| t.remove(channel, connection, join_leave, grace));
+        Box::pin(async move { result })
+    }
+
+    fn presence_due(&self) -> BoxFuture<'_, Result<Vec<(Room, Member)>, BrokerError>> {
+        let result = self.presence_table().map(PresenceTable::due);
+        Box::pin(async move { result })
+    }
+
+    fn presence<'a>(
+        &'a self,
+        channel: &'a Room,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Presence, BrokerError>> {
+        let result = self.presence_table().map(|t| t.presence(channel, max));
+        Box::pin(async move { result })
+    }
+
+    fn presence_stats<'a>(
+        &'a self,
+        channel: &'a Room,
+    ) -> BoxFuture<'a, Result<PresenceStats, BrokerError>> {
+        let result = self.presence_table().map(|t| t.stats(channel));
         Box::pin(async move { result })
     }
 }
