@@ -43,7 +43,7 @@ const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: 
   DISCONNECT: { code: (v) => v === undefined || num(v), reason: optStr },
   AUTHENTICATE_SUCCESS: { user_id: str, expires_at: numOrNull, permissions: strList },
   AUTHENTICATE_FAILURE: { code: (v) => v === undefined || str(v), reason: str, attempts_left: num },
-  SUBSCRIBE_SUCCESS: { channel: str, epoch: optStr, offset: optOffset, recovered: optBool, reason: optStr },
+  SUBSCRIBE_SUCCESS: { channel: str, epoch: optStr, offset: optOffset, recovered: optBool, reason: optStr, last: optOffset },
   SUBSCRIBE_FAILURE: { channel: str, code: str, reason: str },
   UNSUBSCRIBE_ACK: { subscriptions: strList },
   EVENT: { event: str, channel: optStr },

@@ -135,8 +135,9 @@ export interface RequestOptions {
 export interface SubscribeOptions extends RequestOptions {
   /**
    * Replay the latest `last` publications the channel's stream still has
-   * (1 to the server's recovery limit, 300 by default), then go live: a
-   * dashboard shows the latest state at once. Not with `recover`.
+   * (a whole number ≥ 1; the server lowers a bigger one to its recovery
+   * limit, 300 by default, and `SubscribedEvent.last` says how many), then go
+   * live: a dashboard shows the latest state at once. Not with `recover`.
    */
   readonly last?: number | undefined;
   /**
@@ -230,6 +231,12 @@ export interface SubscribedEvent {
   readonly reason?: NotRecoveredReason | (string & {});
   /** The position the client asked to recover from, if it had one. */
   readonly recover?: StreamPosition;
+  /**
+   * When the subscription asked for `last` on a channel with history: how many
+   * of the latest publications the replay takes (`last`, lowered to the
+   * server's recovery limit). At most that many follow.
+   */
+  readonly last?: number;
 }
 
 /**

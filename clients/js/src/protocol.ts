@@ -205,6 +205,12 @@ export interface SubscribeSuccessPayload {
   readonly recovered?: boolean;
   /** When `recovered` is false: why (see `NOT_RECOVERED_REASONS`). */
   readonly reason?: NotRecoveredReason | (string & {});
+  /**
+   * When the SUBSCRIBE asked for `last` on a channel with history: how many of
+   * the latest publications the replay takes (the `last` sent, lowered to the
+   * server's recovery limit). At most that many follow.
+   */
+  readonly last?: number;
 }
 
 export interface SubscribeFailurePayload {

@@ -170,6 +170,7 @@ export class Subscription {
       ...(recovered === undefined ? {} : { recovered }),
       ...(recovered === false && reason !== undefined ? { reason } : {}),
       ...(sent === null ? {} : { recover: { epoch: sent.epoch, offset: sent.offset } }),
+      ...(payload.last === undefined ? {} : { last: payload.last }),
     };
     this.confirmed = event;
     for (const waiter of this.#waiters) {

@@ -228,8 +228,8 @@ export class Subscriptions {
 
   /**
    * `subs` go out on `conn`: together in one SUBSCRIBE, except those asking
-   * for `last`, each in its own (a `last` past the server's limit answers
-   * ERROR for its whole SUBSCRIBE).
+   * for `last`, each in its own (a `last` the server refuses answers ERROR
+   * for its whole SUBSCRIBE; a `last` past its recovery limit is lowered).
    */
   #send(conn: Connection, subs: readonly Subscription[]): void {
     const together: Subscription[] = [];

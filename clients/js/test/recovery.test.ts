@@ -348,7 +348,23 @@ describe("streams and recovery", () => {
     assert.deepEqual(h.client.channels, []);
   });
 
-  test("the ERROR answering a SUBSCRIBE with last (past the server's limit) rejects that subscribe only", async () => {
+  test("a last past the server's limit: the confirmation's `last` says how many follow", async () => {
+    const h = await connected();
+    const big = track(h.client.subscribe("public:big", undefined, { last: 5000 }));
+    const request = h.socket.sentOf("SUBSCRIBE").find((s) => JSON.stringify(s.payload).includes("big"));
+    assert.deepEqual(request?.payload.subscriptions, [{ channel: "public:big", last: 5000 }]);
+    h.socket.receive({
+      type: "SUBSCRIBE_SUCCESS",
+      correlation_id: request?.id,
+      payload: { channel: "public:big", epoch: EPOCH, offset: 900, last: 300 },
+    });
+    await flush();
+    assert.equal(big.settled(), "resolved");
+    assert.equal(big.value()?.last, 300);
+    assert.equal(big.value()?.offset, 900);
+  });
+
+  test("the ERROR answering a SUBSCRIBE with last (a server that refuses it) rejects that subscribe only", async () => {
     const h = await connected();
     const a = track(h.client.subscribe("public:a"));
     const big = track(h.client.subscribe("public:big", undefined, { last: 5000 }));
@@ -356,7 +372,7 @@ describe("streams and recovery", () => {
     h.socket.receive({
       type: "ERROR",
       correlation_id: request?.id,
-      payload: { code: "invalid_message", message: "public:big: last must be 1 to 300" },
+      payload: { code: "invalid_message", message: "public:big: last must be at least 1" },
     });
     const other = h.socket.sentOf("SUBSCRIBE").find((s) => s !== request);
     assert.deepEqual(other?.payload.subscriptions, ["public:a"]);

@@ -194,7 +194,7 @@ def test_reads_encode_paths_and_queries() -> None:
         (error(401, "unauthorized"), UnauthorizedError, "unauthorized"),
         (error(403, "forbidden"), ForbiddenError, "forbidden"),
         (error(404, "not_found"), NotFoundError, "not_found"),
-        (error(413, "bad_request"), PayloadTooLargeError, "bad_request"),
+        (error(413, "payload_too_large"), PayloadTooLargeError, "payload_too_large"),
         (httpx.Response(415, text="Unsupported Media Type"), UnsupportedMediaTypeError, None),
         (error(503, "starting"), ServiceUnavailableError, "starting"),
         (error(500, "internal"), ServerError, "internal"),

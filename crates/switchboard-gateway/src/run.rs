@@ -1,7 +1,7 @@
 //! Running the gateway from a [`Plan`]: the hub and the broker, the app and
 //! its HTTP side, the listener (TCP or TLS), and the shutdown.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use switchboard::broker::{BrokerError, Cluster, MemoryBroker};
@@ -51,7 +51,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         api: plan.api.clone(),
         structured: plan.structured.clone(),
         exposure: plan.exposure.clone(),
-        shutdown: OnceLock::new(),
+        shutdown: Trigger::default(),
     });
     let paths: Vec<String> = plan.endpoints.iter().map(|e| e.path.clone()).collect();
     let mut proxies = proxy::Running::default();
@@ -74,24 +74,25 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
 
     // Plain TCP goes through the framework's own listener (its TCP fast
     // path); TLS through ours, which wraps each stream first.
-    let (listener, addr, trigger) = if plan.tls.is_some() {
+    let (listener, addr, handle) = if plan.tls.is_some() {
         let listener = TcpListener::bind(plan.listen)
             .await
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
         let addr = listener.local_addr()?;
         let app = app.into_app();
-        let trigger = Trigger::new(app.shutdown_handle());
-        (Listener::Tls(app, listener), addr, trigger)
+        let handle = app.shutdown_handle();
+        (Listener::Tls(app, listener), addr, handle)
     } else {
         let server = app
             .bind(plan.listen)
             .await
             .with_context(|| format!("cannot listen on {}", plan.listen))?;
         let addr = server.local_addr();
-        let trigger = Trigger::new(server.shutdown_handle());
-        (Listener::Tcp(server), addr, trigger)
+        let handle = server.shutdown_handle();
+        (Listener::Tcp(server), addr, handle)
     };
-    let _ = shared.shutdown.set(trigger.clone());
+    let trigger = shared.shutdown.clone();
+    trigger.attach(handle);
     let metrics_task = match plan.exposure.metrics {
         MetricsPlan::Own(own) => {
             let listener = TcpListener::bind(own)

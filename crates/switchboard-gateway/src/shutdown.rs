@@ -16,46 +16,64 @@
 //! frame after what is already queued for it, and the process exits 0 when
 //! every connection has closed or `server.shutdown_timeout` passed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use switchboard::ShutdownHandle;
 use tokio::sync::watch;
 
 /// Starts graceful shutdown once, from wherever; the first caller decides
 /// the close code.
+///
+/// It exists before the server it stops (the HTTP side, built first, holds
+/// it): a start requested before [`Trigger::attach`] is carried out when
+/// the server's handle is attached, so no caller ever has to be told "not
+/// yet".
 #[derive(Debug, Clone)]
 pub(crate) struct Trigger {
-    handle: ShutdownHandle,
+    /// The server's handle, once attached, and the shutdown asked for
+    /// (`Some(restart)`), under one lock so that neither is missed.
+    state: Arc<Mutex<(Option<ShutdownHandle>, Option<bool>)>>,
     started: watch::Sender<bool>,
 }
 
-impl Trigger {
-    pub(crate) fn new(handle: ShutdownHandle) -> Self {
+impl Default for Trigger {
+    fn default() -> Self {
         Self {
-            handle,
+            state: Arc::new(Mutex::new((None, None))),
             started: watch::Sender::new(false),
         }
+    }
+}
+
+impl Trigger {
+    /// The server to stop: a shutdown already asked for starts now.
+    pub(crate) fn attach(&self, handle: ShutdownHandle) {
+        let mut state = self.state.lock();
+        if let Some(restart) = state.1 {
+            stop(&handle, restart);
+        }
+        state.0 = Some(handle);
     }
 
     /// Starts shutdown: clients are closed with 1012 when `restart`, else 1001.
     /// Later calls do nothing.
     pub(crate) fn start(&self, restart: bool, why: &str) {
-        let first = self
-            .started
-            .send_if_modified(|started| !std::mem::replace(started, true));
-        if !first {
+        let mut state = self.state.lock();
+        if state.1.is_some() {
             return;
         }
+        state.1 = Some(restart);
         tracing::info!(
             why,
             close_code = if restart { 1012 } else { 1001 },
             "shutting down: no new connections; draining"
         );
-        if restart {
-            self.handle.restart();
-        } else {
-            self.handle.shutdown();
+        if let Some(handle) = &state.0 {
+            stop(handle, restart);
         }
+        self.started.send_replace(true);
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -66,6 +84,14 @@ impl Trigger {
     pub(crate) async fn started(&self) {
         let mut started = self.started.subscribe();
         let _ = started.wait_for(|s| *s).await;
+    }
+}
+
+fn stop(handle: &ShutdownHandle, restart: bool) {
+    if restart {
+        handle.restart();
+    } else {
+        handle.shutdown();
     }
 }
 
@@ -118,5 +144,34 @@ pub(crate) async fn watch_signals(trigger: Trigger, restart_on_shutdown: bool) {
             }
             trigger.start(restart_on_shutdown, "Ctrl-C");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_before_the_server_is_attached_stops_it_once_attached() {
+        let trigger = Trigger::default();
+        trigger.start(true, "test");
+        assert!(trigger.is_shutting_down());
+        let app = switchboard::Switchboard::new().into_app();
+        let handle = app.shutdown_handle();
+        assert!(!handle.is_shutting_down());
+        trigger.attach(handle.clone());
+        assert!(handle.is_shutting_down());
+    }
+
+    #[test]
+    fn the_first_start_decides_and_later_ones_do_nothing() {
+        let trigger = Trigger::default();
+        let app = switchboard::Switchboard::new().into_app();
+        trigger.attach(app.shutdown_handle());
+        assert!(!trigger.is_shutting_down());
+        trigger.start(false, "first");
+        trigger.start(true, "second");
+        assert_eq!(trigger.state.lock().1, Some(false));
+        assert!(app.shutdown_handle().is_shutting_down());
     }
 }

@@ -1,8 +1,8 @@
 //! What the HTTP side and the runtime share: the hub, the cluster and its
 //! broker, the metrics, the API settings, and the shutdown trigger.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use switchboard::Hub;
 use switchboard::broker::Cluster;
@@ -28,8 +28,9 @@ pub(crate) struct Inner {
     pub(crate) structured: StructuredChannels,
     /// What is exposed, to whom.
     pub(crate) exposure: ExposurePlan,
-    /// Set once the listener is bound.
-    pub(crate) shutdown: OnceLock<Trigger>,
+    /// Starts graceful shutdown (the listener's handle is attached once
+    /// it is bound).
+    pub(crate) shutdown: Trigger,
 }
 
 impl std::ops::Deref for Shared {
@@ -50,7 +51,7 @@ impl Shared {
     pub(crate) fn ready(&self) -> Readiness {
         Readiness {
             listening: self.metrics.is_listening(),
-            shutting_down: self.shutdown.get().is_some_and(Trigger::is_shutting_down),
+            shutting_down: self.shutdown.is_shutting_down(),
             broker: self.broker.state(),
         }
     }

@@ -42,13 +42,15 @@ pub enum ErrorCode {
     /// proxy) did not answer usably: refused, timed out, failed or answered
     /// nonsense. Sent with `temporary: true`: retry with backoff.
     BackendUnavailable,
+    /// (For `PRESENCE` and `PRESENCE_STATS`) the channel keeps no presence.
+    NoPresence,
     /// A server fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table in `docs/protocol.md`.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::InvalidJson,
         Self::UnknownType,
         Self::InvalidMessage,
@@ -62,6 +64,7 @@ impl ErrorCode {
         Self::Unavailable,
         Self::RateLimited,
         Self::BackendUnavailable,
+        Self::NoPresence,
         Self::Internal,
     ];
 
@@ -81,6 +84,7 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::RateLimited => "rate_limited",
             Self::BackendUnavailable => "backend_unavailable",
+            Self::NoPresence => "no_presence",
             Self::Internal => "internal",
         }
     }

@@ -62,6 +62,12 @@ pub enum MessageType {
     Action,
     /// What an action returned.
     ActionResult,
+    /// The client asks who is subscribed to a channel.
+    Presence,
+    /// The client asks how many are subscribed to a channel.
+    PresenceStats,
+    /// The answer to `PRESENCE` or `PRESENCE_STATS`.
+    PresenceResult,
     /// Heartbeat request.
     Ping,
     /// Heartbeat answer.
@@ -72,7 +78,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every message type, in the order of the table in `docs/protocol.md`.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 22] = [
         Self::Connect,
         Self::ConnectAck,
         Self::Disconnect,
@@ -89,6 +95,9 @@ impl MessageType {
         Self::Notification,
         Self::Action,
         Self::ActionResult,
+        Self::Presence,
+        Self::PresenceStats,
+        Self::PresenceResult,
         Self::Ping,
         Self::Pong,
         Self::Error,
@@ -113,6 +122,9 @@ impl MessageType {
             Self::Notification => "NOTIFICATION",
             Self::Action => "ACTION",
             Self::ActionResult => "ACTION_RESULT",
+            Self::Presence => "PRESENCE",
+            Self::PresenceStats => "PRESENCE_STATS",
+            Self::PresenceResult => "PRESENCE_RESULT",
             Self::Ping => "PING",
             Self::Pong => "PONG",
             Self::Error => "ERROR",
@@ -128,7 +140,9 @@ impl MessageType {
             | Self::Authenticate
             | Self::Subscribe
             | Self::Unsubscribe
-            | Self::Action => Direction::ClientToServer,
+            | Self::Action
+            | Self::Presence
+            | Self::PresenceStats => Direction::ClientToServer,
             Self::Disconnect | Self::Ping | Self::Pong => Direction::Both,
             Self::ConnectAck
             | Self::AuthenticateSuccess
@@ -140,6 +154,7 @@ impl MessageType {
             | Self::Data
             | Self::Notification
             | Self::ActionResult
+            | Self::PresenceResult
             | Self::Error => Direction::ServerToClient,
         }
     }

@@ -67,7 +67,7 @@ pub use envelope::{Envelope, MAX_ID_LEN, ParseError, parse, parse_slice};
 pub use kind::{Direction, MessageType};
 pub use pattern::{ChannelPattern, PatternError};
 pub use payload::Message;
-pub use presence::{JOIN_EVENT, LEAVE_EVENT};
+pub use presence::{JOIN_EVENT, LEAVE_EVENT, PresenceMember, PresenceRequest, PresenceResult};
 pub use state::ConnectionState;
 pub use stream::{GAP_EVENT, NotRecovered, Recover, StreamGap, SubscriptionRequest};
 

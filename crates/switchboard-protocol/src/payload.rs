@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::codes::{Code, ErrorCode};
 use crate::kind::MessageType;
+use crate::presence::{PresenceRequest, PresenceResult};
 use crate::stream::{NotRecovered, SubscriptionRequest};
 
 /// A message: its type and its payload. Serialised adjacently tagged, as
@@ -49,6 +50,12 @@ pub enum Message {
     Action(Action),
     /// `ACTION_RESULT`
     ActionResult(ActionResult),
+    /// `PRESENCE`
+    Presence(PresenceRequest),
+    /// `PRESENCE_STATS`
+    PresenceStats(PresenceRequest),
+    /// `PRESENCE_RESULT`
+    PresenceResult(PresenceResult),
     /// `PING`
     Ping(Ping),
     /// `PONG`
@@ -77,6 +84,9 @@ impl Message {
             Self::Notification(_) => MessageType::Notification,
             Self::Action(_) => MessageType::Action,
             Self::ActionResult(_) => MessageType::ActionResult,
+            Self::Presence(_) => MessageType::Presence,
+            Self::PresenceStats(_) => MessageType::PresenceStats,
+            Self::PresenceResult(_) => MessageType::PresenceResult,
             Self::Ping(_) => MessageType::Ping,
             Self::Pong(_) => MessageType::Pong,
             Self::Error(_) => MessageType::Error,
@@ -145,6 +155,7 @@ into_message!(
     Notification(Notification),
     Action(Action),
     ActionResult(ActionResult),
+    PresenceResult(PresenceResult),
     Ping(Ping),
     Pong(Pong),
     Error(ErrorMessage),
@@ -288,6 +299,15 @@ pub struct SubscribeSuccess {
     /// subscribe proxy: what the backend answered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
+    /// When the subscription asked for join and leave events and the
+    /// channel sends them: `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_leave: Option<bool>,
+    /// When the subscription asked for `last` on a channel with history:
+    /// how many of the latest publications the replay takes (the `last`
+    /// asked for, lowered to the recovery limit). At most that many follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<u32>,
 }
 
 impl SubscribeSuccess {
@@ -300,6 +320,8 @@ impl SubscribeSuccess {
             recovered: None,
             reason: None,
             data: None,
+            join_leave: None,
+            last: None,
         }
     }
 }

@@ -53,9 +53,14 @@ pub struct SubscribeOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover: Option<Recover>,
     /// Replay the latest `last` publications (what the stream still has of
-    /// them), then go live. Not together with `recover`.
+    /// them; a `last` over the recovery limit is lowered to it), then go
+    /// live. Not together with `recover`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<u32>,
+    /// Get the channel's join and leave events (`switchboard.join`,
+    /// `switchboard.leave`), where its presence rule sends them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join_leave: bool,
 }
 
 /// A position a client saw last: the stream's epoch and the offset of the

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 use switchboard_protocol::Channel;
@@ -29,6 +29,7 @@ struct Inner {
     expires_at: Option<SystemTime>,
     meta: Value,
     channels: Vec<Channel>,
+    grace: Duration,
 }
 
 impl Identity {
@@ -43,6 +44,7 @@ impl Identity {
             expires_at: None,
             meta: Value::Null,
             channels: Vec::new(),
+            grace: Duration::ZERO,
         }))
     }
 
@@ -70,8 +72,10 @@ impl Identity {
         self
     }
 
-    /// Sets when the credentials stop being valid: the connection is then
-    /// closed with [`crate::codes::TOKEN_EXPIRED`] (4003) unless
+    /// Sets when the credentials stop being valid (for a JWT, its `exp`):
+    /// what clients are told (`expires_at`), and, plus the
+    /// [grace](Identity::with_grace), when the connection is closed with
+    /// [`crate::codes::TOKEN_EXPIRED`] (4003) unless
     /// [`crate::security::refresh`] pushes the time back.
     pub fn with_expiry(mut self, expires_at: SystemTime) -> Self {
         Arc::make_mut(&mut self.0).expires_at = Some(expires_at);
@@ -105,6 +109,14 @@ impl Identity {
         &self.0.channels
     }
 
+    /// Sets how long past [`Identity::expires_at`] the connection is kept
+    /// (for a JWT, the leeway that tolerates clock skew): the credentials
+    /// are still accepted that long, so the connection is too.
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        Arc::make_mut(&mut self.0).grace = grace;
+        self
+    }
+
     /// The user id.
     pub fn user_id(&self) -> &UserId {
         &self.0.user
@@ -135,9 +147,20 @@ impl Identity {
         self.0.admin
     }
 
-    /// When the credentials expire, if they do.
+    /// When the credentials expire, if they do (for a JWT, its `exp`).
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// How long past [`Identity::expires_at`] the connection is kept.
+    pub fn grace(&self) -> Duration {
+        self.0.grace
+    }
+
+    /// When a connection authenticated with these credentials is closed
+    /// with 4003: [`Identity::expires_at`] plus the [grace](Identity::grace).
+    pub fn closes_at(&self) -> Option<SystemTime> {
+        self.0.expires_at.map(|at| at + self.0.grace)
     }
 }
 
@@ -152,6 +175,7 @@ impl std::fmt::Debug for Identity {
             .field("expires_at", &self.0.expires_at)
             .field("meta", &!self.0.meta.is_null())
             .field("channels", &self.0.channels.len())
+            .field("grace", &self.0.grace)
             .finish()
     }
 }

@@ -206,7 +206,6 @@ async fn bad_recovery_requests_get_documented_answers() {
         json!({"channel": NEWS, "recover": "yes"}),
         json!({"channel": NEWS, "recover": {"epoch": "e", "offset": 1}, "last": 2}),
         json!({"channel": NEWS, "last": 0}),
-        json!({"channel": NEWS, "last": 301}),
     ] {
         let id = c
             .send("SUBSCRIBE", json!({ "subscriptions": [bad.clone()] }))
@@ -222,8 +221,25 @@ async fn a_subscriber_may_ask_for_the_latest_publications() {
     let (mut client, _) = h.connect().await;
     let success = subscribe(&mut client, json!({"channel": NEWS, "last": 3})).await;
     assert_eq!(success["offset"], 10);
+    assert_eq!(success["last"], 3);
     assert!(success.get("recovered").is_none());
     consecutive(&next_events(&mut client, 3).await, 8);
+    publish(&cluster, 11..=11).await;
+    consecutive(&next_events(&mut client, 1).await, 11);
+}
+
+#[tokio::test]
+async fn a_last_over_the_recovery_limit_is_lowered_to_it() {
+    let (h, cluster) = instance(MemoryBroker::new(), history(4, 100)).await;
+    publish(&cluster, 1..=10).await;
+    let (mut client, _) = h.connect().await;
+    let success = subscribe(&mut client, json!({"channel": NEWS, "last": 50})).await;
+    assert_eq!(success["offset"], 10);
+    assert_eq!(
+        success["last"], 4,
+        "lowered to the recovery limit: {success}"
+    );
+    consecutive(&next_events(&mut client, 4).await, 7);
     publish(&cluster, 11..=11).await;
     consecutive(&next_events(&mut client, 1).await, 11);
 }

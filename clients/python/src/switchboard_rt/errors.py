@@ -15,7 +15,7 @@ status       gateway code             exception
 403          ``forbidden``            :class:`ForbiddenError`
 404          ``not_found``            :class:`NotFoundError`
                                       (:class:`NoHistoryError`)
-413          ``bad_request``          :class:`PayloadTooLargeError`
+413          ``payload_too_large``    :class:`PayloadTooLargeError`
 415          (any)                    :class:`UnsupportedMediaTypeError`
 503          ``broker_unavailable``   :class:`BrokerUnavailableError`
 503          anything else            :class:`ServiceUnavailableError`
@@ -134,7 +134,8 @@ class HistoryQueryError(BadRequestError):
 
 
 class PayloadTooLargeError(BadRequestError):
-    """413: the request body is over the gateway's limit (2 MB)."""
+    """413 ``payload_too_large``: the request body is over the gateway's
+    limit (2 MiB)."""
 
 
 class UnauthorizedError(ApiError):

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchboard::broker::stream::IdempotencyKey;
@@ -16,9 +16,11 @@ use switchboard::protocol::wire::Channel;
 use switchboard::{CloseCode, ConnectionId, ConnectionInfo, Room, UserId};
 use utoipa::{IntoParams, ToSchema};
 
-use super::body::{
-    ApiError, ApiJson, BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized,
+use super::close::CloseSpec;
+use super::error::{
+    ApiCode, ApiError, BadRequest, BrokerUnavailable, ErrorBody, NotFound, Unauthorized,
 };
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::message::ServerMessage;
 use crate::state::Shared;
 
@@ -258,26 +260,13 @@ pub(super) async fn publish(
 #[serde(deny_unknown_fields)]
 pub(super) struct DisconnectRequest {
     target: TargetSpec,
-    /// Close code: 1000 (default), 1001, 1008, 1011, 1012, 1013 or 3000-4999.
+    /// Close code: 1000 (default), 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013 or 3000-4999.
     #[serde(default)]
     #[schema(default = 1000)]
     code: Option<u16>,
     /// Close reason, at most 123 bytes.
     #[serde(default)]
     #[schema(max_length = 123)]
-    reason: Option<String>,
-}
-
-/// A close code and reason, from a body or a query string.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(super) struct CloseSpec {
-    /// Close code: 1000 (default), 1001, 1008, 1011, 1012, 1013 or 3000-4999.
-    #[serde(default)]
-    code: Option<u16>,
-    /// Close reason, at most 123 bytes.
-    #[serde(default)]
     reason: Option<String>,
 }
 
@@ -288,28 +277,6 @@ pub(super) struct CloseResult {
     local: usize,
     /// Whether the broker took it for the other instances.
     forwarded: bool,
-}
-
-impl CloseSpec {
-    fn resolve(&self) -> Result<(CloseCode, String), ApiError> {
-        let code = CloseCode::from(self.code.unwrap_or(1000));
-        if !code.is_sendable() || matches!(u16::from(code), 1004..=1006 | 1015) {
-            return Err(ApiError::bad_request(format!(
-                "code: {} cannot be sent: use 1000, 1001, 1008, 1011, 1012, 1013 or 3000-4999",
-                u16::from(code)
-            )));
-        }
-        let reason = self
-            .reason
-            .clone()
-            .unwrap_or_else(|| "disconnected by the server".to_owned());
-        if reason.len() > 123 {
-            return Err(ApiError::bad_request(
-                "reason: at most 123 bytes (a close frame's limit)",
-            ));
-        }
-        Ok((code, reason))
-    }
 }
 
 /// `POST /api/v1/disconnect`.
@@ -501,7 +468,7 @@ fn infos(shared: &Shared, ids: Vec<ConnectionId>) -> Vec<ConnectionInfo> {
 )]
 pub(super) async fn connections(
     State(shared): State<Shared>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<ConnectionList> {
     let n = limit(query.limit)?;
     let infos = match (&query.room, &query.user) {
@@ -557,7 +524,7 @@ pub(super) async fn connection_count(State(shared): State<Shared>) -> ApiResult<
 )]
 pub(super) async fn connection(
     State(shared): State<Shared>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<ConnectionView> {
     let addr = connection_addr(&shared, "id", &id)?;
     if addr.instance != *shared.cluster.instance() {
@@ -576,22 +543,26 @@ pub(super) async fn connection(
 #[utoipa::path(
     delete,
     path = "/api/v1/connections/{id}",
-    summary = "Close one connection, on whichever instance holds it.",
+    summary = "Close one connection, on whichever instance holds it. A connection of this instance that does not exist answers 404; one of another instance is handed to the broker (200 with `forwarded: true`, `local: 0`): this instance cannot tell whether it exists.",
     params(("id" = String, Path, description = "The id on this instance (42) or the cluster address (instance/42, percent-encoded: instance%2F42)."), CloseSpec),
     responses(
-        (status = 200, description = "Closing (`local` is 0 when it is not here or already gone).", body = CloseResult),
+        (status = 200, description = "Closing: `{\"local\": 1, \"forwarded\": false}` for a connection of this instance, `{\"local\": 0, \"forwarded\": true}` for one of another instance.", body = CloseResult),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
         (status = 503, response = BrokerUnavailable),
     )
 )]
 pub(super) async fn close_connection(
     State(shared): State<Shared>,
-    Path(id): Path<String>,
-    Query(spec): Query<CloseSpec>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(spec): ApiQuery<CloseSpec>,
 ) -> ApiResult<CloseResult> {
     let addr = connection_addr(&shared, "id", &id)?;
     let (code, reason) = spec.resolve()?;
+    if addr.instance == *shared.cluster.instance() && shared.hub.info(addr.id).is_none() {
+        return Err(ApiError::not_found(format!("no connection {addr}")));
+    }
     close(
         &shared,
         Target::Connection(addr),
@@ -616,7 +587,7 @@ pub(super) async fn close_connection(
 )]
 pub(super) async fn user_connections(
     State(shared): State<Shared>,
-    Path(user): Path<String>,
+    ApiPath(user): ApiPath<String>,
 ) -> ApiResult<ConnectionList> {
     check_user("user", &user)?;
     let infos = infos(&shared, shared.hub.user_connections(user.as_str()));
@@ -638,8 +609,8 @@ pub(super) async fn user_connections(
 )]
 pub(super) async fn close_user(
     State(shared): State<Shared>,
-    Path(user): Path<String>,
-    Query(spec): Query<CloseSpec>,
+    ApiPath(user): ApiPath<String>,
+    ApiQuery(spec): ApiQuery<CloseSpec>,
 ) -> ApiResult<CloseResult> {
     check_user("user", &user)?;
     let (code, reason) = spec.resolve()?;
@@ -669,7 +640,7 @@ pub(super) struct RoomsQuery {
 )]
 pub(super) async fn rooms(
     State(shared): State<Shared>,
-    Query(query): Query<RoomsQuery>,
+    ApiQuery(query): ApiQuery<RoomsQuery>,
 ) -> ApiResult<RoomList> {
     let n = limit(query.limit)?;
     let mut rooms = shared.hub.rooms();
@@ -701,7 +672,7 @@ pub(super) async fn rooms(
 )]
 pub(super) async fn room(
     State(shared): State<Shared>,
-    Path(room): Path<String>,
+    ApiPath(room): ApiPath<String>,
 ) -> ApiResult<RoomView> {
     check_room("room", &room)?;
     let mut members = shared.hub.room_members(room.as_str());
@@ -759,19 +730,11 @@ pub(super) async fn shutdown(
 ) -> Result<(StatusCode, Json<ShutdownAccepted>), ApiError> {
     if shared.api.keys.is_empty() {
         return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ApiCode::Forbidden,
             "admin endpoints need an API key: set api.keys or SWITCHBOARD_API_KEY",
         ));
     }
-    let Some(trigger) = shared.shutdown.get() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "starting",
-            "the gateway is still starting",
-        ));
-    };
-    trigger.start(request.restart, "admin API");
+    shared.shutdown.start(request.restart, "admin API");
     let code = if request.restart { 1012 } else { 1001 };
     Ok((
         StatusCode::ACCEPTED,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::body::ApiError;
+use super::error::{ApiCode, ApiError};
 use crate::state::Shared;
 
 /// How long a browser may cache a preflight's answer.
@@ -29,12 +29,7 @@ pub(super) async fn host(State(shared): State<Shared>, request: Request, next: N
         host.unwrap_or("")
     );
     if request.uri().path().starts_with("/api/") {
-        ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "misdirected_request",
-            message,
-        )
-        .into_response()
+        ApiError::new(ApiCode::MisdirectedRequest, message).into_response()
     } else {
         (StatusCode::MISDIRECTED_REQUEST, format!("{message}\n")).into_response()
     }
@@ -49,8 +44,7 @@ pub(super) async fn api(State(shared): State<Shared>, request: Request, next: Ne
         && !shared.exposure.cors.allows(request.headers())
     {
         return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ApiCode::Forbidden,
             format!(
                 "cross-origin request from {} refused: add the origin to api.cors_origins",
                 origin.to_str().unwrap_or("[binary]")
@@ -63,8 +57,7 @@ pub(super) async fn api(State(shared): State<Shared>, request: Request, next: Ne
         && !is_json(request.headers())
     {
         return ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ApiCode::UnsupportedMediaType,
             "request bodies must be JSON: send Content-Type: application/json",
         )
         .into_response();

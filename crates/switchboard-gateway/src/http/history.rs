@@ -1,8 +1,7 @@
 //! `GET /api/v1/channels/{channel}/history`: a channel's stream.
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +11,8 @@ use switchboard::broker::stream::{History, HistoryQuery, StreamPosition};
 use utoipa::{IntoParams, ToSchema};
 
 use super::api::check_room;
-use super::body::{ApiError, BadRequest, BrokerUnavailable, NotFound, Unauthorized};
+use super::error::{ApiError, BadRequest, BrokerUnavailable, NotFound, Unauthorized};
+use super::extract::{ApiPath, ApiQuery};
 use crate::state::Shared;
 
 /// Most publications one request returns.
@@ -108,10 +108,9 @@ impl Kept {
 )]
 pub(super) async fn history(
     State(shared): State<Shared>,
-    Path(channel): Path<String>,
-    params: Result<Query<HistoryParams>, QueryRejection>,
+    ApiPath(channel): ApiPath<String>,
+    ApiQuery(params): ApiQuery<HistoryParams>,
 ) -> Result<Json<HistoryPage>, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_room("channel", &channel)?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {

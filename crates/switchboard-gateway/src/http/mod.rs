@@ -13,12 +13,16 @@
 //!   metrics and the hyper fallback.
 //! - `openapi`: the OpenAPI document, generated from the table and the
 //!   handlers' types with `utoipa`.
-//! - `api`: the `/api/v1` handlers; `body`: JSON bodies and errors.
+//! - `api`: the `/api/v1` handlers; `extract`: their extractors (JSON
+//!   bodies, query strings, path parameters); `error`: the API's errors,
+//!   which every refusal under `/api/` uses (a 404 or 405 included).
 //! - `pages`: `/` and the client bundle it loads, `/healthz`, `/readyz`,
 //!   `/metrics`, the OpenAPI document.
 
 mod api;
-mod body;
+mod close;
+mod error;
+mod extract;
 mod guard;
 mod history;
 mod openapi;
@@ -29,8 +33,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
@@ -41,7 +45,7 @@ use switchboard::HttpFallback;
 
 use crate::config::MetricsPlan;
 use crate::state::Shared;
-use body::ApiError;
+use error::{ApiCode, ApiError};
 pub(crate) use routes::{Part, Route, is_reserved};
 
 /// The HTTP side's router: every route of the table that the settings turn
@@ -61,10 +65,17 @@ pub(crate) fn router(shared: Shared) -> Router {
         }
         let mut handler = route.handler();
         if route.part() == Part::Api {
-            // Cross-origin and content-type checks, and CORS preflights
-            // (one OPTIONS per path, whatever its methods).
+            // Cross-origin and content-type checks, CORS preflights and
+            // the JSON 405 (one OPTIONS and one fallback per path, whatever
+            // its methods).
             if preflights.insert(route.path()) {
-                handler = handler.options(guard::preflight);
+                let path = route.path();
+                handler =
+                    handler
+                        .options(guard::preflight)
+                        .fallback(move |method: Method| async move {
+                            method_not_allowed(path, &method)
+                        });
             }
             handler = handler.layer(middleware::from_fn_with_state(shared.clone(), guard::api));
         }
@@ -85,6 +96,7 @@ pub(crate) fn router(shared: Shared) -> Router {
     }
     router
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(middleware::from_fn_with_state(shared.clone(), guard::host))
         .layer(middleware::from_fn_with_state(shared.clone(), observe))
         .with_state(shared)
@@ -98,9 +110,30 @@ pub(crate) fn metrics_router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
+/// A method the API route at `path` does not take: 405 with `Allow` (the
+/// route table's methods for the path, `HEAD` with `GET`, and `OPTIONS`).
+fn method_not_allowed(path: &'static str, method: &Method) -> Response {
+    let verbs = Route::verbs_of(path);
+    let mut allow: Vec<&str> = Vec::new();
+    for verb in &verbs {
+        allow.push(verb.as_str());
+        if *verb == routes::Verb::Get {
+            allow.push("HEAD");
+        }
+    }
+    allow.push("OPTIONS");
+    let names: Vec<&str> = verbs.iter().map(|v| v.as_str()).collect();
+    let message = format!(
+        "{method} is not allowed on {path}: use {}",
+        names.join(" or ")
+    );
+    let allow = HeaderValue::from_str(&allow.join(", ")).expect("method names are header-safe");
+    ApiError::method_not_allowed(message, allow).into_response()
+}
+
 async fn not_found(request: Request) -> Response {
     if request.uri().path().starts_with("/api/") {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route").into_response()
+        ApiError::not_found("no such API route").into_response()
     } else {
         (StatusCode::NOT_FOUND, "Not Found\n").into_response()
     }
@@ -127,8 +160,7 @@ async fn require_key(State(shared): State<Shared>, request: Request, next: Next)
         next.run(request).await
     } else {
         let mut response = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ApiCode::Unauthorized,
             "missing or unknown API key: send Authorization: Bearer <key> or X-API-Key: <key>",
         )
         .into_response();

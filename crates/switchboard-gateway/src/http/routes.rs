@@ -40,7 +40,6 @@ pub(crate) enum Verb {
 }
 
 impl Verb {
-    #[cfg(test)]
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Self::Get => "GET",
@@ -126,6 +125,15 @@ impl Route {
 
     pub(crate) const fn verb(self) -> Verb {
         self.endpoint().0
+    }
+
+    /// The methods the table serves at `path`, in the table's order.
+    pub(crate) fn verbs_of(path: &str) -> Vec<Verb> {
+        Self::ALL
+            .iter()
+            .filter(|r| r.path() == path)
+            .map(|r| r.verb())
+            .collect()
     }
 
     /// The setting that serves it.

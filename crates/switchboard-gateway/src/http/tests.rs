@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::Route;
+use super::error::ApiCode;
 use super::openapi;
 
 fn document() -> serde_json::Value {
@@ -118,4 +119,54 @@ fn the_router_builds_from_the_table() {
     for route in Route::ALL {
         let _ = route.handler();
     }
+}
+
+#[test]
+fn the_error_table_in_the_docs_lists_every_code_with_its_status() {
+    let docs = include_str!("../../../../docs/operations.md");
+    let section = &docs[docs.find("## The HTTP API").expect("the API section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let table = &section[section
+        .find("| status | code | when |")
+        .expect("the error table")..];
+    let rows: Vec<(u16, String)> = table
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let status = cells[1].parse().expect("a status");
+            (status, cells[2].trim_matches('`').to_owned())
+        })
+        .collect();
+    let codes: Vec<(u16, String)> = ApiCode::ALL
+        .iter()
+        .map(|c| (c.status().as_u16(), c.as_str().to_owned()))
+        .collect();
+    assert_eq!(rows, codes);
+    for code in ApiCode::ALL {
+        assert_eq!(
+            serde_json::to_value(code).unwrap(),
+            serde_json::json!(code.as_str())
+        );
+    }
+}
+
+#[test]
+fn every_api_route_documents_the_refusals_it_shares() {
+    let doc = document();
+    for route in Route::ALL {
+        if route.part() != super::Part::Api {
+            continue;
+        }
+        let responses =
+            &doc["paths"][route.path()][route.verb().as_str().to_lowercase()]["responses"];
+        assert!(responses["405"].is_object(), "{route:?}");
+        let with_body = route.verb() == super::routes::Verb::Post;
+        assert_eq!(responses["413"].is_object(), with_body, "{route:?}");
+        assert_eq!(responses["415"].is_object(), with_body, "{route:?}");
+    }
+    let codes = &doc["components"]["schemas"]["ApiCode"]["enum"];
+    let listed: Vec<&str> = ApiCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes, &serde_json::json!(listed));
 }

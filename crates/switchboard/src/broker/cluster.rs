@@ -230,6 +230,12 @@ impl Cluster {
         self.0.node.presence_config().keeps(channel.as_str())
     }
 
+    /// Whether `channel` sends join and leave events (its presence rule's
+    /// `join_leave` is not [`JoinLeave::Off`](super::presence::JoinLeave)).
+    pub fn announces_presence(&self, channel: &Room) -> bool {
+        self.0.node.presence_config().announces(channel.as_str())
+    }
+
     /// Who is subscribed to `channel` across the cluster: up to
     /// `PresenceConfig::max_members` members, and the exact counts.
     /// [`BrokerError::NoPresence`] for a channel without a presence rule;

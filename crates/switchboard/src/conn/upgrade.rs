@@ -197,7 +197,7 @@ impl WebSocketUpgrade {
                 connected_at: std::time::SystemTime::now(),
             },
         );
-        if let Some(at) = self.info.identity().and_then(|i| i.expires_at()) {
+        if let Some(at) = self.info.identity().and_then(|i| i.closes_at()) {
             crate::security::arm(hub, id, at);
         }
         Ok(WebSocket::new(

@@ -89,7 +89,8 @@ impl StructuredProtocol {
             };
         }
         conn.set_identity(Some(identity.clone()));
-        security::refresh(conn.hub(), conn.id(), identity.expires_at());
+        self.update_presence_info(conn, s);
+        security::refresh(conn.hub(), conn.id(), identity.closes_at());
         s.failures = 0;
         s.auth_deadline = None;
         s.schedule_warning(identity.expires_at(), self.config.session_warning);

@@ -50,6 +50,7 @@ mod channels;
 mod config;
 pub mod engine;
 mod hooks;
+mod presence;
 mod publish;
 mod session;
 mod structured;

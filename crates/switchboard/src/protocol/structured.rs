@@ -388,6 +388,7 @@ impl StructuredProtocol {
         match &envelope.message {
             Wire::Connect(connect) => {
                 s.client.clone_from(&connect.client);
+                self.update_presence_info(conn, s);
                 let ack = self.connect_ack(conn, s);
                 self.send(conn, ack, id).await;
                 Flow::Continue
@@ -411,6 +412,8 @@ impl StructuredProtocol {
                 Flow::Continue
             }
             Wire::Action(_) => self.run_action(conn, s, envelope).await,
+            Wire::Presence(request) => self.presence(conn, s, request, true, id).await,
+            Wire::PresenceStats(request) => self.presence(conn, s, request, false, id).await,
             Wire::Ping(_) => {
                 self.send(conn, payload::Pong {}, id).await;
                 Flow::Continue
@@ -601,6 +604,7 @@ impl Protocol for StructuredProtocol {
             ConnectionState::Connected
         };
         self.transition(conn, state);
+        self.update_presence_info(conn, &session);
         self.subscribe_server_side(conn, &mut session).await;
         Ok(session)
     }

@@ -11,6 +11,7 @@ use super::channels::ChannelDecision;
 use super::engine::{Connection, Flow};
 use super::session::Session;
 use super::structured::StructuredProtocol;
+use crate::broker::presence::events_room;
 use crate::broker::stream::{Epoch, Joined, StreamPosition, Want};
 use crate::delivery::Outgoing;
 use crate::hub::Room;
@@ -70,6 +71,7 @@ impl StructuredProtocol {
         let mut joined = false;
         for (request, want) in requests.into_iter().zip(wants) {
             let name = request.channel().to_owned();
+            let wants_events = request.options().is_some_and(|o| o.join_leave);
             let failure = |code, reason: String| {
                 Wire::from(SubscribeFailure {
                     channel: name.clone(),
@@ -115,11 +117,29 @@ impl StructuredProtocol {
                 None
             };
             let room = Room::from(channel.as_str());
+            // Join and leave events go to the channel's events room: join
+            // it first, so that none is missed once the channel is joined.
+            let events = wants_events
+                && self
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| c.announces_presence(&room));
+            if events {
+                conn.hub().join(conn.id(), events_room(&room));
+            }
+            let mut base = SubscribeSuccess::new(name.clone());
+            base.data = data;
+            base.join_leave = events.then_some(true);
             match &self.cluster {
                 Some(cluster) if cluster.keeps_history(&room) => {
                     // The join queues SUBSCRIBE_SUCCESS itself, in order
                     // with the replay and the live publications.
-                    let ack = |joined: &Joined| success_frame(&name, joined, data.clone(), id);
+                    let last = match want {
+                        Want::Last(n) => u32::try_from(n).ok(),
+                        _ => None,
+                    };
+                    base.last = last;
+                    let ack = |joined: &Joined| success_frame(base.clone(), joined, id);
                     match cluster.join_stream(conn.id(), &room, want, ack).await {
                         Ok(_) => {}
                         Err(e) => {
@@ -127,6 +147,7 @@ impl StructuredProtocol {
                             let reason =
                                 format!("The channel's history is unavailable ({e}); retry");
                             replies.push(failure(ErrorCode::Unavailable, reason));
+                            conn.hub().leave(conn.id(), events_room(&room));
                             continue;
                         }
                     }
@@ -134,8 +155,7 @@ impl StructuredProtocol {
                 _ => {
                     conn.hub().join(conn.id(), room);
                     joined = true;
-                    let mut success = SubscribeSuccess::new(name);
-                    success.data = data;
+                    let mut success = base;
                     if matches!(want, Want::Recover(_)) {
                         success.recovered = Some(false);
                         success.reason = Some(NotRecovered::NoHistory);
@@ -162,7 +182,8 @@ impl StructuredProtocol {
     }
 
     /// What a subscription's options ask for; a message naming the problem
-    /// when they are malformed.
+    /// when they are malformed. A `last` over the recovery limit is lowered
+    /// to it (`SUBSCRIBE_SUCCESS` says how many with its own `last`).
     fn want(&self, options: Option<&SubscribeOptions>) -> Result<Want, String> {
         let Some(options) = options else {
             return Ok(Want::Live);
@@ -183,10 +204,8 @@ impl StructuredProtocol {
                 let epoch = Epoch::new(recover.epoch.as_str());
                 Ok(Want::Recover(StreamPosition::new(epoch, recover.offset)))
             }
-            (None, Some(last)) if last == 0 || last as usize > limit => {
-                Err(format!("{}: last must be 1 to {limit}", options.channel))
-            }
-            (None, Some(last)) => Ok(Want::Last(last as usize)),
+            (None, Some(0)) => Err(format!("{}: last must be at least 1", options.channel)),
+            (None, Some(last)) => Ok(Want::Last((last as usize).min(limit))),
             (None, None) => Ok(Want::Live),
         }
     }
@@ -204,7 +223,9 @@ impl StructuredProtocol {
                 continue;
             };
             if s.subscriptions.remove(&channel) {
-                conn.hub().leave(conn.id(), Room::from(channel.as_str()));
+                let room = Room::from(channel.as_str());
+                conn.hub().leave(conn.id(), events_room(&room));
+                conn.hub().leave(conn.id(), room);
                 for hook in &self.hooks {
                     hook.on_unsubscribe(conn, &channel);
                 }
@@ -213,15 +234,13 @@ impl StructuredProtocol {
     }
 }
 
-/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`.
+/// `SUBSCRIBE_SUCCESS` for a channel with history, answering `correlation`:
+/// `success` (its data, `last`, `join_leave`) with the stream's position.
 fn success_frame(
-    channel: &str,
+    mut success: SubscribeSuccess,
     joined: &Joined,
-    data: Option<serde_json::Value>,
     correlation: Option<&str>,
 ) -> Option<Outgoing> {
-    let mut success = SubscribeSuccess::new(channel);
-    success.data = data;
     success.epoch = Some(joined.position.epoch.to_string());
     success.offset = Some(joined.position.offset);
     if let Some(recovered) = &joined.recovered {

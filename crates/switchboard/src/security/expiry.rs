@@ -79,9 +79,9 @@ async fn watch_expiry(hub: Hub, id: ConnectionId, mut expiry: watch::Receiver<Op
 /// [`codes::TOKEN_EXPIRED`] once it passes), `None` for never.
 ///
 /// The structured protocol calls this when a client sends a fresh token;
-/// call it yourself after verifying one (for a JWT,
-/// [`crate::security::JwtAuth::verify`] gives the new
-/// [`crate::security::Identity::expires_at`]). Works for connections
+/// call it yourself after verifying one, with the new identity's
+/// [`crate::security::Identity::closes_at`] (for a JWT from
+/// [`crate::security::JwtAuth::verify`]: its `exp` plus the leeway). Works for connections
 /// that had no expiry too. Returns false if the connection is not in the
 /// hub (or this is called outside a Tokio runtime).
 pub fn refresh(hub: &Hub, id: ConnectionId, expires_at: Option<SystemTime>) -> bool {
@@ -99,7 +99,10 @@ pub fn refresh(hub: &Hub, id: ConnectionId, expires_at: Option<SystemTime>) -> b
     attach(hub, id, Arc::new(Session { expires_at: tx }))
 }
 
-/// When connection `id`'s credentials expire, if they do.
+/// When connection `id` is closed for its credentials' expiry, if it is:
+/// the time [`refresh`] set or the upgrade armed
+/// ([`crate::security::Identity::closes_at`], which for a JWT is `exp`
+/// plus the leeway).
 pub fn expires_at(hub: &Hub, id: ConnectionId) -> Option<SystemTime> {
     hub.state::<SessionHandle>(id)
         .and_then(|SessionHandle(session)| *session.expires_at.borrow())

@@ -195,7 +195,8 @@ fn family_error(algorithm: JwtAlgorithm, kind: &str) -> Error {
 /// The identity's user id is the `sub` claim, its permissions the
 /// `permissions` array and the space-separated `scope`, and it is an
 /// administrator when `"admin": true` (all configurable). The connection is
-/// closed with 4003 when `exp` (plus the leeway) passes.
+/// closed with 4003 when `exp` plus the leeway passes
+/// ([`Identity::closes_at`]); [`Identity::expires_at`] is `exp` itself.
 ///
 /// Refusals answer `401 Invalid token: <reason>`, where the reason is one of
 /// `malformed token`, `unknown key id`, `missing key id`, `algorithm not
@@ -481,10 +482,13 @@ impl JwtAuth {
             .get("exp")
             .and_then(Value::as_f64)
             .filter(|exp| exp.is_finite() && *exp >= 0.0)
-            .map(|exp| UNIX_EPOCH + Duration::from_secs_f64(exp.min(1e12)) + self.leeway);
+            .map(|exp| UNIX_EPOCH + Duration::from_secs_f64(exp.min(1e12)));
+        // Accepted until `exp` plus the leeway, so kept that long too; but
+        // `exp` is what the token says and what clients are told.
         let mut identity = Identity::new(user)
             .with_permissions(permissions)
-            .with_admin(admin);
+            .with_admin(admin)
+            .with_grace(self.leeway);
         if let Some(at) = expires_at {
             identity = identity.with_expiry(at);
         }

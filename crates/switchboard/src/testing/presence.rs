@@ -12,6 +12,9 @@ use crate::broker::presence::{JoinLeave, PresenceConfig, PresenceRule, PresenceS
 use crate::hub::Room;
 use crate::protocol::ChannelPattern;
 
+/// The events room of `p:room` (what `SUBSCRIBE` with `join_leave` joins).
+const EVENTS: &str = "#presence:p:room";
+
 /// How long the workers may take to apply a change everywhere.
 const SETTLE: Duration = Duration::from_secs(5);
 
@@ -142,20 +145,32 @@ pub async fn users_join_with_their_first_connection_and_leave_with_their_last<F:
     bounded(async {
         let presence = config(JoinLeave::User, Duration::ZERO);
         let n = presence_nodes(factory, 2, &presence).await;
-        let mut watcher = n[0].connect(&["p:room"], Some("watcher")).await;
+        let mut watcher = n[0].connect(&["p:room", EVENTS], Some("watcher")).await;
         let quiet = Duration::from_millis(400);
-        assert_eq!(events(&mut watcher.socket, quiet).await, ["join:watcher"]);
+        // Nobody hears their own arrival; a subscriber without the events
+        // room hears nothing.
+        assert_eq!(
+            events(&mut watcher.socket, quiet).await,
+            Vec::<String>::new()
+        );
+        let mut deaf = n[1].connect(&["p:room"], None).await;
+        settle(&n, "p:room", PresenceStats::new(2, 1)).await;
+        assert_eq!(events(&mut watcher.socket, quiet).await, ["join:-"]);
 
         let alice1 = n[1].connect(&["p:room"], Some("alice")).await;
-        settle(&n, "p:room", PresenceStats::new(2, 2)).await;
-        let alice2 = n[0].connect(&["p:room"], Some("alice")).await;
         settle(&n, "p:room", PresenceStats::new(3, 2)).await;
+        let alice2 = n[0].connect(&["p:room"], Some("alice")).await;
+        settle(&n, "p:room", PresenceStats::new(4, 2)).await;
         close(alice1).await;
-        settle(&n, "p:room", PresenceStats::new(2, 2)).await;
+        settle(&n, "p:room", PresenceStats::new(3, 2)).await;
         assert_eq!(events(&mut watcher.socket, quiet).await, ["join:alice"]);
         close(alice2).await;
-        settle(&n, "p:room", PresenceStats::new(1, 1)).await;
+        settle(&n, "p:room", PresenceStats::new(2, 1)).await;
         assert_eq!(events(&mut watcher.socket, quiet).await, ["leave:alice"]);
+        assert_eq!(
+            events(&mut deaf.socket, Duration::from_millis(50)).await,
+            Vec::<String>::new()
+        );
         stop_all(n).await;
     })
     .await;
@@ -171,9 +186,8 @@ pub async fn a_user_back_within_the_grace_sends_neither_leave_nor_join<F: Broker
         let grace = Duration::from_millis(1500);
         let presence = config(JoinLeave::User, grace);
         let n = presence_nodes(factory, 2, &presence).await;
-        let mut watcher = n[0].connect(&["p:room"], None).await;
+        let mut watcher = n[0].connect(&["p:room", EVENTS], None).await;
         let quiet = Duration::from_millis(300);
-        assert_eq!(events(&mut watcher.socket, quiet).await, ["join:-"]);
         let alice = n[0].connect(&["p:room"], Some("alice")).await;
         assert_eq!(events(&mut watcher.socket, quiet).await, ["join:alice"]);
 
@@ -203,9 +217,8 @@ pub async fn connection_mode_announces_every_connection<F: BrokerFactory>(factor
     bounded(async {
         let presence = config(JoinLeave::Connection, Duration::from_secs(60));
         let n = presence_nodes(factory, 2, &presence).await;
-        let mut watcher = n[0].connect(&["p:doc"], None).await;
+        let mut watcher = n[0].connect(&["p:doc", "#presence:p:doc"], None).await;
         let quiet = Duration::from_millis(400);
-        assert_eq!(events(&mut watcher.socket, quiet).await, ["join:-"]);
         let c1 = n[0].connect(&["p:doc"], Some("carol")).await;
         let c2 = n[1].connect(&["p:doc"], Some("carol")).await;
         assert_eq!(

@@ -121,9 +121,20 @@ impl PresenceConfig {
         self
     }
 
-    /// The rule for `channel`: the first whose pattern matches.
+    /// The rule for `channel`: the first whose pattern matches. Rooms
+    /// whose name starts with `#` are the framework's own (such as
+    /// [`events_room`](super::events_room)) and match no rule.
     pub fn rule_for(&self, channel: &str) -> Option<&PresenceRule> {
+        if channel.starts_with('#') {
+            return None;
+        }
         self.rules.iter().find(|r| r.pattern.is_match(channel))
+    }
+
+    /// Whether `channel` sends join and leave events.
+    pub fn announces(&self, channel: &str) -> bool {
+        self.rule_for(channel)
+            .is_some_and(|r| r.join_leave != JoinLeave::Off)
     }
 
     /// Whether `channel` keeps presence.

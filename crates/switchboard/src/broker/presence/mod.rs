@@ -5,7 +5,9 @@
 //! leaves of those channels go to one worker task per instance, which
 //! applies them to the broker in order ([`crate::broker::Broker`]'s
 //! `presence_*` methods) and announces `switchboard.join` /
-//! `switchboard.leave` to the channel's subscribers. Counts
+//! `switchboard.leave` to the subscribers that asked for them (members of
+//! the channel's [`events_room`]; the arriving connection itself is left
+//! out of its own join). Counts
 //! ([`PresenceStats`]) are kept as the members change, so reading them
 //! costs the same at any size.
 //!
@@ -26,4 +28,13 @@ mod types;
 pub(crate) mod worker;
 
 pub use config::{JoinLeave, PresenceConfig, PresenceRule};
+
+use crate::hub::Room;
+
+/// The hub room of `channel`'s join and leave events: a subscriber that
+/// asked for them is a member too, and only they get them. Its name starts
+/// with `#`, which no channel name can.
+pub fn events_room(channel: &Room) -> Room {
+    Room::from(format!("#presence:{channel}"))
+}
 pub use types::{Member, Presence, PresenceChange, PresenceEvent, PresenceInfo, PresenceStats};

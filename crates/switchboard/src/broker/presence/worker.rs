@@ -172,15 +172,20 @@ impl Worker {
         }
     }
 
-    /// Sends a join or leave to the channel's subscribers on every
-    /// instance. Not kept in the channel's history; lost (and logged) when
+    /// Sends a join or leave to the channel's subscribers that asked for
+    /// them, on every instance. Not kept in the channel's history; lost (and logged) when
     /// the broker is down at that moment.
     async fn announce(&self, event: PresenceEvent) {
+        let except = match event.change {
+            PresenceChange::Join => Some(event.member.connection.clone()),
+            PresenceChange::Leave => None,
+        };
         let envelope = Envelope::new(
-            Target::Room(event.channel.clone()),
+            Target::Room(super::events_room(&event.channel)),
             Body::Message(Payload::text(event_frame(&event))),
         )
-        .with_origin(self.node.instance().clone());
+        .with_origin(self.node.instance().clone())
+        .with_except(except);
         self.node.apply(&envelope);
         if let Err(e) = self.broker.publish(&envelope).await {
             tracing::warn!(channel = %event.channel, error = %e, "a presence event reached this instance only");

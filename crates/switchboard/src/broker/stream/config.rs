@@ -120,6 +120,10 @@ impl HistoryConfig {
 
     /// The rule for `channel`, if it keeps history.
     pub fn rule_for(&self, channel: &str) -> Option<&HistoryRule> {
+        // Rooms starting with `#` are the framework's own (presence events).
+        if channel.starts_with('#') {
+            return None;
+        }
         self.rules.iter().find(|r| r.pattern.is_match(channel))
     }
 }
