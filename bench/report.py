@@ -535,7 +535,7 @@ def streams_section(w, cells, scenarios, meta, groups):
       "`taskset -c 0 target/release/switchboard serve --listen 127.0.0.1:PORT [--config FILE]`, "
       "Redis: `taskset -c 0 redis-server --port REDIS_PORT --bind 127.0.0.1 --save \"\" --appendonly no`.")
     w("")
-    w("```")
+    w("```sh record")
     for sc in present + (["xinst_r1000"] if "xinst_r1000" in scenarios else []):
         for r in groups.get(("switchboard", sc), [])[:1]:
             if r.get("command"):
@@ -1061,7 +1061,7 @@ def main():
     w("")
     w("Servers (PORT is a free loopback port picked per run):")
     w("")
-    w("```")
+    w("```sh record")
     w("taskset -c 0 target/release/switchboard serve --listen 127.0.0.1:PORT        # echo at /ws/echo")
     w("taskset -c 0 target/release/peer-fastwebsockets --listen 127.0.0.1:PORT")
     w("taskset -c 0 target/release/peer-tungstenite --listen 127.0.0.1:PORT")
@@ -1070,7 +1070,7 @@ def main():
     w("")
     w("Generator, per scenario (as run for fastwebsockets; the other servers differ only in PORT):")
     w("")
-    w("```")
+    w("```sh record")
     shown = set()
     for sc in [s for s in scenarios if s not in STREAM_SCENARIOS]:
         for sv in ["fastwebsockets"] + servers:

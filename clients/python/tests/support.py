@@ -197,6 +197,7 @@ class RedisServer:
 
 
 SERVER_TYPES = {"EVENT", "DATA", "NOTIFICATION"}
+PRESENCE_EVENTS = {"switchboard.join", "switchboard.leave"}
 
 
 class Ws:
@@ -275,13 +276,16 @@ class Ws:
                 self._pending.append(message)
 
     async def receive(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The next EVENT, DATA or NOTIFICATION."""
+        """The next EVENT, DATA or NOTIFICATION, past presence events (the
+        gateway's `[presence]` sends `switchboard.join` and `switchboard.leave`
+        on `public:*` by default; these tests look at publications)."""
         while True:
             if self._pending:
                 message = self._pending.pop(0)
             else:
                 message = await self._next(timeout)
-            if message.get("type") in SERVER_TYPES:
+            event = (message.get("payload") or {}).get("event")
+            if message.get("type") in SERVER_TYPES and event not in PRESENCE_EVENTS:
                 return message
 
     async def expect_nothing(self, within: float = 0.3) -> None:

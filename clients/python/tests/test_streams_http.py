@@ -170,7 +170,8 @@ def test_history_reads(client: Client) -> None:
     page = client.history(room)
     assert (page.channel, page.epoch, page.offset) == (room, sent[0].epoch, 5)
     assert [p.offset for p in page.publications] == [1, 2, 3, 4, 5]
-    assert [p.kind for p in page.publications] == ["message"] * 3 + ["text", "message"]
+    # Bare text to a channel is kept (and delivered) as the EVENT switchboard.text.
+    assert [p.kind for p in page.publications] == ["message"] * 5
     event, data, notification, text, custom = page.publications
     assert event.message is not None
     assert event.message["id"] == sent[0].id
@@ -178,10 +179,10 @@ def test_history_reads(client: Client) -> None:
     assert event.to_message() == Event("article.published", {"title": "Hello"})
     assert data.to_message() == Data("orders/42", {"state": "shipped"})
     assert notification.to_message() == deploy
-    assert text.text == "plain text"
-    assert text.to_message() is None
-    assert custom.message == {"custom": True, "offset": 5}
-    assert custom.to_message() is None
+    assert text.message is not None
+    assert text.message["id"] == sent[3].id
+    assert text.to_message() == Event("switchboard.text", "plain text")
+    assert custom.to_message() == Event("switchboard.text", '{"custom": true}')
 
     assert [p.offset for p in client.history(room, limit=2).publications] == [1, 2]
     assert [p.offset for p in client.history(room, since=3).publications] == [4, 5]

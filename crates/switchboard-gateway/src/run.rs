@@ -49,6 +49,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         broker,
         metrics: Arc::clone(&metrics),
         api: plan.api.clone(),
+        structured: plan.structured.clone(),
         exposure: plan.exposure.clone(),
         shutdown: Trigger::default(),
     });

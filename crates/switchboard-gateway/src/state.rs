@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use switchboard::Hub;
 use switchboard::broker::Cluster;
+use switchboard::protocol::StructuredChannels;
 use switchboard_redis::RedisBroker;
 
 use crate::config::{ApiPlan, ExposurePlan};
@@ -23,6 +24,8 @@ pub(crate) struct Inner {
     pub(crate) broker: BrokerHandle,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) api: ApiPlan,
+    /// The structured endpoints' channels (the API wraps bare text to them).
+    pub(crate) structured: StructuredChannels,
     /// What is exposed, to whom.
     pub(crate) exposure: ExposurePlan,
     /// Starts graceful shutdown (the listener's handle is attached once

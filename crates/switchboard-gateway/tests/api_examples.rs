@@ -161,8 +161,14 @@ async fn every_routes_documented_answer_has_the_fields_sent() {
             assert_eq!(answer["rooms"], json!([{"room": "broadcast", "size": 1}]));
         }
         if route == "GET /api/v1/channels/{channel}/history" {
+            // Bare text to a channel is kept as the EVENT switchboard.text
+            // its subscribers got (docs/protocol.md, "Bare text").
             let kept = &answer["publications"][0];
-            assert_eq!(keys(kept), BTreeSet::from(["offset".into(), "text".into()]));
+            assert_eq!(
+                keys(kept),
+                BTreeSet::from(["offset".into(), "message".into()])
+            );
+            assert_eq!(kept["message"]["payload"]["event"], "switchboard.text");
         }
     }
 
@@ -187,7 +193,9 @@ async fn every_routes_documented_answer_has_the_fields_sent() {
 /// The `curl` examples: method, path and body, and the `# →` line after each.
 fn curl_examples() -> Vec<(String, String, String, Option<String>)> {
     let text = section("The HTTP API");
-    let block = &text[text.find("```sh\n").expect("the examples") + 6..];
+    // The fence may carry a tag (```` ```sh api ````, docs/README.md).
+    let block = &text[text.find("```sh").expect("the examples")..];
+    let block = &block[block.find('\n').expect("the fence line") + 1..];
     let block = &block[..block.find("```").unwrap()];
     let mut out = Vec::new();
     let mut rest = block;

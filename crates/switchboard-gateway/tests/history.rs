@@ -13,7 +13,13 @@ use switchboard::TestSocket;
 async fn recv(ws: &mut TestSocket) -> Value {
     loop {
         let message: Value = ws.recv_json().await.unwrap();
-        if message["type"] != "PING" {
+        // Presence events (`[presence]`, on public:* by default) are not
+        // publications.
+        let presence = matches!(
+            message["payload"]["event"].as_str(),
+            Some("switchboard.join" | "switchboard.leave")
+        );
+        if message["type"] != "PING" && !presence {
             return message;
         }
     }
@@ -200,7 +206,10 @@ async fn the_history_endpoint_reads_oldest_or_newest_first_after_an_offset() {
     assert_eq!(kept[0]["offset"], 1);
     assert_eq!(kept[0]["message"]["offset"], 1);
     assert_eq!(kept[0]["message"]["payload"]["data"], 1);
-    assert_eq!(kept[10]["text"], "not json");
+    // Bare text to a channel is kept as the EVENT its subscribers got.
+    assert_eq!(kept[10]["message"]["payload"]["event"], "switchboard.text");
+    assert_eq!(kept[10]["message"]["payload"]["data"], "not json");
+    assert_eq!(kept[10]["message"]["offset"], 11);
 
     let page = gw
         .get("/api/v1/channels/public:scores/history?since=7&limit=2")

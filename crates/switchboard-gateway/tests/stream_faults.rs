@@ -46,7 +46,13 @@ fn gateway(redis: &RedisServer, instance: &str, durable: bool) -> Gateway {
 async fn next(ws: &mut TestSocket) -> Value {
     loop {
         let message: Value = ws.recv_json().await.expect("a message");
-        if message["type"] != "PING" {
+        // Presence events (`[presence]`, on public:* by default) are not
+        // publications.
+        let presence = matches!(
+            message["payload"]["event"].as_str(),
+            Some("switchboard.join" | "switchboard.leave")
+        );
+        if message["type"] != "PING" && !presence {
             return message;
         }
     }

@@ -8,8 +8,16 @@ use serde_json::{Value, json};
 use support::{Gateway, Options};
 use switchboard::TestSocket;
 
+/// The next message, past presence events (`[presence]`, on public:* by
+/// default), which these tests do not look at.
 async fn recv(ws: &mut TestSocket) -> Value {
-    ws.recv_json().await.unwrap()
+    loop {
+        let message: Value = ws.recv_json().await.unwrap();
+        let event = message["payload"]["event"].as_str();
+        if !matches!(event, Some("switchboard.join" | "switchboard.leave")) {
+            return message;
+        }
+    }
 }
 
 /// Reads until a message of `kind` (skipping heartbeats and the like).

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use switchboard::protocol::StructuredChannels;
+
 use crate::Error;
 
 /// Settings of a [`crate::RedisBroker`]. Every field has a default; the
@@ -61,6 +63,12 @@ pub struct RedisConfig {
     /// their offsets, so do not set it then. Set it the same on every
     /// instance.
     pub durable: bool,
+    /// The rooms that are channels of the structured protocol. A `kind:
+    /// "text"` message to one that is not already a message of the protocol
+    /// reaches its members as the `EVENT` `switchboard.text`, with the text
+    /// as its data (live and when read back from a stream), never as a
+    /// bare frame. Default none: text goes out as it is.
+    pub structured_channels: StructuredChannels,
 }
 
 impl RedisConfig {
@@ -79,7 +87,14 @@ impl RedisConfig {
             count_ttl: Duration::from_secs(5),
             lease_ttl: Duration::from_secs(8),
             durable: false,
+            structured_channels: StructuredChannels::default(),
         }
+    }
+
+    /// Sets [`RedisConfig::structured_channels`].
+    pub fn structured_channels(mut self, channels: StructuredChannels) -> Self {
+        self.structured_channels = channels;
+        self
     }
 
     /// Sets [`RedisConfig::durable`].

@@ -157,10 +157,12 @@ pub(crate) async fn read(
             .and_then(|(offset, _)| offset.parse().ok())
             .ok_or_else(|| protocol_error("a history read"))?;
         match wire::decode(Channel::Room(room.clone()), pair[1].as_bytes()) {
-            Ok(Envelope {
-                body: Body::Message(payload),
-                ..
-            }) => publications.push(Publication { offset, payload }),
+            Ok(mut envelope) if matches!(envelope.body, Body::Message(_)) => {
+                wire::to_channel_text(&shared.config.structured_channels, &mut envelope);
+                if let Body::Message(payload) = envelope.body {
+                    publications.push(Publication { offset, payload });
+                }
+            }
             Ok(_) | Err(_) => {
                 tracing::warn!(channel = %room, offset, "skipped an unreadable stream entry");
             }

@@ -246,7 +246,7 @@ impl Session<'_> {
             .names
             .parse(message.get_channel_name().as_bytes())
             .and_then(|channel| wire::decode(channel, message.get_payload_bytes()));
-        let envelope = match decoded {
+        let mut envelope = match decoded {
             Ok(envelope) => envelope,
             Err(e) => {
                 bump(&counters.malformed, 1);
@@ -258,6 +258,7 @@ impl Session<'_> {
             bump(&counters.own_skipped, 1);
             return;
         }
+        wire::to_channel_text(&self.shared.config.structured_channels, &mut envelope);
         let reached = self.node.deliver(&envelope);
         bump(&counters.delivered, reached as u64);
     }

@@ -41,6 +41,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use switchboard::broker::stream::{Epoch, IdempotencyKey, StreamPosition};
 use switchboard::broker::{Body, ConnectionAddr, Envelope, InstanceId, Payload, Target, Topic};
+use switchboard::protocol::StructuredChannels;
 use switchboard::{CloseCode, CloseFrame, ConnectionId, Room, UserId, Utf8Bytes};
 
 use crate::Error;
@@ -388,6 +389,19 @@ pub fn decode(channel: Channel, payload: &[u8]) -> Result<Envelope, Error> {
         .with_stream(stream);
     envelope.origin = origin;
     Ok(envelope)
+}
+
+/// A text message to a channel of the structured protocol that is not
+/// already one of the protocol's messages becomes the `EVENT`
+/// `switchboard.text` (see [`crate::RedisConfig::structured_channels`]);
+/// anything else is left as it is.
+pub fn to_channel_text(channels: &StructuredChannels, envelope: &mut Envelope) {
+    if let (Target::Room(room), Body::Message(Payload::Text(text))) =
+        (&envelope.target, &envelope.body)
+        && let Some((_, wrapped)) = channels.wrap_text(room.as_str(), text.as_str())
+    {
+        envelope.body = Body::Message(Payload::text(wrapped));
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use switchboard::broker::InstanceId;
 use super::exposure::{ExposurePlan, exposure_plan};
 use super::history::{HistoryPlan, history_plan};
 use super::presence::{PresencePlan, presence_plan};
-use switchboard::protocol::{Access, ChannelPattern, ChannelRules, ProtocolConfig};
+use switchboard::protocol::{
+    Access, ChannelPattern, ChannelRules, ProtocolConfig, StructuredChannels,
+};
 use switchboard::security::{ForwardedHeader, TrustedProxies};
 use switchboard::{DeflateConfig, Keepalive, Limits, RouteConfig, ServerConfig};
 use switchboard_redis::{RedisBroker, RedisConfig};
@@ -77,6 +79,9 @@ pub(crate) struct Plan {
     pub(crate) workers: Option<usize>,
     pub(crate) server: ServerConfig,
     pub(crate) endpoints: Vec<EndpointPlan>,
+    /// The rooms that are structured endpoints' channels: bare text
+    /// published to one goes out as an `EVENT` `switchboard.text`.
+    pub(crate) structured: StructuredChannels,
     pub(crate) api: ApiPlan,
     pub(crate) exposure: ExposurePlan,
     pub(crate) broker: BrokerPlan,
@@ -212,12 +217,13 @@ impl Plan {
         server = server.with_route_defaults(defaults.clone());
         let mut endpoints = endpoints_plan(config, &defaults, p);
         super::proxy::apply(config, &mut endpoints, p);
+        let structured = structured_channels(&endpoints);
 
         check_log(&config.log, p);
         let api = api_plan(config, p);
         let exposure = exposure_plan(config, api.keys.len(), p);
         server = server.with_allowed_hosts(exposure.hosts.clone());
-        let (broker, instance) = broker_plan(config, p);
+        let (broker, instance) = broker_plan(config, &structured, p);
         let history = history_plan(config, p);
         let presence = presence_plan(config, p);
         let tls = config
@@ -230,6 +236,7 @@ impl Plan {
             workers: s.workers,
             server,
             endpoints,
+            structured,
             api,
             exposure,
             broker,
@@ -615,7 +622,23 @@ fn api_plan(config: &Config, p: &mut Problems) -> ApiPlan {
     }
 }
 
-fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
+/// The channels of every structured endpoint, less the rooms of broadcast
+/// endpoints (their clients take raw frames).
+fn structured_channels(endpoints: &[EndpointPlan]) -> StructuredChannels {
+    endpoints
+        .iter()
+        .fold(StructuredChannels::new(), |channels, e| match &e.kind {
+            EndpointKind::Structured(plan) => channels.endpoint(plan.rules.clone()),
+            EndpointKind::Broadcast { room } => channels.raw_room(room.clone()),
+            EndpointKind::Echo => channels,
+        })
+}
+
+fn broker_plan(
+    config: &Config,
+    structured: &StructuredChannels,
+    p: &mut Problems,
+) -> (BrokerPlan, InstanceId) {
     let b = &config.broker;
     let instance = match &b.instance_id {
         Some(id) => InstanceId::new(id).unwrap_or_else(|_| {
@@ -677,7 +700,8 @@ fn broker_plan(config: &Config, p: &mut Problems) -> (BrokerPlan, InstanceId) {
                 .connect_timeout(b.connect_timeout.0)
                 .start_timeout(b.start_timeout.0)
                 .lease_ttl(b.lease_ttl.0)
-                .durable(b.durable);
+                .durable(b.durable)
+                .structured_channels(structured.clone());
             match RedisBroker::new(redis) {
                 Ok(broker) => BrokerPlan::Redis {
                     broker,

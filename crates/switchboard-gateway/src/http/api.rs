@@ -112,7 +112,8 @@ pub(super) struct PublishRequest {
     /// A structured message: EVENT, DATA or NOTIFICATION.
     #[serde(default)]
     message: Option<ServerMessage>,
-    /// A raw text payload, sent as one text frame.
+    /// A raw text payload, sent as one text frame; to a channel of a
+    /// structured endpoint (public:*), as the EVENT switchboard.text.
     #[serde(default)]
     text: Option<String>,
     /// A connection to leave out (42 or instance/42).
@@ -180,7 +181,12 @@ pub(super) async fn publish(
             let (id, text) = message.encode(channel);
             (Some(id), Payload::text(text), kind)
         }
-        (None, Some(text)) => (None, Payload::text(text), "text"),
+        // Bare text to a structured endpoint's channel goes out as an EVENT
+        // `switchboard.text`: its subscribers take the protocol's envelope only.
+        (None, Some(text)) => match channel.and_then(|c| shared.structured.wrap_text(c, &text)) {
+            Some((id, wrapped)) => (Some(id), Payload::text(wrapped), "text"),
+            None => (None, Payload::text(text), "text"),
+        },
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request("set message or text, not both"));
         }

@@ -41,6 +41,7 @@
 //! - `publish`: [`Publisher`], [`AppEvent`].
 //! - `hooks`: [`ProtocolHooks`].
 //! - `config`: [`ProtocolConfig`].
+//! - `text`: [`StructuredChannels`]: bare text to a channel goes out as an `EVENT`.
 //! - [`wire`]: the message types themselves (the `switchboard-protocol` crate).
 
 mod actions;
@@ -54,6 +55,7 @@ mod publish;
 mod session;
 mod structured;
 mod subscriptions;
+mod text;
 
 /// The protocol's message types, payloads and codes (the
 /// `switchboard-protocol` crate).
@@ -74,3 +76,4 @@ pub use structured::StructuredProtocol;
 pub use switchboard_protocol::{
     ApplicationCode, Channel, Code, ConnectionState, Envelope, ErrorCode, MessageType,
 };
+pub use text::{StructuredChannels, TEXT_EVENT};
