@@ -29,6 +29,8 @@ import {
   ConnectionState,
   SESSION_EXPIRING_EVENT,
   type Message,
+  type Presence,
+  type PresenceStats,
   type ServerMessage,
   type StreamPosition,
 } from "./protocol.js";
@@ -143,7 +145,9 @@ export class SwitchboardClient {
    * when it recovered), rejects with `SubscribeError` on SUBSCRIBE_FAILURE
    * (`unavailable` is retried with backoff first). While not connected the
    * subscribe is queued (see `queueLimit`). Subscribing again adds the
-   * handler and callbacks. After every reconnect the client subscribes again,
+   * handler and callbacks. With `joinLeave`, the channel's join and leave
+   * events come as the `join` / `leave` events and `onJoin` / `onLeave`
+   * (never to `handler`). After every reconnect the client subscribes again,
    * recovering from the subscription's position (see `position()`).
    */
   subscribe(channel: string, handler?: ChannelHandler, options: SubscribeOptions = {}): Promise<SubscribedEvent> {
@@ -179,6 +183,29 @@ export class SwitchboardClient {
    */
   request<T = unknown>(action: string, data?: unknown, options: RequestOptions = {}): Promise<T> {
     return this.#requests.request<T>(action, data, options.timeout ?? this.#s.requestTimeout);
+  }
+
+  /**
+   * Who is subscribed to `channel` (a channel with presence this client is
+   * subscribed to), across every instance: PRESENCE → PRESENCE_RESULT. Resolves
+   * with `{ channel, connections, users, members }`, each member
+   * `{ connection, user, info? }` (`info.client`: what that client sent in
+   * CONNECT). Rejects with `ServerError`: `forbidden` (not subscribed),
+   * `no_presence` (the channel keeps none), `unavailable` (retry with
+   * backoff); or `TimeoutError`. Queued while not connected (after the
+   * resubscriptions); one in flight when the connection drops is sent again
+   * on the next.
+   */
+  presence(channel: string, options: RequestOptions = {}): Promise<Presence> {
+    return this.#requests.presence(channel, true, options.timeout ?? this.#s.requestTimeout);
+  }
+
+  /**
+   * The counts of `channel` only, `{ channel, connections, users }`
+   * (PRESENCE_STATS, O(1) on the server at any size); like `presence()`.
+   */
+  presenceStats(channel: string, options: RequestOptions = {}): Promise<PresenceStats> {
+    return this.#requests.presence(channel, false, options.timeout ?? this.#s.requestTimeout);
   }
 
   /** Sends PING; resolves with the round trip in ms when PONG arrives. */
@@ -255,7 +282,8 @@ export class SwitchboardClient {
         }
         break;
       case "ACTION_RESULT":
-        if (correlation !== null) this.#requests.result(correlation, message.payload.data);
+      case "PRESENCE_RESULT":
+        if (correlation !== null) this.#requests.reply(correlation, message.type, message.payload);
         break;
       case "ERROR":
         this.#onError(conn, message, correlation);

@@ -4,7 +4,14 @@
  * fields of each type) and ignores unknown fields, as the protocol asks.
  */
 
-import { MESSAGE_DIRECTIONS, type GapData, type MessageType, type ServerMessage } from "./protocol.js";
+import {
+  MESSAGE_DIRECTIONS,
+  type GapData,
+  type MessageType,
+  type PresenceInfo,
+  type PresenceMember,
+  type ServerMessage,
+} from "./protocol.js";
 
 export type Decoded =
   | { readonly ok: true; readonly message: ServerMessage }
@@ -26,7 +33,12 @@ const optStr = (v: unknown): boolean => v === undefined || str(v);
 /** A stream offset: a whole number ≥ 0. */
 const offset = (v: unknown): boolean => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 const optOffset = (v: unknown): boolean => v === undefined || offset(v);
+/** A count: a whole number ≥ 0. */
+const count = offset;
 const optBool = (v: unknown): boolean => v === undefined || bool(v);
+/** A presence member: `{connection: string, user: string | null, info?: object}`. */
+const member = (v: unknown): boolean =>
+  isObject(v) && str(v["connection"]) && strOrNull(v["user"]) && (v["info"] === undefined || isObject(v["info"]));
 
 /** Required payload fields per server message type, with their checks. */
 const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: unknown) => boolean>>>>> = {
@@ -43,7 +55,15 @@ const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: 
   DISCONNECT: { code: (v) => v === undefined || num(v), reason: optStr },
   AUTHENTICATE_SUCCESS: { user_id: str, expires_at: numOrNull, permissions: strList },
   AUTHENTICATE_FAILURE: { code: (v) => v === undefined || str(v), reason: str, attempts_left: num },
-  SUBSCRIBE_SUCCESS: { channel: str, epoch: optStr, offset: optOffset, recovered: optBool, reason: optStr, last: optOffset },
+  SUBSCRIBE_SUCCESS: {
+    channel: str,
+    epoch: optStr,
+    offset: optOffset,
+    recovered: optBool,
+    reason: optStr,
+    last: optOffset,
+    join_leave: optBool,
+  },
   SUBSCRIBE_FAILURE: { channel: str, code: str, reason: str },
   UNSUBSCRIBE_ACK: { subscriptions: strList },
   EVENT: { event: str, channel: optStr },
@@ -57,6 +77,12 @@ const SCHEMAS: Readonly<Partial<Record<MessageType, Readonly<Record<string, (v: 
     channel: optStr,
   },
   ACTION_RESULT: { action: str },
+  PRESENCE_RESULT: {
+    channel: str,
+    connections: count,
+    users: count,
+    members: (v) => v === undefined || (Array.isArray(v) && v.every(member)),
+  },
   ERROR: { code: str, message: str },
 };
 
@@ -121,4 +147,15 @@ export function decodeGap(data: unknown): GapData | null {
     to: data["to"] as number | null,
     resume: { epoch: resume["epoch"] as string, offset: resume["offset"] as number },
   };
+}
+
+/**
+ * The `data` of a `switchboard.join` / `switchboard.leave` event (a presence
+ * member), checked; null when it is not one. Unknown fields are dropped.
+ */
+export function decodeMember(data: unknown): PresenceMember | null {
+  if (!member(data)) return null;
+  const m = data as Obj;
+  const base = { connection: m["connection"] as string, user: m["user"] as string | null };
+  return m["info"] === undefined ? base : { ...base, info: m["info"] as PresenceInfo };
 }

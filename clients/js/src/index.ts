@@ -8,6 +8,7 @@
  * await client.connect();
  * await client.subscribe("public:news", (message) => console.log(message.payload));
  * const result = await client.request("chat.send", { text: "hi" });
+ * const { members } = await client.presence("public:news");
  * ```
  */
 
@@ -16,11 +17,13 @@ export type {
   AuthenticatedEvent,
   ChannelHandler,
   ClientEvents,
+  ClientInfo,
   ClientOptions,
   ConnectingEvent,
   DisconnectedEvent,
   GapEvent,
   LifecycleEvents,
+  PresenceEvent,
   ReconnectingEvent,
   ReconnectOptions,
   RequestOptions,
@@ -57,6 +60,8 @@ export {
   ErrorCode,
   GAP_EVENT,
   isValidChannel,
+  JOIN_EVENT,
+  LEAVE_EVENT,
   MAX_SUBSCRIPTIONS,
   MESSAGE_DIRECTIONS,
   MESSAGE_TYPES,
@@ -91,6 +96,12 @@ export type {
   NotificationLevel,
   NotificationPayload,
   PayloadMap,
+  Presence,
+  PresenceInfo,
+  PresenceMember,
+  PresencePayload,
+  PresenceResultPayload,
+  PresenceStats,
   ReconnectAdvice,
   ServerMessage,
   ServerMessageType,
@@ -103,5 +114,6 @@ export type {
   UnsubscribePayload,
 } from "./protocol.js";
 export { backoffCap, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+export { CLIENT_NAME, CLIENT_VERSION } from "./settings.js";
 export type { Timers } from "./env.js";
 export type { CloseEventLike, MessageEventLike, WebSocketConstructor, WebSocketLike } from "./socket.js";

@@ -183,6 +183,10 @@ export class Lifecycle {
     conn.acked = true;
     this.#s.timers.clearTimeout(conn.timers.connect);
     this.#connectionId = ack.connection_id;
+    // The client says who it is before anything else it sends (AUTHENTICATE,
+    // SUBSCRIBE): presence shows it to others from its first subscription on.
+    // The server answers with another CONNECT_ACK, which changes nothing.
+    if (this.#s.client !== null) conn.send("CONNECT", { client: this.#s.client });
     if (ack.protocol_version !== PROTOCOL_VERSION) {
       this.#events.emit(
         "error",

@@ -13,6 +13,7 @@ import type {
   GapData,
   Message,
   NotRecoveredReason,
+  PresenceMember,
   ServerMessage,
   ServerMessageType,
   StreamPosition,
@@ -117,8 +118,21 @@ export interface ClientOptions {
    * before it fails for good. Counted until it is confirmed. Default 10.
    */
   readonly subscribeRetries?: number | undefined;
+  /**
+   * What the client tells the server about itself in `CONNECT`, sent first on
+   * every connection: presence shows it to others as the member's
+   * `info.client`. Default `{ name: "switchboard-js", version: CLIENT_VERSION }`;
+   * `false` sends no `CONNECT`.
+   */
+  readonly client?: ClientInfo | false | undefined;
   /** Timers and clock (tests use a fake). Default: the host's. */
   readonly timers?: Timers | undefined;
+}
+
+/** A client's name and version, as `CONNECT` carries them. */
+export interface ClientInfo {
+  readonly name?: string | undefined;
+  readonly version?: string | undefined;
 }
 
 export interface RequestOptions {
@@ -150,6 +164,20 @@ export interface SubscribeOptions extends RequestOptions {
   readonly onSubscribed?: ((event: SubscribedEvent) => void) | undefined;
   /** Called when the server announces publications of this channel it could not deliver. */
   readonly onGap?: ((event: GapEvent) => void) | undefined;
+  /**
+   * On a channel with presence: ask for its join and leave events
+   * (`join_leave: true` in every SUBSCRIBE of this subscription, resubscriptions
+   * and recoveries too). They come as the `join` and `leave` events and this
+   * subscription's `onJoin` / `onLeave`, never to the channel's handler.
+   * `SubscribedEvent.joinLeave` says whether the server sends them (the
+   * channel's presence rule may send none). Like `last`, it applies to the
+   * subscribe that creates the subscription.
+   */
+  readonly joinLeave?: boolean | undefined;
+  /** Called when someone arrives in the channel (needs `joinLeave`). */
+  readonly onJoin?: ((event: PresenceEvent) => void) | undefined;
+  /** Called when someone leaves the channel (needs `joinLeave`). */
+  readonly onLeave?: ((event: PresenceEvent) => void) | undefined;
 }
 
 /** A channel's handler: receives EVENT, DATA and NOTIFICATION published to it. */
@@ -237,6 +265,11 @@ export interface SubscribedEvent {
    * server's recovery limit). At most that many follow.
    */
   readonly last?: number;
+  /**
+   * True when the subscription asked for `joinLeave` and the server sends the
+   * channel's join and leave events; absent otherwise.
+   */
+  readonly joinLeave?: boolean;
 }
 
 /**
@@ -246,6 +279,19 @@ export interface SubscribedEvent {
  */
 export interface GapEvent extends GapData {
   readonly channel: string;
+}
+
+/**
+ * A member arrived in (`join`) or left (`leave`) a channel the client
+ * subscribed to with `joinLeave` (`switchboard.join` / `switchboard.leave`).
+ * With the server's per-user mode (the gateway's default) a user's first
+ * connection joins and their last one leaves, after a grace (5 s) in which a
+ * return (a page reload) sends neither; anonymous connections join and leave
+ * one by one. The client's own arrival is not announced to itself.
+ */
+export interface PresenceEvent {
+  readonly channel: string;
+  readonly member: PresenceMember;
 }
 
 /** The client's lifecycle events. */
@@ -272,6 +318,10 @@ export interface LifecycleEvents {
   unsubscribed: { readonly channel: string };
   /** The server announced publications of a subscribed channel it could not deliver. */
   gap: GapEvent;
+  /** Someone arrived in a channel subscribed with `joinLeave` (`switchboard.join`). */
+  join: PresenceEvent;
+  /** Someone left a channel subscribed with `joinLeave` (`switchboard.leave`). */
+  leave: PresenceEvent;
   /** A resubscription after a reconnect was refused (no promise is waiting for it). */
   subscription_failed: SubscribeError;
   /**

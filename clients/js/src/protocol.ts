@@ -34,6 +34,9 @@ export const MessageType = {
   Notification: "NOTIFICATION",
   Action: "ACTION",
   ActionResult: "ACTION_RESULT",
+  Presence: "PRESENCE",
+  PresenceStats: "PRESENCE_STATS",
+  PresenceResult: "PRESENCE_RESULT",
   Ping: "PING",
   Pong: "PONG",
   Error: "ERROR",
@@ -63,6 +66,9 @@ export const MESSAGE_DIRECTIONS: Readonly<Record<MessageType, Direction>> = {
   NOTIFICATION: "server→client",
   ACTION: "client→server",
   ACTION_RESULT: "server→client",
+  PRESENCE: "client→server",
+  PRESENCE_STATS: "client→server",
+  PRESENCE_RESULT: "server→client",
   PING: "both",
   PONG: "both",
   ERROR: "server→client",
@@ -84,6 +90,7 @@ export type ServerMessageType =
   | "DATA"
   | "NOTIFICATION"
   | "ACTION_RESULT"
+  | "PRESENCE_RESULT"
   | "PING"
   | "PONG"
   | "ERROR";
@@ -96,6 +103,8 @@ export type ClientMessageType =
   | "SUBSCRIBE"
   | "UNSUBSCRIBE"
   | "ACTION"
+  | "PRESENCE"
+  | "PRESENCE_STATS"
   | "PING"
   | "PONG";
 
@@ -180,7 +189,10 @@ export interface StreamPosition {
   readonly offset: number;
 }
 
-/** One entry of SUBSCRIBE: a channel name, or a channel with `recover` or `last` (not both). */
+/**
+ * One entry of SUBSCRIBE: a channel name, or a channel with options: `recover`
+ * or `last` (not both), and `join_leave`.
+ */
 export type SubscriptionRequest =
   | string
   | {
@@ -189,6 +201,8 @@ export type SubscriptionRequest =
       readonly recover?: StreamPosition;
       /** Replay the latest `last` publications, then go live. */
       readonly last?: number;
+      /** On a channel with presence: send this subscriber the channel's join and leave events. */
+      readonly join_leave?: boolean;
     };
 
 export interface SubscribePayload {
@@ -211,6 +225,11 @@ export interface SubscribeSuccessPayload {
    * server's recovery limit). At most that many follow.
    */
   readonly last?: number;
+  /**
+   * True when the SUBSCRIBE asked for `join_leave` and the channel's presence
+   * rule sends join and leave events; absent otherwise (the option was ignored).
+   */
+  readonly join_leave?: boolean;
 }
 
 export interface SubscribeFailurePayload {
@@ -259,6 +278,51 @@ export interface ActionResultPayload {
   readonly data: unknown;
 }
 
+/** PRESENCE and PRESENCE_STATS: a channel the connection is subscribed to. */
+export interface PresencePayload {
+  readonly channel: string;
+}
+
+/**
+ * What a connection told about itself, as presence shows it: `client` from its
+ * CONNECT, and the `meta` a connect proxy returned for it. Servers may add more.
+ */
+export interface PresenceInfo {
+  readonly client?: { readonly name?: string; readonly version?: string };
+  readonly meta?: unknown;
+  readonly [key: string]: unknown;
+}
+
+/** One connection subscribed to a channel with presence. */
+export interface PresenceMember {
+  /** The connection's cluster address (`gw-1/42`), the form the HTTP API takes. */
+  readonly connection: string;
+  /** Its authenticated user; null when anonymous. */
+  readonly user: string | null;
+  /** What the connection told about itself; absent when it told nothing. */
+  readonly info?: PresenceInfo;
+}
+
+/** The counts of a channel with presence (PRESENCE_STATS's answer). */
+export interface PresenceStats {
+  readonly channel: string;
+  /** Subscribed connections, across every instance (exact). */
+  readonly connections: number;
+  /** Distinct authenticated users among them (exact). */
+  readonly users: number;
+}
+
+/** Who is subscribed to a channel with presence (PRESENCE's answer). */
+export interface Presence extends PresenceStats {
+  /** At most the server's `presence.max_members` (1,000 by default), in no particular order. */
+  readonly members: readonly PresenceMember[];
+}
+
+/** PRESENCE_RESULT: the counts, and `members` when it answers PRESENCE. */
+export interface PresenceResultPayload extends PresenceStats {
+  readonly members?: readonly PresenceMember[];
+}
+
 // PING and PONG carry an empty object.
 export type EmptyPayload = Readonly<Record<string, never>>;
 
@@ -288,6 +352,9 @@ export interface PayloadMap {
   NOTIFICATION: NotificationPayload;
   ACTION: ActionPayload;
   ACTION_RESULT: ActionResultPayload;
+  PRESENCE: PresencePayload;
+  PRESENCE_STATS: PresencePayload;
+  PRESENCE_RESULT: PresenceResultPayload;
   PING: EmptyPayload;
   PONG: EmptyPayload;
   ERROR: ErrorPayload;
@@ -357,6 +424,16 @@ export type NotRecoveredReason = (typeof NotRecoveredReason)[keyof typeof NotRec
 export const NOT_RECOVERED_REASONS: readonly NotRecoveredReason[] = Object.values(NotRecoveredReason);
 
 // ---------------------------------------------------------------------------
+// Presence
+// ---------------------------------------------------------------------------
+
+/** The event (on a channel) announcing a member's arrival, to subscribers that asked (`join_leave`). */
+export const JOIN_EVENT = "switchboard.join";
+
+/** The event (on a channel) announcing a member's departure, to subscribers that asked (`join_leave`). */
+export const LEAVE_EVENT = "switchboard.leave";
+
+// ---------------------------------------------------------------------------
 // Error codes
 // ---------------------------------------------------------------------------
 
@@ -375,6 +452,7 @@ export const ErrorCode = {
   Unavailable: "unavailable",
   RateLimited: "rate_limited",
   BackendUnavailable: "backend_unavailable",
+  NoPresence: "no_presence",
   Internal: "internal",
 } as const;
 

@@ -3,9 +3,18 @@
 import { DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 import { globalWebSocket, systemTimers, type Timers } from "./env.js";
 import { SwitchboardError } from "./errors.js";
-import type { ClientOptions, TokenProvider } from "./options.js";
-import { SUBPROTOCOL } from "./protocol.js";
+import type { ClientInfo, ClientOptions, TokenProvider } from "./options.js";
+import { SUBPROTOCOL, type ConnectPayload } from "./protocol.js";
+
+/** What `CONNECT` says about the client. */
+type Hello = NonNullable<ConnectPayload["client"]>;
 import type { WebSocketConstructor } from "./socket.js";
+
+/** The name this client gives in `CONNECT` (presence shows it as `info.client.name`). */
+export const CLIENT_NAME = "switchboard-js";
+
+/** This client's version (package.json's; a unit test keeps them equal). */
+export const CLIENT_VERSION = "0.1.0";
 
 export interface Settings {
   readonly url: string;
@@ -27,6 +36,8 @@ export interface Settings {
   readonly refreshMargin: number;
   readonly maxMessageSize: number;
   readonly subscribeRetries: number;
+  /** Sent in `CONNECT` on every connection; null: no `CONNECT`. */
+  readonly client: Hello | null;
   readonly timers: Timers;
 }
 
@@ -63,6 +74,18 @@ export function settings(options: ClientOptions): Settings {
     refreshMargin: options.refreshMargin ?? 60_000,
     maxMessageSize: options.maxMessageSize ?? 65_536,
     subscribeRetries: options.subscribeRetries ?? 10,
+    client: clientInfo(options.client),
     timers: options.timers ?? systemTimers,
+  };
+}
+
+/** `options.client`: as given, this client's name and version by default, null for `false`. */
+function clientInfo(option: ClientInfo | false | undefined): Hello | null {
+  if (option === false) return null;
+  if (option === undefined) return { name: CLIENT_NAME, version: CLIENT_VERSION };
+  // Only the fields that are set (the server takes strings).
+  return {
+    ...(option.name === undefined ? {} : { name: option.name }),
+    ...(option.version === undefined ? {} : { version: option.version }),
   };
 }

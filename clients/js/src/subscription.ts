@@ -9,7 +9,7 @@
 import type { Waiter } from "./connection.js";
 import { rethrowLater, type Timers } from "./env.js";
 import { TimeoutError } from "./errors.js";
-import type { ChannelHandler, GapEvent, SubscribedEvent } from "./options.js";
+import type { ChannelHandler, GapEvent, PresenceEvent, SubscribedEvent } from "./options.js";
 import {
   NotRecoveredReason,
   type ChannelMessage,
@@ -20,11 +20,16 @@ import {
 
 export type SubscribedListener = (event: SubscribedEvent) => void;
 export type GapListener = (event: GapEvent) => void;
+export type PresenceListener = (event: PresenceEvent) => void;
 
 export class Subscription {
   readonly handlers: Set<ChannelHandler>;
   readonly onSubscribed = new Set<SubscribedListener>();
   readonly onGap = new Set<GapListener>();
+  readonly onJoin = new Set<PresenceListener>();
+  readonly onLeave = new Set<PresenceListener>();
+  /** Asks for the channel's join and leave events, in every SUBSCRIBE it goes out in. */
+  readonly joinLeave: boolean;
   /**
    * unsent: to send once ready; pending: sent, unanswered; active: confirmed
    * on this connection; retry: answered `unavailable`, a timer sends it again.
@@ -60,12 +65,17 @@ export class Subscription {
     handler: ChannelHandler | undefined,
     queued: boolean,
     timers: Timers,
-    options: { readonly last?: number | undefined; readonly recover?: StreamPosition | undefined } = {},
+    options: {
+      readonly last?: number | undefined;
+      readonly recover?: StreamPosition | undefined;
+      readonly joinLeave?: boolean | undefined;
+    } = {},
   ) {
     this.handlers = new Set(handler === undefined ? [] : [handler]);
     this.queued = queued;
     this.#timers = timers;
     this.last = options.last ?? null;
+    this.joinLeave = options.joinLeave === true;
     this.position = options.recover === undefined ? null : { epoch: options.recover.epoch, offset: options.recover.offset };
   }
 
@@ -82,15 +92,17 @@ export class Subscription {
   /**
    * Its entry in a SUBSCRIBE (remembered until the reply): `recover` from the
    * position when it has one, else `last` before the first confirmation,
-   * else the plain name.
+   * with `join_leave` when it asks for join and leave events; else the plain
+   * name.
    */
   request(): SubscriptionRequest {
     this.#sentRecover = this.position;
+    const events = this.joinLeave ? { join_leave: true } : {};
     if (this.position !== null) {
-      return { channel: this.channel, recover: { epoch: this.position.epoch, offset: this.position.offset } };
+      return { channel: this.channel, recover: { epoch: this.position.epoch, offset: this.position.offset }, ...events };
     }
-    if (this.last !== null) return { channel: this.channel, last: this.last };
-    return this.channel;
+    if (this.last !== null) return { channel: this.channel, last: this.last, ...events };
+    return this.joinLeave ? { channel: this.channel, ...events } : this.channel;
   }
 
   /** The status after the connection closed: to send again on the next one. */
@@ -171,6 +183,7 @@ export class Subscription {
       ...(recovered === false && reason !== undefined ? { reason } : {}),
       ...(sent === null ? {} : { recover: { epoch: sent.epoch, offset: sent.offset } }),
       ...(payload.last === undefined ? {} : { last: payload.last }),
+      ...(this.joinLeave && payload.join_leave === true ? { joinLeave: true } : {}),
     };
     this.confirmed = event;
     for (const waiter of this.#waiters) {
@@ -212,6 +225,11 @@ export class Subscription {
   gap(event: GapEvent): void {
     this.position = { epoch: event.resume.epoch, offset: event.resume.offset };
     for (const listener of [...this.onGap]) call(listener, event);
+  }
+
+  /** A `switchboard.join` (`joined`) or `switchboard.leave`: the callbacks are told. */
+  presence(event: PresenceEvent, joined: boolean): void {
+    for (const listener of [...(joined ? this.onJoin : this.onLeave)]) call(listener, event);
   }
 
   /** Tells the callbacks about a confirmation. */

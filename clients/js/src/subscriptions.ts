@@ -3,12 +3,12 @@
  * `Subscription`), and the SUBSCRIBE / UNSUBSCRIBE exchanges that keep the
  * server in step: one SUBSCRIBE with every unsent channel once ready (each
  * recovering from its position), replies matched by channel and correlation
- * id, `unavailable` answers retried with backoff, channel messages and gap
- * events handed to their subscription.
+ * id, `unavailable` answers retried with backoff, channel messages, gap
+ * events and join / leave events handed to their subscription.
  */
 
 import { backoffDelay } from "./backoff.js";
-import { decodeGap } from "./codec.js";
+import { decodeGap, decodeMember } from "./codec.js";
 import type { Connection, Waiter } from "./connection.js";
 import type { Emitter } from "./emitter.js";
 import type { Timers } from "./env.js";
@@ -25,6 +25,8 @@ import {
   ErrorCode,
   GAP_EVENT,
   isValidChannel,
+  JOIN_EVENT,
+  LEAVE_EVENT,
   type ChannelMessage,
   type Message,
   type StreamPosition,
@@ -84,6 +86,17 @@ export class Subscriptions {
     }
     const kept = this.#channels.get(channel);
     if (kept !== undefined) {
+      // The server ignores `join_leave` for a channel the connection is
+      // subscribed to already: it would never come.
+      if (options.joinLeave === true && !kept.joinLeave) {
+        return Promise.reject(
+          new SubscribeError(
+            channel,
+            ErrorCode.InvalidMessage,
+            "subscribed already without joinLeave: unsubscribe() first to subscribe with it",
+          ),
+        );
+      }
       // Kept already: one more handler, and the same confirmation.
       this.#listen(kept, handler, options);
       if (kept.status === "active" && kept.confirmed !== null) return Promise.resolve(kept.confirmed);
@@ -180,7 +193,8 @@ export class Subscriptions {
 
   /**
    * Hands an EVENT, DATA or NOTIFICATION to its channel's subscription; a
-   * `switchboard.gap` event becomes a `gap` event (and moves the position on)
+   * `switchboard.gap` event becomes a `gap` event (and moves the position on),
+   * `switchboard.join` / `switchboard.leave` become `join` / `leave` events,
    * instead of reaching the handlers.
    */
   dispatch(message: ChannelMessage): void {
@@ -188,6 +202,20 @@ export class Subscriptions {
     if (channel === undefined) return;
     const sub = this.#channels.get(channel);
     if (sub === undefined) return;
+    if (message.type === "EVENT" && (message.payload.event === JOIN_EVENT || message.payload.event === LEAVE_EVENT)) {
+      const name = message.payload.event;
+      const member = decodeMember(message.payload.data);
+      if (member === null) {
+        const error = new MalformedMessageError(`${name} on ${channel}: data is not a member`, JSON.stringify(message));
+        this.#events.emit("error", error);
+        return;
+      }
+      const event = { channel, member };
+      const joined = name === JOIN_EVENT;
+      sub.presence(event, joined);
+      this.#events.emit(joined ? "join" : "leave", event);
+      return;
+    }
     if (message.type === "EVENT" && message.payload.event === GAP_EVENT) {
       const gap = decodeGap(message.payload.data);
       if (gap === null) {
@@ -252,6 +280,8 @@ export class Subscriptions {
     if (handler !== undefined) sub.handlers.add(handler);
     if (options.onSubscribed !== undefined) sub.onSubscribed.add(options.onSubscribed);
     if (options.onGap !== undefined) sub.onGap.add(options.onGap);
+    if (options.onJoin !== undefined) sub.onJoin.add(options.onJoin);
+    if (options.onLeave !== undefined) sub.onLeave.add(options.onLeave);
   }
 
   #wait(sub: Subscription, timeout: number): Promise<SubscribedEvent> {

@@ -60,10 +60,10 @@ describe("authentication", () => {
     await flush();
     void client.subscribe("public:news").catch(() => undefined);
     void client.request("echo", 1).catch(() => undefined);
-    assert.deepEqual(socket.sent.map((m) => m.type), ["AUTHENTICATE"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "AUTHENTICATE"]);
     authOk(socket);
     await flush();
-    assert.deepEqual(socket.sent.map((m) => m.type), ["AUTHENTICATE", "SUBSCRIBE", "ACTION"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "AUTHENTICATE", "SUBSCRIBE", "ACTION"]);
   });
 
   test("a fixed token refused: AuthenticationError, closed with 1000, no retry, no reconnect", async () => {

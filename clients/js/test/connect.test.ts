@@ -35,7 +35,11 @@ describe("connect", () => {
     assert.equal(client.connectionId, "conn-1");
     assert.equal((acked as ConnectAckPayload | null)?.server_version, "0.1.0");
     assert.deepEqual(log, ["state:connecting", "state:connected"]);
-    assert.deepEqual(socket.sent, [], "nothing to send without a token");
+    // The client says who it is first (presence shows it), and nothing else without a token.
+    assert.deepEqual(
+      socket.sent.map((m) => [m.type, m.payload]),
+      [["CONNECT", { client: { name: "switchboard-js", version: "0.1.0" } }]],
+    );
   });
 
   test("CONNECT_ACK with authenticated: true (a handshake credential) is authenticated at once", async () => {
@@ -246,7 +250,7 @@ describe("connect", () => {
     await flush();
     assert.equal(client.state, "disconnecting");
     assert.equal(client.ready, false);
-    assert.deepEqual(socket.sent.map((m) => m.type), ["DISCONNECT"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "DISCONNECT"]);
     assert.equal(ready.settled(), "pending");
     socket.serverClose(1000, "client disconnect");
     await flush();
@@ -264,7 +268,7 @@ describe("connect", () => {
     ack(socket, { authenticated: true, user_id: "alice" });
     await flush();
     assert.equal(client.state, "disconnecting");
-    assert.deepEqual(socket.sent.map((m) => m.type), ["DISCONNECT"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "DISCONNECT"]);
     socket.serverClose(1000);
     await flush();
     assert.equal(ready.settled(), "rejected");

@@ -17,6 +17,7 @@ export interface SentSubscription {
   readonly channel: string;
   readonly recover?: { readonly epoch: string; readonly offset: number };
   readonly last?: number;
+  readonly join_leave?: boolean;
 }
 
 /** The channel of a SUBSCRIBE entry. */
@@ -33,6 +34,8 @@ export interface Sent {
     readonly action?: string;
     readonly data?: unknown;
     readonly auth?: { readonly token: string };
+    readonly channel?: string;
+    readonly client?: { readonly name?: string; readonly version?: string };
   };
   readonly correlation_id?: string;
 }

@@ -10,13 +10,15 @@ import { dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { decodeGap, decodeServerMessage } from "../src/codec.js";
+import { decodeGap, decodeMember, decodeServerMessage } from "../src/codec.js";
 import {
   CLOSE_CODE_ADVICE,
   CLOSE_CODES,
   CONNECTION_STATES,
   ERROR_CODES,
   GAP_EVENT,
+  JOIN_EVENT,
+  LEAVE_EVENT,
   MAX_SUBSCRIPTIONS,
   MESSAGE_DIRECTIONS,
   MESSAGE_TYPES,
@@ -25,6 +27,7 @@ import {
   SESSION_EXPIRING_EVENT,
   SUBPROTOCOL,
   type CloseCode,
+  type ErrorCode,
   type MessageType,
 } from "../src/index.js";
 
@@ -184,5 +187,54 @@ describe("docs/protocol.md ↔ TypeScript", () => {
       }
     }
     assert.equal(gaps, 1);
+  });
+
+  test("presence: the request table's types, the refusals' codes, join_leave in SUBSCRIBE and SUBSCRIBE_SUCCESS", () => {
+    const text = section("## Presence");
+    // | `PRESENCE {"channel"}` | `PRESENCE_RESULT {…}` |: requests the client sends, the answer it reads.
+    const requests = firstTable(text);
+    assert.deepEqual(requests.header, ["request", "answer"]);
+    const types = requests.rows.map((r) => [/^`([A-Z_]+)[ `]/.exec(r[0] ?? "")?.[1], /^`([A-Z_]+)[ `]/.exec(r[1] ?? "")?.[1]]);
+    assert.deepEqual(types, [
+      ["PRESENCE", "PRESENCE_RESULT"],
+      ["PRESENCE_STATS", "PRESENCE_RESULT"],
+    ]);
+    assert.equal(MESSAGE_DIRECTIONS.PRESENCE, "client→server");
+    assert.equal(MESSAGE_DIRECTIONS.PRESENCE_STATS, "client→server");
+    assert.equal(MESSAGE_DIRECTIONS.PRESENCE_RESULT, "server→client");
+    // | the request | answer |: every `ERROR` `code` there is one of the client's codes.
+    const start = text.search(/^\|\s*the request\s*\|\s*answer\s*\|/m);
+    assert.notEqual(start, -1, "no | the request | answer | table under Presence");
+    const refusals = firstTable(text.slice(start));
+    const codes = refusals.rows.flatMap((r) => [...(r[1] ?? "").matchAll(/`ERROR` `([a-z_]+)`/g)].map((m) => m[1]));
+    assert.deepEqual(codes, ["forbidden", "no_presence", "unavailable", "invalid_message"]);
+    for (const c of codes) assert.ok(ERROR_CODES.includes(c as ErrorCode), `${c} is in ERROR_CODES`);
+    // The SUBSCRIBE option and its confirmation, in the message table.
+    const messages = firstTable(section("## Message types")).rows;
+    const payload = (type: string): string => messages.find((r) => code(r[0]) === type)?.[2] ?? "";
+    assert.match(payload("SUBSCRIBE"), /"join_leave"\?: bool/);
+    assert.match(payload("SUBSCRIBE_SUCCESS"), /"join_leave"\?: true/);
+    assert.ok(text.includes('"join_leave": true'), "the option in the section's prose");
+  });
+
+  test("presence: the join and leave events' names, and the section's example decodes to a member", () => {
+    const text = section("## Presence");
+    // The join event is named in the example, the leave event in the prose.
+    assert.ok(text.includes(`"event": "${JOIN_EVENT}"`), "join event name");
+    assert.ok(text.includes(`\`${LEAVE_EVENT}\``), "leave event name");
+    const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    assert.equal(blocks.length, 1, "one example");
+    // Written over several lines: one JSON object.
+    const decoded = decodeServerMessage(blocks[0] ?? "");
+    assert.ok(decoded.ok, decoded.ok ? "" : decoded.reason);
+    const message = decoded.message;
+    assert.ok(message.type === "EVENT");
+    assert.equal(message.payload.event, JOIN_EVENT);
+    assert.equal(message.payload.channel, "public:lobby");
+    assert.deepEqual(decodeMember(message.payload.data), {
+      connection: "gw-1/42",
+      user: "alice",
+      info: { client: { name: "switchboard-js", version: "0.1.0" } },
+    });
   });
 });

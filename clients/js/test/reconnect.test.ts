@@ -151,7 +151,7 @@ describe("reconnect", () => {
     assert.notEqual(second, first);
     ack(second, { requires_auth: true });
     await flush();
-    assert.deepEqual(second.sent.map((m) => m.type), ["AUTHENTICATE"], "nothing before authentication");
+    assert.deepEqual(second.sent.map((m) => m.type), ["CONNECT", "AUTHENTICATE"], "nothing but CONNECT before authentication");
     authOk(second);
     await flush();
     const resubscribe = second.lastSent("SUBSCRIBE");

@@ -126,10 +126,10 @@ describe("disconnected-send queue", () => {
     const socket = FakeSocket.last();
     ack(socket, { requires_auth: true });
     await flush();
-    assert.deepEqual(socket.sent.map((m) => m.type), ["AUTHENTICATE"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "AUTHENTICATE"]);
     authOk(socket);
     await flush();
-    assert.deepEqual(socket.sent.map((m) => m.type), ["AUTHENTICATE", "SUBSCRIBE", "ACTION", "ACTION"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "AUTHENTICATE", "SUBSCRIBE", "ACTION", "ACTION"]);
     assert.deepEqual(socket.sentOf("ACTION").map((m) => m.payload.action), ["one", "two"]);
     assert.equal(client.queued, 0);
     subscribeOk(socket);
@@ -150,7 +150,7 @@ describe("disconnected-send queue", () => {
     const socket = FakeSocket.last();
     ack(socket);
     await flush();
-    assert.deepEqual(socket.sent.map((m) => m.type), ["SUBSCRIBE", "ACTION"]);
+    assert.deepEqual(socket.sent.map((m) => m.type), ["CONNECT", "SUBSCRIBE", "ACTION"]);
     assert.equal(result.settled(), "pending");
   });
 

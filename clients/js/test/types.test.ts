@@ -44,6 +44,23 @@ export function typedEvents(client: SwitchboardClient): void {
   if (position !== null) void client.subscribe("public:news", undefined, { recover: position });
   // @ts-expect-error: a position is { epoch, offset }
   void client.subscribe("public:news", undefined, { recover: { offset: 1 } });
+  // Presence: typed answers and events.
+  void client.presence("public:lobby").then((p) => p.members.map((m) => (m.user ?? "anonymous") + m.info?.client?.name));
+  void client.presenceStats("public:lobby").then((s) => s.connections + s.users);
+  void client.presenceStats("public:lobby").then((s) => {
+    // @ts-expect-error: stats carry no members
+    s.members;
+  });
+  void client.subscribe("public:lobby", undefined, {
+    joinLeave: true,
+    onJoin: (e) => e.member.connection,
+    onLeave: (e) => e.member.user satisfies string | null,
+  });
+  client.on("join", (e) => e.channel + e.member.connection);
+  client.on("leave", (e) => e.member.info?.client?.version);
+  client.on("PRESENCE_RESULT", (m) => m.payload.members?.length);
+  // @ts-expect-error: PRESENCE is sent by clients only, never received
+  client.on("PRESENCE", () => undefined);
 }
 
 type Keys = keyof ClientEvents;
@@ -59,6 +76,7 @@ export const everyServerType: Keys[] = [
   "DATA",
   "NOTIFICATION",
   "ACTION_RESULT",
+  "PRESENCE_RESULT",
   "PING",
   "PONG",
   "ERROR",
