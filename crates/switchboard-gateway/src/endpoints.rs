@@ -97,6 +97,7 @@ pub(crate) fn mount(
                     let security = route.security.clone().unwrap_or_default();
                     let mut installer = proxy::Installer {
                         cluster,
+                        distributed,
                         metrics: proxy_metrics,
                         running,
                     };

@@ -71,6 +71,7 @@ pub(crate) async fn run(plan: Plan) -> anyhow::Result<()> {
         move |rejection, _addr| metrics.rejected(rejection.kind)
     })
     .with_http_fallback(http::fallback(http::router(shared.clone())));
+    proxies.report_lost(&cluster);
 
     // Plain TCP goes through the framework's own listener (its TCP fast
     // path); TLS through ours, which wraps each stream first.

@@ -461,3 +461,85 @@ async fn http2_prior_knowledge_reaches_an_h2c_backend() {
             .all(|c| c.version == axum::http::Version::HTTP_2 && c.signed)
     );
 }
+
+/// Three instances over one Redis; the one holding two connections is
+/// SIGKILLed. A survivor sends each connection's disconnect, once, with
+/// code 1006 and reason `instance lost`, as soon as it declares the
+/// instance dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_connections_are_reported_once_by_a_survivor() {
+    let Some(redis) = switchboard_testredis::RedisServer::start() else {
+        return;
+    };
+    let backend = Backend::start().await;
+    let gateways: Vec<Gateway> = ["k1", "k2", "k3"]
+        .into_iter()
+        .map(|name| {
+            let config = format!(
+                "{}\n[broker]\ntype = \"redis\"\ninstance_id = \"{name}\"\n\
+                 lease_ttl = \"3s\"\ncommand_timeout = \"500ms\"\n\n[[endpoints]]\npath = \"/ws\"\nprotocol = \"structured\"\n",
+                backend.config()
+            );
+            let path = config_file(&config);
+            Gateway::start_with(&support::Options {
+                args: vec!["--config".into(), path.display().to_string()],
+                env: vec![("SWITCHBOARD_BROKER_URL", redis.url())],
+                ..support::Options::default()
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    let mut ids = Vec::new();
+    for session in ["alice", "bob"] {
+        let (mut ws, ack) = open(&gateways[2], "/ws", session).await;
+        recv_type(&mut ws, "SUBSCRIBE_SUCCESS").await;
+        ids.push(ack["payload"]["connection_id"].as_str().unwrap().to_owned());
+        held.push(ws);
+    }
+    // The records reach Redis in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gateways[2].signal("KILL");
+    let killed = Instant::now();
+    for id in &ids {
+        backend
+            .wait_for("/disconnect", |b| {
+                b["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["connection"] == id.as_str())
+            })
+            .await;
+    }
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(3 + 1 + 1), "{took:?}");
+    // Once each, whichever survivor sent them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let events: Vec<Value> = backend
+        .calls("/disconnect")
+        .iter()
+        .flat_map(|c| c.body["events"].as_array().unwrap().clone())
+        .collect();
+    for (id, user) in ids.iter().zip(["alice", "bob"]) {
+        let mine: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["connection"] == id.as_str())
+            .collect();
+        assert_eq!(mine.len(), 1, "{id}: {mine:?}");
+        let event = mine[0];
+        assert_eq!(
+            (event["code"].as_u64(), event["reason"].as_str()),
+            (Some(1006), Some("instance lost"))
+        );
+        assert_eq!(event["user"], user);
+        assert_eq!(event["endpoint"], "/ws");
+        assert_eq!(
+            event["channels"],
+            json!([format!("user:{user}:inbox")]),
+            "{event}"
+        );
+        assert!(event["duration"].as_f64().unwrap() >= 0.5, "{event}");
+    }
+    assert!(backend.calls("/disconnect").iter().all(|c| c.signed));
+    drop(held);
+}

@@ -9,6 +9,7 @@ use switchboard::protocol::wire::Channel;
 use switchboard::protocol::{Connection, ProtocolHooks};
 use switchboard::security::Identity;
 
+use super::lost;
 use super::notify::Notifier;
 use super::refresh::Refresher;
 use super::wire::{self, Context, DisconnectEvent, UnsubscribeEvent};
@@ -19,6 +20,19 @@ pub(crate) struct ProxyHooks {
     pub(crate) disconnect: Option<Arc<Notifier>>,
     pub(crate) unsubscribe: Option<Arc<Notifier>>,
     pub(crate) refresh: Option<Arc<Refresher>>,
+    /// Keep a record of each connection in the broker, so that another
+    /// instance sends its disconnect if this one dies (`lost`).
+    pub(crate) records: bool,
+}
+
+impl ProxyHooks {
+    /// Records what a lost connection's disconnect event needs.
+    fn record(&self, conn: &Connection) {
+        if self.records {
+            let record = lost::record(&self.context, conn);
+            self.context.cluster().record_connection(conn.id(), &record);
+        }
+    }
 }
 
 impl ProtocolHooks for ProxyHooks {
@@ -26,15 +40,22 @@ impl ProtocolHooks for ProxyHooks {
         if let Some(refresh) = &self.refresh {
             refresh.schedule(conn);
         }
+        self.record(conn);
     }
 
     fn on_authenticated(&self, conn: &Connection, _identity: &Identity, _refreshed: bool) {
         if let Some(refresh) = &self.refresh {
             refresh.schedule(conn);
         }
+        self.record(conn);
+    }
+
+    fn on_subscribe(&self, conn: &Connection, _channel: &Channel) {
+        self.record(conn);
     }
 
     fn on_unsubscribe(&self, conn: &Connection, channel: &Channel) {
+        self.record(conn);
         if let Some(notifier) = &self.unsubscribe {
             let event = UnsubscribeEvent {
                 caller: self.context.caller(conn),
@@ -48,6 +69,9 @@ impl ProtocolHooks for ProxyHooks {
     fn on_close(&self, conn: &Connection, close: &CloseFrame) {
         if let Some(refresh) = &self.refresh {
             refresh.cancel(conn.id());
+        }
+        if self.records {
+            self.context.cluster().forget_connection(conn.id());
         }
         let Some(notifier) = &self.disconnect else {
             return;

@@ -21,6 +21,7 @@
 mod client;
 mod connect;
 mod hooks;
+mod lost;
 mod metrics;
 mod notify;
 mod refresh;
@@ -68,11 +69,24 @@ impl ProxyKind {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Running {
     notifiers: Vec<Arc<notify::Notifier>>,
+    /// The disconnect notifiers, by endpoint, for lost connections.
+    lost: lost::LostNotifier,
 }
 
 impl Running {
     /// Waits (at most `within`) until every queued notification was sent or
     /// given up on: at shutdown, after the connections closed.
+    /// With a broker that hands out the connections of dead instances:
+    /// sends their disconnect events through the endpoints' disconnect
+    /// proxies.
+    pub(crate) fn report_lost(&self, cluster: &Cluster) {
+        if self.lost.is_empty() {
+            return;
+        }
+        let lost = self.lost.clone();
+        cluster.on_lost_connections(move |connections| lost.notify(connections));
+    }
+
     pub(crate) async fn drain(&self, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         for notifier in &self.notifiers {
@@ -87,6 +101,9 @@ impl Running {
 #[derive(Debug)]
 pub(crate) struct Installer<'a> {
     pub(crate) cluster: &'a Cluster,
+    /// Whether other instances share the cluster (records of connections
+    /// are kept only then).
+    pub(crate) distributed: bool,
     pub(crate) metrics: &'a Arc<ProxyMetrics>,
     pub(crate) running: &'a mut Running,
 }
@@ -181,6 +198,10 @@ fn install(
         .running
         .notifiers
         .extend(disconnect.iter().cloned());
+    if let Some(notifier) = &disconnect {
+        installer.running.lost.add(endpoint, Arc::clone(notifier));
+    }
+    let records = disconnect.is_some() && installer.distributed;
     installer
         .running
         .notifiers
@@ -198,6 +219,7 @@ fn install(
             disconnect,
             unsubscribe,
             refresh,
+            records,
         });
     }
     (protocol, security)

@@ -25,6 +25,10 @@ impl Context {
         }
     }
 
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
     pub(crate) fn caller(&self, conn: &Connection) -> Caller {
         let identity = conn.identity();
         Caller {

@@ -177,6 +177,10 @@ fn connect(body: &Value) -> Response {
             "channels": ["user:alice:inbox"],
             "meta": {"plan": "pro", "tenant": body["headers"]["x-tenant"]},
         }})),
+        "bob" => json_response(&json!({"result": {
+            "user": "bob",
+            "channels": ["user:bob:inbox"],
+        }})),
         "short" => json_response(&json!({"result": {"user": "shorty", "expires_at": now() + 3.0}})),
         "banned" => json_response(&json!({"error": {"message": "banned until tomorrow"}})),
         "down" => status(500),

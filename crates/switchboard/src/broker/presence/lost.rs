@@ -46,10 +46,10 @@ impl LostHandlers {
         self.0.lock().push(handler);
     }
 
-    pub(crate) fn call(&self, lost: Vec<LostConnection>) {
+    pub(crate) fn call(&self, lost: &[LostConnection]) {
         let handlers = self.0.lock().clone();
         for handler in handlers {
-            handler(lost.clone());
+            handler(lost.to_vec());
         }
     }
 }
