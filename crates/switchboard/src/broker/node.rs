@@ -117,7 +117,7 @@ impl LocalNode {
     /// ([`Cluster::on_lost_connections`](super::Cluster::on_lost_connections)).
     pub fn lost_connections(&self, lost: Vec<LostConnection>) {
         if !lost.is_empty() {
-            self.presence.lost.call(&lost);
+            self.presence.lost.call(lost);
         }
     }
 

@@ -46,10 +46,13 @@ impl LostHandlers {
         self.0.lock().push(handler);
     }
 
-    pub(crate) fn call(&self, lost: &[LostConnection]) {
+    pub(crate) fn call(&self, lost: Vec<LostConnection>) {
         let handlers = self.0.lock().clone();
-        for handler in handlers {
-            handler(lost.to_vec());
+        if let Some((last, others)) = handlers.split_last() {
+            for handler in others {
+                handler(lost.clone());
+            }
+            last(lost);
         }
     }
 }
