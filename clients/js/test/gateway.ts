@@ -1,7 +1,8 @@
 /**
  * The real gateway for the integration tests: the `switchboard` binary
- * started on a free port (`switchboard serve --listen 127.0.0.1:PORT`),
- * probed, published to over its HTTP API, killed and restarted.
+ * started on a free port (`switchboard serve --listen 127.0.0.1:PORT`, with a
+ * configuration file when a test needs one), probed, published to over its
+ * HTTP API, killed and restarted.
  *
  * The binary: $SWITCHBOARD_BIN, or ../../target/release/switchboard (build it
  * with `cargo build --release -p switchboard-gateway`).
@@ -9,10 +10,11 @@
 
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { createHmac, randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -73,14 +75,29 @@ export async function waitForPort(port: number, server: Gateway, timeoutMs = 15_
   throw new Error(`switchboard did not listen on ${port} within ${timeoutMs} ms:\n${server.log()}`);
 }
 
+/** How to start the gateway besides its port. */
+export interface GatewayOptions {
+  /** A configuration file's text (TOML), written to a temporary file and passed with `--config`. */
+  readonly config?: string;
+}
+
 /** The gateway process. */
 export class Gateway {
   exited: string | null = null;
   readonly #output: string[] = [];
   readonly #child: ChildProcess;
 
-  private constructor(readonly port: number) {
-    this.#child = spawn(BIN, ["serve", "--listen", `127.0.0.1:${port}`], {
+  private constructor(
+    readonly port: number,
+    options: GatewayOptions,
+  ) {
+    const args = ["serve", "--listen", `127.0.0.1:${port}`];
+    if (options.config !== undefined) {
+      const file = join(mkdtempSync(join(tmpdir(), "switchboard-js-")), "switchboard.toml");
+      writeFileSync(file, options.config);
+      args.push("--config", file);
+    }
+    this.#child = spawn(BIN, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "info" },
     });
@@ -95,10 +112,10 @@ export class Gateway {
     });
   }
 
-  static async start(port: number): Promise<Gateway> {
+  static async start(port: number, options: GatewayOptions = {}): Promise<Gateway> {
     // Right after a kill the port may still be held for a moment: retry.
     for (let attempt = 0; ; attempt++) {
-      const gateway = new Gateway(port);
+      const gateway = new Gateway(port, options);
       try {
         await waitForPort(port, gateway);
         return gateway;
@@ -120,6 +137,16 @@ export class Gateway {
     this.#child.kill(signal);
     await exited;
   }
+}
+
+/**
+ * An HS256 JWT for `user` signed with `secret` (the gateway's
+ * `[security.jwt] keys = [{ algorithm = "HS256", secret = … }]`), valid for an hour.
+ */
+export function hs256Token(secret: string, user: string): string {
+  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const head = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: user, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  return `${head}.${createHmac("sha256", secret).update(head).digest("base64url")}`;
 }
 
 /** The HTTP status /ws answers a WebSocket handshake with (101 when served). */
