@@ -19,6 +19,7 @@ use super::error::{
 };
 use super::history::{HistoryPage, Kept, Order};
 use super::pages::Readiness;
+use super::presence::{PresenceCounts, PresenceEntry, PresencePage};
 use super::routes::{Part, Verb};
 
 /// What the table does not say: the description, the schemas and the
@@ -49,6 +50,9 @@ use super::routes::{Part, Verb};
             HistoryPage,
             Kept,
             Order,
+            PresencePage,
+            PresenceCounts,
+            PresenceEntry,
         ),
         responses(
             BadRequest,
