@@ -12,6 +12,8 @@
 //   recovers them from the room's stream (the built-in /ws keeps history for public:*). The
 //   page is held offline (Chromium's network emulation: its reconnects fail) until they are
 //   all published, so they can only arrive through the recovery;
+// * who is here: a second page joining the room appears in the first page's list (presence()
+//   on subscribe, then the join event), and disappears when its tab closes (the leave event);
 // * after a gateway restart on the in-memory broker the room's history is gone (a new epoch):
 //   the page says messages may be missed, and its reload button shows the room's history again.
 //
@@ -52,6 +54,9 @@ function view(page) {
     // The page's own lines (joined, connection closed, reconnected, …) and server messages.
     info: [...document.querySelectorAll('.msg.info')].map((m) => m.textContent),
     server: [...document.querySelectorAll('.msg.server')].map((m) => m.textContent),
+    // Who is here (the room's presence): the count and each member's label.
+    hereCount: Number(document.getElementById('here-count').textContent),
+    here: [...document.querySelectorAll('[data-testid="member"]')].map((m) => m.textContent),
   }));
 }
 
@@ -196,6 +201,39 @@ test('two Chromium pages chat on the demo page, and both reconnect and resubscri
     const unexpected = page.consoleErrors.filter((e) => !REFUSED_SOCKET.test(e));
     assert.deepEqual(unexpected, [], `${who}'s console errors`);
   }
+});
+
+test('who is here: a second page appears in the first page\'s list when it joins and goes when its tab closes', { skip, timeout: 60_000 }, async (t) => {
+  const gw = await startGateway(t, { name: 'demo-chat-gateway' });
+  const room = 'e2e-here';
+  const a = await openDemo(t, gw, 'page A');
+  await join(a, 'alice', room);
+  // Its own connection, from presence() once subscribed.
+  const alone = await waitForView(a, 'A lists itself', (v) => v.hereCount === 1);
+  assert.equal(alone.here.length, 1);
+  assert.match(alone.here[0], /^anonymous .+ \(you\)$/);
+
+  const b = await openDemo(t, gw, 'page B');
+  await join(b, 'bob', room);
+  // B: both, from presence(); A: B added by the join event.
+  const both = await waitForView(b, 'B lists both', (v) => v.hereCount === 2);
+  assert.equal(both.here.filter((m) => m.endsWith('(you)')).length, 1, JSON.stringify(both.here));
+  const seen = await waitForView(a, 'A sees B join', (v) => v.hereCount === 2);
+  const bLabel = seen.here.find((m) => !m.endsWith('(you)'));
+  assert.ok(bLabel, JSON.stringify(seen.here));
+  // The HTTP API agrees.
+  const api = await (await fetch(gw.httpUrl(`/api/v1/channels/public:${room}/presence`))).json();
+  assert.equal(api.connections, 2, JSON.stringify(api));
+
+  // B's tab closes: its socket goes, and A gets the leave (anonymous: no grace).
+  await b.close();
+  const left = await waitForView(a, 'A sees B leave', (v) => v.hereCount === 1);
+  assert.match(left.here[0], /\(you\)$/);
+  assert.ok(!left.here.includes(bLabel));
+  const out = artifactPath('demo-chat-here.png');
+  await a.screenshot({ path: out, fullPage: true });
+  t.diagnostic(`screenshot: ${out}`);
+  assert.deepEqual(a.consoleErrors, []);
 });
 
 test('the demo page shows the client\'s error when a room is refused', { skip, timeout: 60_000 }, async (t) => {

@@ -104,7 +104,7 @@ async fn every_routes_documented_answer_has_the_fields_sent() {
         .await;
 
     let rows = route_rows();
-    assert_eq!(rows.len(), 12, "{rows:?}");
+    assert_eq!(rows.len(), 14, "{rows:?}");
     let connection_shape = names(&first_shape(
         &rows
             .iter()
