@@ -213,14 +213,35 @@ class Ws:
         self._pending: list[dict[str, Any]] = []
 
     @classmethod
-    async def connect(cls, gateway: Gateway, path: str = "/ws", token: str | None = None) -> Ws:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+    async def connect(
+        cls,
+        gateway: Gateway,
+        path: str = "/ws",
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Ws:
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
         connection = await ws_client.connect(
-            gateway.ws_url + path, additional_headers=headers, open_timeout=10
+            gateway.ws_url + path, additional_headers=sent or None, open_timeout=10
         )
         ack = json.loads(await asyncio.wait_for(connection.recv(), 10))
         assert ack["type"] == "CONNECT_ACK", ack
         return cls(connection, ack)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.connection.send(json.dumps(message))
+
+    async def next_of(self, *types: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message of one of ``types`` (others are kept for
+        :meth:`receive`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self._next(max(0.01, deadline - time.monotonic()))
+            if message.get("type") in types:
+                return message
+            self._pending.append(message)
 
     async def close(self) -> None:
         await self.connection.close()
