@@ -393,3 +393,79 @@ class LossyProxy:
         self._stop.set()
         self._thread.join()
         self.listener.close()
+
+
+class Server:
+    """A Python web server (uvicorn, Django's runserver) in a subprocess,
+    waited for on its port, logging to ``log``; stopped by its PID."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        port: int,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log: Path,
+    ) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                list(command),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=clean_env(env),
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.logs()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not listen on {port}:\n{self.logs()}")
+            time.sleep(0.05)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+
+
+def runserver_command(port: int) -> list[str]:
+    """Django's development server (threaded WSGI), ``$DJANGO_SETTINGS_MODULE``."""
+    return [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"]
+
+
+async def close_of(
+    gateway: Gateway, path: str = "/ws", headers: Mapping[str, str] | None = None
+) -> tuple[int | None, str]:
+    """Opens a WebSocket and returns the close code and reason the gateway
+    ends it with (``None``: no close frame)."""
+    async with ws_client.connect(
+        gateway.ws_url + path, additional_headers=headers, open_timeout=10
+    ) as connection:
+        try:
+            while True:
+                await asyncio.wait_for(connection.recv(), 10)
+        except ConnectionClosed as exc:
+            if exc.rcvd is None:
+                return None, ""
+            return exc.rcvd.code, exc.rcvd.reason

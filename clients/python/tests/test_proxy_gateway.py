@@ -10,12 +10,7 @@ secret getting nothing (close 1013)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,9 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets.asyncio.client as ws_client
-from support import Gateway, Ws, clean_env, free_port, loud_skip
-from websockets.exceptions import ConnectionClosed
+from support import (
+    Gateway,
+    Server,
+    Ws,
+    close_of,
+    free_port,
+    loud_skip,
+    runserver_command,
+    uvicorn_command,
+)
 
 from switchboard_rt.proxy import sign
 
@@ -55,13 +57,15 @@ unsubscribe = {{ url = "{base}/unsubscribe" }}
 @dataclass
 class Backend:
     name: str
-    url: str
     gateway: Gateway
-    process: subprocess.Popen[bytes]
-    log: Path
+    server: Server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace")
+        return f"{self.server.logs()}\n--- gateway ---\n{self.gateway.logs()}"
 
     def seen(self) -> dict[str, Any]:
         answer = httpx.get(f"{self.url}/seen", timeout=5)
@@ -70,25 +74,7 @@ class Backend:
         return seen
 
 
-def _command(name: str, port: int) -> list[str]:
-    if name == "fastapi":
-        return [sys.executable, "-m", "uvicorn", "proxy_backends.fastapi_app:app",
-                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    return [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the backend exited:\n{log.read_text(errors='replace')}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"the backend did not listen within 30 s:\n{log.read_text()}")
-
-
-def _framework_available(name: str) -> None:
+def framework_available(name: str) -> None:
     modules = {"fastapi": ("fastapi", "uvicorn"), "django": ("django",)}[name]
     for module in modules:
         try:
@@ -104,7 +90,7 @@ def backend(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Backend]:
     name: str = request.param
-    _framework_available(name)
+    framework_available(name)
     tmp = tmp_path_factory.mktemp(f"proxy-{name}")
     port = free_port()
     config = tmp / "switchboard.toml"
@@ -112,54 +98,35 @@ def backend(
     gateway = Gateway(
         ["--config", str(config)], env={"SWITCHBOARD_PROXY_SECRET": SECRET}, log_dir=tmp
     )
-    log = tmp / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            _command(name, port),
-            cwd=TESTS,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=clean_env(
-                {
-                    "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)]),
-                    "SWITCHBOARD_PROXY_SECRET": SECRET,
-                    "SWITCHBOARD_URL": gateway.url,
-                    "DJANGO_SETTINGS_MODULE": "proxy_backends.django_settings",
-                }
-            ),
-        )
+    command = (
+        uvicorn_command("proxy_backends.fastapi_app:app", port)
+        if name == "fastapi"
+        else runserver_command(port)
+    )
     try:
-        _wait_for_port(port, process, log)
-        yield Backend(name, f"http://127.0.0.1:{port}", gateway, process, log)
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
+        server = Server(
+            command,
+            port,
+            cwd=TESTS,
+            env={
+                "PYTHONPATH": os.pathsep.join([str(TESTS), str(SRC)]),
+                "SWITCHBOARD_PROXY_SECRET": SECRET,
+                "SWITCHBOARD_URL": gateway.url,
+                "DJANGO_SETTINGS_MODULE": "proxy_backends.django_settings",
+            },
+            log=tmp / f"{name}.log",
+        )
+    except BaseException:
         gateway.stop()
+        raise
+    yield Backend(name, gateway, server)
+    server.stop()
+    gateway.stop()
 
 
 async def connect(backend: Backend, session: str | None) -> Ws:
     headers = {"Cookie": f"session={session}"} if session else None
     return await Ws.connect(backend.gateway, headers=headers)
-
-
-async def close_of(gateway: Gateway, session: str | None) -> tuple[int | None, str]:
-    """Connects with ``session`` and returns the close the gateway sends."""
-    headers = {"Cookie": f"session={session}"} if session else None
-    async with ws_client.connect(
-        gateway.ws_url + "/ws", additional_headers=headers, open_timeout=10
-    ) as connection:
-        try:
-            while True:
-                await asyncio.wait_for(connection.recv(), 10)
-        except ConnectionClosed as exc:
-            if exc.rcvd is None:
-                return None, "closed without a close frame"
-            return exc.rcvd.code, exc.rcvd.reason
 
 
 async def action(ws: Ws, id: str, name: str, data: Any = None) -> dict[str, Any]:
@@ -179,8 +146,11 @@ async def test_connect_accepts_a_user_with_channels_and_refuses_with_1008(
     assert inbox["payload"]["channel"] == "user:alice:orders"
     await alice.close()
     # No session: the backend's Refuse, as the close a browser can read.
-    assert await close_of(backend.gateway, None) == (1008, "Please sign in")
-    assert await close_of(backend.gateway, "s-forged") == (1008, "Please sign in")
+    assert await close_of(backend.gateway) == (1008, "Please sign in")
+    assert await close_of(backend.gateway, headers={"Cookie": "session=s-forged"}) == (
+        1008,
+        "Please sign in",
+    )
     # None from the handler: an anonymous connection.
     anonymous = await connect(backend, "anonymous")
     assert anonymous.user is None
@@ -305,14 +275,14 @@ async def test_calls_without_the_right_signature_are_refused(backend: Backend) -
         assert (await http.get("/switchboard/rpc")).status_code == 405
     # A gateway with another secret: the backend answers 401, a failure of
     # the backend, and the client is told to retry (close 1013).
-    tmp = backend.log.parent
+    tmp = backend.server.log.parent
     wrong = Gateway(
         ["--config", str(tmp / "switchboard.toml")],
         env={"SWITCHBOARD_PROXY_SECRET": "a-different-secret-0123456789"},
         log_dir=tmp,
     )
     try:
-        code, reason = await close_of(wrong, "s-alice")
+        code, reason = await close_of(wrong, headers={"Cookie": "session=s-alice"})
         assert code == 1013
         assert reason == "Authentication unavailable: retry with backoff"
     finally:
