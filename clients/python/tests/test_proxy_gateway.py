@@ -237,7 +237,11 @@ async def test_refresh_extends_one_session_and_lets_the_other_expire(
 async def test_unsubscribe_and_disconnect_reach_the_backend(backend: Backend) -> None:
     alice = await connect(backend, "s-alice")
     await alice.subscribe("team:red")
-    await alice.send({"type": "UNSUBSCRIBE", "id": "u1", "payload": {"channels": ["team:red"]}})
+    await alice.send(
+        {"type": "UNSUBSCRIBE", "id": "u1", "payload": {"subscriptions": ["team:red"]}}
+    )
+    ack = await alice.next_of("UNSUBSCRIBE_ACK")
+    assert ack["payload"]["subscriptions"] == ["team:red"]
     await alice.connection.close(1000, "bye")
     deadline = time.monotonic() + 10
     while True:
