@@ -507,3 +507,32 @@ def test_handle_sync_runs_plain_handlers_inline_and_async_ones_to_completion() -
     proxy.rpc("boom")(lambda request: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         call_sync(proxy, "rpc", body("boom"))
+
+
+def test_starlette_routes_mount_every_kind_under_the_prefix() -> None:
+    pytest.importorskip("starlette")
+    import httpx
+    from starlette.applications import Starlette
+
+    from switchboard_rt.fastapi import starlette_routes
+
+    proxy = Proxy(SECRET)
+
+    @proxy.rpc("orders.create")
+    async def create(request: RpcRequest) -> int:
+        return 17
+
+    app = Starlette(routes=starlette_routes(proxy, prefix="/rt/"))
+    raw, headers = signed({"action": "orders.create", **CALLER})
+
+    async def exchange() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            answer = await http.post("/rt/rpc", content=raw, headers=headers)
+            assert (answer.status_code, answer.json()) == (200, {"result": 17})
+            assert answer.headers["content-type"] == "application/json"
+            assert (await http.post("/rt/connect", content=raw, headers=headers)).status_code == 404
+            assert (await http.post("/rt/rpc", content=raw)).status_code == 401
+            assert (await http.get("/rt/rpc")).status_code == 405
+
+    asyncio.run(exchange())

@@ -641,9 +641,6 @@ class _Routes(Generic[F]):
         yield from (p for p, _, _ in self._patterns)
 
 
-_NO_SECRET = object()
-
-
 class Proxy:
     """A registry of handlers for the gateway's proxy calls, independent of
     any web framework.
