@@ -1,5 +1,6 @@
 """The proxy integrations for real: the handlers of ``proxy_backends`` served
-by uvicorn (FastAPI) and by Django's ``runserver``, each the proxy backend
+by uvicorn (FastAPI), by Django's ``runserver`` (WSGI) and by Django under
+uvicorn (ASGI), each the proxy backend
 of a real gateway, driven by real WebSocket clients through the gateway
 (docs/proxy.md): connect accepted with a user and refused with close 1008,
 subscribe allowed and refused, rpc results and errors with the backend's
@@ -75,7 +76,11 @@ class Backend:
 
 
 def framework_available(name: str) -> None:
-    modules = {"fastapi": ("fastapi", "uvicorn"), "django": ("django",)}[name]
+    modules = {
+        "fastapi": ("fastapi", "uvicorn"),
+        "django": ("django",),
+        "django-asgi": ("django", "uvicorn"),
+    }[name]
     for module in modules:
         try:
             __import__(module)
@@ -83,7 +88,7 @@ def framework_available(name: str) -> None:
             loud_skip(f"{module} is not installed: pip install -e '.[dev]'")
 
 
-@pytest.fixture(scope="module", params=["fastapi", "django"])
+@pytest.fixture(scope="module", params=["fastapi", "django", "django-asgi"])
 def backend(
     request: pytest.FixtureRequest,
     switchboard_bin: Path,
@@ -98,11 +103,11 @@ def backend(
     gateway = Gateway(
         ["--config", str(config)], env={"SWITCHBOARD_PROXY_SECRET": SECRET}, log_dir=tmp
     )
-    command = (
-        uvicorn_command("proxy_backends.fastapi_app:app", port)
-        if name == "fastapi"
-        else runserver_command(port)
-    )
+    command = {
+        "fastapi": uvicorn_command("proxy_backends.fastapi_app:app", port),
+        "django": runserver_command(port),
+        "django-asgi": uvicorn_command("proxy_backends.django_asgi:application", port),
+    }[name]
     try:
         server = Server(
             command,

@@ -15,8 +15,9 @@ Each proxy gets ``POST <prefix><kind>`` (``switchboard/connect``,
 ``switchboard-<kind>``, exempt from CSRF (the gateway's signature
 authenticates the call instead). The views are synchronous: plain handlers
 run in the request's thread (the ORM works as in any view); coroutine
-handlers run through asgiref's ``async_to_sync``. They work under WSGI
-(``runserver``, gunicorn) and ASGI alike. A kind without a handler answers
+handlers run through asgiref's ``async_to_sync``. They work under WSGI and
+ASGI alike (the package's tests run them under ``runserver`` and under
+uvicorn). A kind without a handler answers
 ``404`` (a failure for the gateway: configure only the proxies you handle).
 """
 
