@@ -213,14 +213,35 @@ class Ws:
         self._pending: list[dict[str, Any]] = []
 
     @classmethod
-    async def connect(cls, gateway: Gateway, path: str = "/ws", token: str | None = None) -> Ws:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+    async def connect(
+        cls,
+        gateway: Gateway,
+        path: str = "/ws",
+        token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Ws:
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
         connection = await ws_client.connect(
-            gateway.ws_url + path, additional_headers=headers, open_timeout=10
+            gateway.ws_url + path, additional_headers=sent or None, open_timeout=10
         )
         ack = json.loads(await asyncio.wait_for(connection.recv(), 10))
         assert ack["type"] == "CONNECT_ACK", ack
         return cls(connection, ack)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.connection.send(json.dumps(message))
+
+    async def next_of(self, *types: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The next message of one of ``types`` (others are kept for
+        :meth:`receive`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = await self._next(max(0.01, deadline - time.monotonic()))
+            if message.get("type") in types:
+                return message
+            self._pending.append(message)
 
     async def close(self) -> None:
         await self.connection.close()
@@ -372,3 +393,79 @@ class LossyProxy:
         self._stop.set()
         self._thread.join()
         self.listener.close()
+
+
+class Server:
+    """A Python web server (uvicorn, Django's runserver) in a subprocess,
+    waited for on its port, logging to ``log``; stopped by its PID."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        port: int,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log: Path,
+    ) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                list(command),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=clean_env(env),
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.logs()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not listen on {port}:\n{self.logs()}")
+            time.sleep(0.05)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+
+def uvicorn_command(app: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "warning"]  # fmt: skip
+
+
+def runserver_command(port: int) -> list[str]:
+    """Django's development server (threaded WSGI), ``$DJANGO_SETTINGS_MODULE``."""
+    return [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{port}", "--noreload"]
+
+
+async def close_of(
+    gateway: Gateway, path: str = "/ws", headers: Mapping[str, str] | None = None
+) -> tuple[int | None, str]:
+    """Opens a WebSocket and returns the close code and reason the gateway
+    ends it with (``None``: no close frame)."""
+    async with ws_client.connect(
+        gateway.ws_url + path, additional_headers=headers, open_timeout=10
+    ) as connection:
+        try:
+            while True:
+                await asyncio.wait_for(connection.recv(), 10)
+        except ConnectionClosed as exc:
+            if exc.rcvd is None:
+                return None, ""
+            return exc.rcvd.code, exc.rcvd.reason

@@ -112,7 +112,8 @@ async def test_authenticate_message_reads_exp_and_permissions(gateway: Gateway) 
     assert reply["type"] == "AUTHENTICATE_SUCCESS"
     assert reply["payload"]["user_id"] == "ivy"
     assert reply["payload"]["permissions"] == ["chat:write"]
-    # The gateway reports exp plus its leeway (60 s by default): when it closes with 4003.
+    # The gateway reports the token's exp itself (docs/protocol.md: clients
+    # refresh before it; the 4003 comes only after the leeway).
     exp = jwt.decode(token, options={"verify_signature": False})["exp"]
-    assert reply["payload"]["expires_at"] == exp + 60
+    assert reply["payload"]["expires_at"] == exp
     await ws.close()

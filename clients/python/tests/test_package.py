@@ -44,7 +44,8 @@ def test_wheel_builds_installs_and_imports(tmp_path: Path) -> None:
         timeout=300,
     )
     script = (
-        "import switchboard_rt, switchboard_rt.tokens, importlib.metadata as m;"
+        "import switchboard_rt, switchboard_rt.tokens, switchboard_rt.proxy;"
+        "import importlib.metadata as m;"
         "from switchboard_rt._wire_v1 import APPEND_SCRIPT; assert 'ARGV[9]' in APPEND_SCRIPT;"
         "from switchboard_rt import Client, Notification, mint_token;"
         "print(switchboard_rt.__version__, m.version('switchboard-realtime'));"
@@ -63,3 +64,19 @@ def test_wheel_builds_installs_and_imports(tmp_path: Path) -> None:
     )
     assert missing.returncode != 0
     assert "pip install 'switchboard-realtime[redis]'" in missing.stderr
+    # The proxy's core needs no framework; its integrations say which extra.
+    assert "switchboard_rt/proxy.py" in names
+    for module, extra in (("fastapi", "fastapi"), ("django", "django")):
+        missing = subprocess.run(
+            [str(python), "-c", f"import switchboard_rt.{module}"], capture_output=True, text=True
+        )
+        assert missing.returncode != 0
+        assert f"pip install 'switchboard-realtime[{extra}]'" in missing.stderr
+    proxy = subprocess.run(
+        [str(python), "-c",
+         "from switchboard_rt.proxy import Proxy, sign, verify_signature;"
+         "p = Proxy('s'); b = b'{}';"
+         "assert verify_signature('s', b, sign('s', b)); print(p)"],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proxy.stdout.startswith("Proxy(verify_signature=True")

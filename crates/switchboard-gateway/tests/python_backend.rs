@@ -4,9 +4,13 @@
 //! `orders.create` whose EVENT comes back through the HTTP API, refusal,
 //! and the disconnect notification.
 //!
-//! Needs `python3` with `fastapi` and `uvicorn`. Without them the test
-//! says so loudly and skips, unless SWITCHBOARD_REQUIRE_FASTAPI is set (CI
-//! sets it): then it fails.
+//! The example is written with the Python package's proxy helpers
+//! (`switchboard_rt.proxy`, `switchboard_rt.fastapi`): the test puts
+//! `clients/python/src` on `PYTHONPATH`, so it runs this checkout's package.
+//!
+//! Needs `python3` with `fastapi`, `uvicorn` and `httpx` (the package's one
+//! dependency). Without them the test says so loudly and skips, unless
+//! SWITCHBOARD_REQUIRE_FASTAPI is set (CI sets it): then it fails.
 
 mod support;
 
@@ -24,9 +28,18 @@ fn example_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/python/fastapi_backend")
 }
 
+/// `clients/python/src` first on `PYTHONPATH`: the package the example imports.
+fn python_path() -> String {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/python/src");
+    match std::env::var("PYTHONPATH") {
+        Ok(rest) if !rest.is_empty() => format!("{}:{rest}", src.display()),
+        _ => src.display().to_string(),
+    }
+}
+
 fn python_has_fastapi() -> bool {
     Command::new("python3")
-        .args(["-c", "import fastapi, uvicorn"])
+        .args(["-c", "import fastapi, uvicorn, httpx"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -69,7 +82,7 @@ async fn next_of(ws: &mut TestSocket, kind: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fastapi_backend_drives_connect_subscribe_rpc_and_disconnect() {
     if !python_has_fastapi() {
-        let message = "python3 with fastapi and uvicorn not found: pip install -r examples/python/fastapi_backend/requirements.txt";
+        let message = "python3 with fastapi, uvicorn and httpx not found: pip install -r examples/python/fastapi_backend/requirements.txt";
         if std::env::var_os("SWITCHBOARD_REQUIRE_FASTAPI").is_some() {
             panic!("{message} (SWITCHBOARD_REQUIRE_FASTAPI is set)");
         }
@@ -107,6 +120,7 @@ async fn the_fastapi_backend_drives_connect_subscribe_rpc_and_disconnect() {
                 "warning",
             ])
             .current_dir(example_dir())
+            .env("PYTHONPATH", python_path())
             .env("SWITCHBOARD_PROXY_SECRET", SECRET)
             .env("SWITCHBOARD_URL", format!("http://{}", gw.addr))
             .stdin(Stdio::null())

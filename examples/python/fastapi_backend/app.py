@@ -1,10 +1,13 @@
-"""A backend for the Switchboard gateway's proxy, in FastAPI (docs/proxy.md).
+"""A backend for the Switchboard gateway's proxy, in FastAPI (docs/proxy.md),
+with the Python package's proxy helpers (switchboard_rt.proxy,
+switchboard_rt.fastapi).
 
 The gateway asks it who a connection is (connect: a session cookie), which
 `team:*` channels a user may subscribe to (subscribe), answers the actions
 `orders.*` (rpc: `orders.create` stores an order and publishes an EVENT back
 through the gateway's HTTP API), and tells it when connections end
-(disconnect). Every call is checked against the gateway's signature.
+(disconnect). The package checks every call's signature before a handler
+sees it.
 
 Run it (see README.md):
 
@@ -18,22 +21,26 @@ Environment:
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
+import dataclasses
 import itertools
-import json
 import logging
-import os
-import urllib.request
-from http.cookies import SimpleCookie
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 
-SECRET = os.environ["SWITCHBOARD_PROXY_SECRET"].encode()
-GATEWAY = os.environ.get("SWITCHBOARD_URL", "http://127.0.0.1:8080").rstrip("/")
-API_KEY = os.environ.get("SWITCHBOARD_API_KEY")
+from switchboard_rt import Event
+from switchboard_rt.fastapi import fastapi_router
+from switchboard_rt.proxy import (
+    ConnectRequest,
+    ConnectResult,
+    DisconnectEvent,
+    Proxy,
+    Refuse,
+    RpcError,
+    RpcRequest,
+    SubscribeRequest,
+    SubscribeResult,
+)
 
 # A real application would look sessions up in its database.
 SESSIONS: dict[str, dict[str, Any]] = {
@@ -45,113 +52,75 @@ DISCONNECTS: list[dict[str, Any]] = []
 _order_ids = itertools.count(1)
 
 log = logging.getLogger("fastapi_backend")
-app = FastAPI(title="Switchboard proxy backend")
+# The secret from $SWITCHBOARD_PROXY_SECRET: a call that does not verify is
+# answered 401 (a failure for the gateway) and never reaches a handler.
+proxy = Proxy()
 
 
-async def verified(request: Request) -> dict[str, Any]:
-    """The call's JSON body, once its signature is checked.
-
-    The gateway signs every body with HMAC-SHA256 and the shared secret:
-    `X-Switchboard-Signature: sha256=<hex>`. A call that does not verify did
-    not come from the gateway: answer something other than 200, which the
-    gateway treats as a failure.
-    """
-    body = await request.body()
-    expected = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
-    given = request.headers.get("x-switchboard-signature", "")
-    if not hmac.compare_digest(expected, given):
-        raise HTTPException(status_code=401, detail="bad signature")
-    log.info("%s request_id=%s", request.url.path, request.headers.get("x-request-id"))
-    return json.loads(body)
-
-
-@app.post("/switchboard/connect")
-async def connect(request: Request) -> dict[str, Any]:
-    call = await verified(request)
-    cookies = SimpleCookie(call["headers"].get("cookie", ""))
-    session = SESSIONS.get(cookies["session"].value) if "session" in cookies else None
+@proxy.connect
+async def connect(call: ConnectRequest) -> ConnectResult:
+    session = SESSIONS.get(call.cookies.get("session", ""))
     if session is None:
         # The browser sees close code 1008 with this message.
-        return {"error": {"message": "Please sign in", "status": 401}}
+        raise Refuse("Please sign in", status=401)
     user = session["user"]
-    return {
-        "result": {
-            "user": user,
-            "permissions": ["orders:create"],
-            # Subscribed at once, no SUBSCRIBE needed.
-            "channels": [f"user:{user}:orders"],
-            # Comes back with every later call about this connection.
-            "meta": {"teams": session["teams"]},
-        }
-    }
+    log.info("connect %s request_id=%s", user, call.request_id)
+    return ConnectResult(
+        user,
+        permissions=["orders:create"],
+        # Subscribed at once, no SUBSCRIBE needed.
+        channels=[f"user:{user}:orders"],
+        # Comes back with every later call about this connection.
+        meta={"teams": session["teams"]},
+    )
 
 
-@app.post("/switchboard/subscribe")
-async def subscribe(request: Request) -> dict[str, Any]:
-    call = await verified(request)
-    team = call["channel"].removeprefix("team:")
-    teams = (call.get("meta") or {}).get("teams", [])
+@proxy.subscribe("team:*")
+async def subscribe(call: SubscribeRequest) -> SubscribeResult:
+    team = call.channel.removeprefix("team:")
+    teams = (call.meta or {}).get("teams", [])
     if team not in teams:
-        return {"error": {"message": f"not a member of team {team}"}}
+        # SUBSCRIBE_FAILURE, code forbidden, with this reason.
+        raise Refuse(f"not a member of team {team}")
     # Goes to the client in SUBSCRIBE_SUCCESS.
-    return {"result": {"data": {"team": team, "members": 1 + len(team)}}}
+    return SubscribeResult({"team": team, "members": 1 + len(team)})
 
 
-@app.post("/switchboard/rpc")
-async def rpc(request: Request) -> dict[str, Any]:
-    call = await verified(request)
-    if call["action"] != "orders.create":
-        return {"error": {"code": "unknown_order_action", "message": f"no action {call['action']}"}}
-    if call["user"] is None:
-        return {"error": {"code": "sign_in_required", "message": "Sign in to order"}}
-    data = call.get("data") or {}
+@proxy.rpc("orders.create")
+async def create_order(call: RpcRequest) -> dict[str, Any]:
+    if call.user is None:
+        raise RpcError("sign_in_required", "Sign in to order")
+    data = call.data or {}
     item, quantity = data.get("item"), data.get("quantity", 1)
     if not isinstance(item, str) or not isinstance(quantity, int) or quantity < 1:
-        return {
-            "error": {
-                "code": "invalid_order",
-                "message": "item (string) and quantity (>= 1) please",
-            }
-        }
-    order = {"id": next(_order_ids), "user": call["user"], "item": item, "quantity": quantity}
+        # The client gets ERROR with this code, correlated with its ACTION.
+        raise RpcError("invalid_order", "item (string) and quantity (>= 1) please")
+    order = {"id": next(_order_ids), "user": call.user, "item": item, "quantity": quantity}
     ORDERS.append(order)
-    # Tell every connection of the user, through the gateway's HTTP API.
-    await asyncio.to_thread(
-        publish,
-        f"user:{call['user']}:orders",
-        {"type": "EVENT", "event": "order.created", "data": order},
-    )
-    return {"result": {"order_id": order["id"]}}
+    # Tell every connection of the user, through the gateway's HTTP API
+    # (an AsyncClient from $SWITCHBOARD_URL and $SWITCHBOARD_API_KEY).
+    await Event("order.created", order).send_async(room=f"user:{call.user}:orders")
+    # The client's ACTION_RESULT data.
+    return {"order_id": order["id"]}
 
 
-@app.post("/switchboard/disconnect")
-async def disconnect(request: Request) -> dict[str, Any]:
-    call = await verified(request)
-    DISCONNECTS.extend(call["events"])
-    for event in call["events"]:
-        log.info(
-            "disconnected %s (%s) after %.1fs",
-            event["connection"],
-            event["code"],
-            event["duration"],
-        )
-    return {}
+@proxy.rpc("orders.*")
+async def other_order_actions(call: RpcRequest) -> None:
+    raise RpcError("unknown_order_action", f"no action {call.action}")
+
+
+@proxy.disconnect
+def disconnected(event: DisconnectEvent) -> None:
+    DISCONNECTS.append(dataclasses.asdict(event))
+    log.info("disconnected %s (%s) after %.1fs", event.connection, event.code, event.duration)
+
+
+app = FastAPI(title="Switchboard proxy backend")
+# POST /switchboard/connect, /switchboard/subscribe, /switchboard/rpc, ...
+app.include_router(fastapi_router(proxy))
 
 
 @app.get("/orders")
 async def orders() -> dict[str, Any]:
     """What the backend stored (for people, and for the gateway's CI test)."""
     return {"orders": ORDERS, "disconnects": DISCONNECTS}
-
-
-def publish(channel: str, message: dict[str, Any]) -> None:
-    """POST /api/v1/publish: the message to the channel's subscribers."""
-    body = json.dumps({"target": {"room": channel}, "message": message}).encode()
-    headers = {"Content-Type": "application/json"}
-    if API_KEY:
-        headers["Authorization"] = f"Bearer {API_KEY}"
-    request = urllib.request.Request(
-        f"{GATEWAY}/api/v1/publish", data=body, headers=headers, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        response.read()

@@ -11,6 +11,11 @@ from Python.
   without HTTP access (the ``redis`` extra); rooms with history
   (:class:`HistoryConfig`) go through the gateway's append script.
 - :mod:`switchboard_rt.tokens`: connection JWTs the gateway accepts.
+- :mod:`switchboard_rt.proxy`: the backend side of the gateway's proxy
+  (signature check, typed connect/refresh/subscribe/rpc calls and answers,
+  a :class:`~switchboard_rt.proxy.Proxy` of decorated handlers), mounted by
+  :mod:`switchboard_rt.fastapi` (FastAPI, Starlette; the ``fastapi`` extra)
+  and :mod:`switchboard_rt.django` (the ``django`` extra).
 
 The distribution is ``switchboard-realtime`` on PyPI; the import name is
 ``switchboard_rt``.
