@@ -129,9 +129,11 @@ impl FromStr for ChannelPattern {
     }
 }
 
-/// `*` matches any run of bytes; everything else matches itself. Linear
-/// backtracking to the last star: O(pattern × text) at worst.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+/// Whether `text` matches the glob `pattern`: `*` matches any run of bytes
+/// (empty included); everything else matches itself. Linear backtracking to
+/// the last star: O(pattern × text) at worst. Channel patterns and action
+/// patterns (`orders.*`) both match with it.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

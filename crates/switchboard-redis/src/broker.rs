@@ -154,6 +154,25 @@ impl Shared {
         *self.stop.borrow()
     }
 
+    /// `HSET` (with the record) or `HDEL` of a connection's field in its
+    /// instance's connection records.
+    async fn records_command(
+        &self,
+        command: &'static str,
+        connection: &ConnectionAddr,
+        record: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        self.check_running()?;
+        let mut cmd = redis::cmd(command);
+        cmd.arg(self.names.records_key(connection.instance.as_str()))
+            .arg(connection.id.0);
+        if let Some(record) = record {
+            cmd.arg(record);
+        }
+        self.with_publisher(|mut conn| async move { cmd.query_async::<()>(&mut conn).await })
+            .await
+    }
+
     fn check_running(&self) -> Result<(), BrokerError> {
         match self.state.load(Ordering::Acquire) {
             RUNNING => Ok(()),
@@ -474,43 +493,18 @@ impl Broker for RedisBroker {
         connection: &'a ConnectionAddr,
         record: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
-        Box::pin(async move {
-            let shared = &self.0.shared;
-            shared.check_running()?;
-            let key = shared.names.records_key(connection.instance.as_str());
-            let field = connection.id.0;
-            shared
-                .with_publisher(|mut conn| async move {
-                    redis::cmd("HSET")
-                        .arg(key)
-                        .arg(field)
-                        .arg(record)
-                        .query_async::<()>(&mut conn)
-                        .await
-                })
-                .await
-        })
+        Box::pin(
+            self.0
+                .shared
+                .records_command("HSET", connection, Some(record)),
+        )
     }
 
     fn forget_connection<'a>(
         &'a self,
         connection: &'a ConnectionAddr,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
-        Box::pin(async move {
-            let shared = &self.0.shared;
-            shared.check_running()?;
-            let key = shared.names.records_key(connection.instance.as_str());
-            let field = connection.id.0;
-            shared
-                .with_publisher(|mut conn| async move {
-                    redis::cmd("HDEL")
-                        .arg(key)
-                        .arg(field)
-                        .query_async::<()>(&mut conn)
-                        .await
-                })
-                .await
-        })
+        Box::pin(self.0.shared.records_command("HDEL", connection, None))
     }
 
     fn presence_resync<'a>(

@@ -196,27 +196,31 @@ async fn reap(shared: &Shared, node: &LocalNode) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// The first `HSCAN` page of a hash that is emptied as it is read (fields
+/// and values, flat): each pass takes what it finds and removes it.
+async fn first_page(shared: &Shared, key: &str) -> Result<Vec<String>, BrokerError> {
+    let key = key.to_owned();
+    let (_cursor, page): (String, Vec<String>) = shared
+        .with_publisher(|mut conn| async move {
+            redis::cmd("HSCAN")
+                .arg(key)
+                .arg(0)
+                .arg("COUNT")
+                .arg(BATCH)
+                .query_async(&mut conn)
+                .await
+        })
+        .await?;
+    Ok(page)
+}
+
 /// Removes every entry a dead instance left, announcing the leaves.
 async fn clean_up(shared: &Shared, node: &LocalNode, id: &str) -> Result<(), BrokerError> {
     let names = &shared.names;
     let key = names.presence_reaping_key(id);
     loop {
-        let page: (String, Vec<String>) = {
-            let key = key.clone();
-            shared
-                .with_publisher(|mut conn| async move {
-                    redis::cmd("HSCAN")
-                        .arg(key)
-                        .arg(0)
-                        .arg("COUNT")
-                        .arg(BATCH)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?
-        };
+        let page = first_page(shared, &key).await?;
         let entries: Vec<(Room, String)> = page
-            .1
             .chunks(2)
             .filter_map(|pair| pair.first())
             .filter_map(|field| field.rsplit_once('\n'))
@@ -252,25 +256,8 @@ async fn hand_out_records(shared: &Shared, node: &LocalNode, id: &str) -> Result
         return Ok(());
     };
     loop {
-        let page: (String, Vec<String>) = {
-            let key = key.clone();
-            shared
-                .with_publisher(|mut conn| async move {
-                    redis::cmd("HSCAN")
-                        .arg(key)
-                        .arg(0)
-                        .arg("COUNT")
-                        .arg(BATCH)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?
-        };
-        let ids: Vec<String> = page
-            .1
-            .chunks(2)
-            .filter_map(|p| p.first().cloned())
-            .collect();
+        let page = first_page(shared, &key).await?;
+        let ids: Vec<String> = page.chunks(2).filter_map(|p| p.first().cloned()).collect();
         if ids.is_empty() {
             return Ok(());
         }

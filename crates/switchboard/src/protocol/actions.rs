@@ -300,31 +300,8 @@ impl ActionPattern {
 
     /// Whether `action` matches.
     pub fn is_match(&self, action: &str) -> bool {
-        glob(self.0.as_bytes(), action.as_bytes())
+        switchboard_protocol::pattern::glob_match(self.0.as_bytes(), action.as_bytes())
     }
-}
-
-/// `*` matches any run of bytes; linear in practice (greedy with one
-/// backtrack point).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&b| b == b'*')
 }
 
 #[cfg(test)]
