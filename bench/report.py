@@ -60,6 +60,8 @@ SCENARIOS = {
     "pres_storm_on": ("presence", "Connect + subscribe + RST storm, in-memory broker, presence on"),
     "pres_storm_redis_off": ("presence", "Connect + subscribe + RST storm, Redis broker, presence off"),
     "pres_storm_redis_on": ("presence", "Connect + subscribe + RST storm, Redis broker, presence on"),
+    "pres_ops_redis_off": ("presence", "Connect + subscribe, held 50 ms, + RST, Redis broker, presence off"),
+    "pres_ops_redis_on": ("presence", "Connect + subscribe, held 50 ms, + RST, Redis broker, presence on"),
     "pres_stats_100k": ("presence", "Presence stats of a 100,000-member channel (Redis)"),
     "pres_kill": ("presence", "SIGKILL of a gateway to the last leave event on another"),
 }

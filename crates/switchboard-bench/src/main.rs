@@ -97,6 +97,9 @@ struct PresenceStormArgs {
     /// Ask for join and leave events in each SUBSCRIBE.
     #[arg(long)]
     join_leave: bool,
+    /// How long each connection stays subscribed before its RST.
+    #[arg(long, value_parser = parse_secs, default_value = "0")]
+    hold: Duration,
     /// Redis on 127.0.0.1 (INFO commandstats before and after).
     #[arg(long)]
     redis_port: Option<u16>,
@@ -633,6 +636,7 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 duration: a.duration,
                 settle: a.settle,
                 join_leave: a.join_leave,
+                hold: a.hold,
                 redis_port: a.redis_port,
                 label: a.label,
                 server_pids: a.server_pid,
