@@ -55,7 +55,18 @@ SCENARIOS = {
     "histmem_redis_off": ("histmem", "Memory per channel, 100 publications of 200 B, Redis broker, history off"),
     "recovery": ("recovery", "Recovery of 100 missed publications, in-memory broker"),
     "recovery_redis": ("recovery", "Recovery of 100 missed publications, Redis broker"),
+    # Presence (issue 18): raw JSON only; docs/benchmarks.md's "## Presence" is written by hand.
+    "pres_storm_off": ("presence", "Connect + subscribe + RST storm, in-memory broker, presence off"),
+    "pres_storm_on": ("presence", "Connect + subscribe + RST storm, in-memory broker, presence on"),
+    "pres_storm_redis_off": ("presence", "Connect + subscribe + RST storm, Redis broker, presence off"),
+    "pres_storm_redis_on": ("presence", "Connect + subscribe + RST storm, Redis broker, presence on"),
+    "pres_ops_redis_off": ("presence", "Connect + subscribe, held 50 ms, + RST, Redis broker, presence off"),
+    "pres_ops_redis_on": ("presence", "Connect + subscribe, held 50 ms, + RST, Redis broker, presence on"),
+    "pres_stats_100k": ("presence", "Presence stats of a 100,000-member channel (Redis)"),
+    "pres_kill": ("presence", "SIGKILL of a gateway to the last leave event on another"),
 }
+
+PRESENCE_SCENARIOS = {sc for sc, (kind, _) in SCENARIOS.items() if kind == "presence"}
 
 STREAM_SCENARIOS = {"fanout_json", "fanout_hist", "fanout_redis", "fanout_redis_hist", "xinst_r5000",
                     "xinst_hist_r1000", "xinst_hist_r5000", "histmem", "histmem_off", "histmem_redis",
@@ -65,7 +76,7 @@ STREAM_SCENARIOS = {"fanout_json", "fanout_hist", "fanout_redis", "fanout_redis_
 # Scenarios only Switchboard runs (the peers have no JWT, no broker, no permessage-deflate);
 # their tables leave the peers out.
 SWITCHBOARD_ONLY = {"storm_hs256", "storm_rs256", "xinst", "xinst_r1000", "soak",
-                    "bcast_1k_deflate", "bcast_1k_deflate_r25", "idle_deflate"} | STREAM_SCENARIOS
+                    "bcast_1k_deflate", "bcast_1k_deflate_r25", "idle_deflate"} | STREAM_SCENARIOS | PRESENCE_SCENARIOS
 
 
 def med(xs):
@@ -726,6 +737,8 @@ def main():
         kind, title = SCENARIOS[sc]
         if sc in STREAM_SCENARIOS:
             continue  # in "History and recovery (streams)"
+        if sc in PRESENCE_SCENARIOS:
+            continue  # raw JSON only: docs/benchmarks.md "## Presence" is hand-written
         xinst_notes = []
         w(f"### {title}")
         w("")

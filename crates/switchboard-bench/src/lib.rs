@@ -14,6 +14,8 @@ pub mod idle;
 pub mod jwt;
 pub mod payload;
 pub mod peers;
+pub mod presence;
+pub mod presence_kill;
 pub mod recovery;
 pub mod seq;
 pub mod stats;

@@ -16,6 +16,10 @@ use switchboard_bench::fanout::{self, AllToAllConfig, FanoutConfig, Publisher};
 use switchboard_bench::histmem::{self, HistMemConfig};
 use switchboard_bench::idle::{self, IdleConfig};
 use switchboard_bench::payload::Format;
+use switchboard_bench::presence::{
+    self, StatsConfig as PresenceStatsConfig, StormConfig as PresenceStormConfig,
+};
+use switchboard_bench::presence_kill::{self, KillConfig};
 use switchboard_bench::recovery::{self, RecoveryConfig};
 use switchboard_bench::storm::{self, CloseMode, StormConfig};
 use switchboard_bench::target::{Scheme, Target, parse_target_with_scheme};
@@ -60,6 +64,113 @@ enum Command {
     HistoryMemory(HistMemArgs),
     /// Structured-protocol ACTION round trips (one in flight per connection).
     Action(ActionArgs),
+    /// Presence: churners loop connect → SUBSCRIBE → RST on one channel (presence on or off
+    /// is the gateway's config); with --redis-port, Redis commands per cycle.
+    PresenceStorm(PresenceStormArgs),
+    /// Presence: fill a channel's presence in Redis and time GET …/presence/stats (and
+    /// PRESENCE_STATS with --ws).
+    PresenceStats(PresenceStatsArgs),
+    /// Presence: SIGKILL one gateway and time the last leave event on another.
+    PresenceKill(PresenceKillArgs),
+}
+
+#[derive(Debug, Args)]
+struct PresenceStormArgs {
+    /// The structured endpoint, e.g. ws://127.0.0.1:8080/ws
+    #[arg(long, value_parser = parse_ws)]
+    url: Target,
+    /// The channel every cycle subscribes to.
+    #[arg(long, default_value = "public:bench-presence")]
+    channel: String,
+    /// Concurrent churners.
+    #[arg(long, short = 'c', default_value_t = 16)]
+    concurrency: usize,
+    /// Unmeasured seconds first.
+    #[arg(long, value_parser = parse_secs, default_value = "1")]
+    warmup: Duration,
+    /// Measured seconds.
+    #[arg(long, value_parser = parse_secs, default_value = "5")]
+    duration: Duration,
+    /// Wait after the window before the last CPU and Redis readings.
+    #[arg(long, value_parser = parse_secs, default_value = "1")]
+    settle: Duration,
+    /// Ask for join and leave events in each SUBSCRIBE.
+    #[arg(long)]
+    join_leave: bool,
+    /// How long each connection stays subscribed before its RST.
+    #[arg(long, value_parser = parse_secs, default_value = "0")]
+    hold: Duration,
+    /// Redis on 127.0.0.1 (INFO commandstats before and after).
+    #[arg(long)]
+    redis_port: Option<u16>,
+    /// What the gateway runs with, for the report (e.g. "presence on, memory").
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Server process(es) to sample.
+    #[arg(long)]
+    server_pid: Vec<u32>,
+}
+
+#[derive(Debug, Args)]
+struct PresenceStatsArgs {
+    /// The gateway's HTTP address, e.g. http://127.0.0.1:8080
+    #[arg(long, value_parser = parse_http)]
+    api: Target,
+    /// The structured endpoint, to time PRESENCE_STATS too.
+    #[arg(long, value_parser = parse_ws)]
+    ws: Option<Target>,
+    /// The channel to fill (it must keep presence).
+    #[arg(long, default_value = "public:bench-big")]
+    channel: String,
+    /// Members written to Redis.
+    #[arg(long, default_value_t = 100_000)]
+    members: usize,
+    /// Redis on 127.0.0.1.
+    #[arg(long)]
+    redis_port: u16,
+    /// The gateway's Redis prefix ([broker] prefix).
+    #[arg(long, default_value = "sb")]
+    redis_prefix: String,
+    /// Measured requests (each way).
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+    /// Unmeasured requests first.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Server process(es) to sample.
+    #[arg(long)]
+    server_pid: Vec<u32>,
+    /// Hard limit for the whole run.
+    #[arg(long, value_parser = parse_secs, default_value = "120")]
+    max_time: Duration,
+}
+
+#[derive(Debug, Args)]
+struct PresenceKillArgs {
+    /// The victim's structured endpoint.
+    #[arg(long, value_parser = parse_ws)]
+    victim: Target,
+    /// The survivor's structured endpoint.
+    #[arg(long, value_parser = parse_ws)]
+    survivor: Target,
+    /// The victim's PID: SIGKILL is sent to it (a process you started).
+    #[arg(long)]
+    kill_pid: u32,
+    /// Clients on the victim.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    clients: usize,
+    /// A channel with presence and join/leave events.
+    #[arg(long, default_value = "public:bench-kill")]
+    channel: String,
+    /// Longest wait for the joins, and for the leaves after the kill.
+    #[arg(long, value_parser = parse_secs, default_value = "30")]
+    timeout: Duration,
+    /// The gateways' lease_ttl (reported only).
+    #[arg(long, value_parser = parse_secs, default_value = "8")]
+    lease_ttl: Duration,
+    /// Accepted for bench/run's uniformity; not sampled.
+    #[arg(long)]
+    server_pid: Vec<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -416,6 +527,9 @@ impl Command {
             Command::Recovery(a) => a.max_time,
             Command::HistoryMemory(a) => a.max_time,
             Command::Action(a) => a.warmup + a.duration + slack,
+            Command::PresenceStorm(a) => a.warmup + a.duration + a.settle + slack,
+            Command::PresenceStats(a) => a.max_time,
+            Command::PresenceKill(a) => a.timeout * 2 + slack,
         }
     }
 }
@@ -513,6 +627,64 @@ async fn run(cmd: Command) -> anyhow::Result<Outcome> {
             })
         }
         Command::Fanout(a) => run_fanout(a, "fanout").await,
+        Command::PresenceStorm(a) => {
+            let r = presence::run_storm(PresenceStormConfig {
+                ws: a.url,
+                channel: a.channel,
+                concurrency: a.concurrency,
+                warmup: a.warmup,
+                duration: a.duration,
+                settle: a.settle,
+                join_leave: a.join_leave,
+                hold: a.hold,
+                redis_port: a.redis_port,
+                label: a.label,
+                server_pids: a.server_pid,
+            })
+            .await?;
+            Ok(Outcome {
+                human: r.human(),
+                failed: r.cycles == 0 || r.errors > r.cycles / 100,
+                json: serde_json::to_value(&r)?,
+            })
+        }
+        Command::PresenceStats(a) => {
+            let r = presence::run_stats(PresenceStatsConfig {
+                api: a.api,
+                ws: a.ws,
+                channel: a.channel,
+                members: a.members,
+                redis_port: a.redis_port,
+                redis_prefix: a.redis_prefix,
+                requests: a.requests,
+                warmup: a.warmup,
+                server_pids: a.server_pid,
+            })
+            .await?;
+            Ok(Outcome {
+                human: r.human(),
+                failed: r.errors > 0 || r.wrong_answers > 0,
+                json: serde_json::to_value(&r)?,
+            })
+        }
+        Command::PresenceKill(a) => {
+            let _ = a.server_pid;
+            let r = presence_kill::run(KillConfig {
+                victim: a.victim,
+                survivor: a.survivor,
+                kill_pid: a.kill_pid,
+                clients: a.clients,
+                channel: a.channel,
+                timeout: a.timeout,
+                lease_ttl: a.lease_ttl,
+            })
+            .await?;
+            Ok(Outcome {
+                human: r.human(),
+                failed: r.kill_to_last_leave_s.is_none(),
+                json: serde_json::to_value(&r)?,
+            })
+        }
         Command::Recovery(a) => {
             let r = recovery::run(RecoveryConfig {
                 ws: a.url,

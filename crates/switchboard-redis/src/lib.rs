@@ -56,6 +56,8 @@ mod presence;
 mod stats;
 pub mod streams;
 mod subscriber;
+#[doc(hidden)]
+pub mod testkit;
 pub mod wire;
 mod writer;
 
