@@ -824,6 +824,8 @@ def main():
     w("- Soak (`soak`, Switchboard only, once): one gateway through `SOAK_CYCLES` (default 10) "
       "cycles of a 1,000-subscriber fan-out, a 2 s connect storm and a 2 s echo run with 100 "
       "clients × 1 KiB; after each cycle, with every client gone, its VmRSS is read.")
+    if "uws" in meta.get("servers", []):
+        w("- uWebSockets peer (`uws`): uWebSockets **v20.79.0** (commit fe7c01a477b688a7743f754fee33bdd78d52ad91) with the uSockets it pins (commit **86097c490263ab662d62e8e7b541390bdec7d149**), Apache-2.0, built by `bench/peers/uws/build` from the pinned source tarball (`../shared/peers/uwebsockets-v20.79.0-src.tar.gz`) with `g++ -std=c++20 -O3 -DLIBUS_NO_SSL` (uSockets' C files with `gcc -std=c11 -O3 -DLIBUS_NO_SSL`, epoll backend), linked with zlib. `bench/peers/uws/server.cpp` is one `uWS::App` on one thread: echo on every path, and `/ws/broadcast`, where each open socket subscribes to one topic and every message is `App::publish`ed to it (the sender included); no compression, `maxPayloadLength` 64 MiB, `idleTimeout` 0, no automatic pings, `maxBackpressure` 1 GiB without closing. The listen backlog is uSockets' own 512 (hard-coded in `bsd.c`; the API has no backlog parameter, so the peer is not patched).")
     w("- The medians are over repetitions; each repetition interleaves the servers.")
     w("")
 
