@@ -684,8 +684,8 @@ def uws_section(w, cells, scenarios, servers, meta):
         w("")
     # Everything else side by side, per server CPU-second, plus fastwebsockets when it ran.
     others = [p for p in ("fastwebsockets", "tungstenite", "node") if p in servers]
-    w("| Scenario | Switchboard ÷ uWebSockets per server CPU-s (range) | "
-      + " | ".join(f"Switchboard ÷ {SERVER_LABEL[p]} (range)" for p in others) + " |")
+    w("| " + " | ".join(["Scenario", "Switchboard ÷ uWebSockets per server CPU-s (range)"]
+                         + [f"Switchboard ÷ {SERVER_LABEL[p]} (range)" for p in others]) + " |")
     w("|---|---|" + "---|" * len(others))
     for sc in scenarios:
         if sc in SWITCHBOARD_ONLY or sc not in SCENARIOS:
