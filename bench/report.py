@@ -18,6 +18,7 @@ SERVER_LABEL = {
     "fastwebsockets": "fastwebsockets",
     "tungstenite": "tokio-tungstenite",
     "node": "Node ws",
+    "uws": "uWebSockets",
 }
 
 SCENARIOS = {
@@ -616,6 +617,111 @@ def soak_verdict(cell):
             f"{later[-1]:,} KiB ({growth:+,} KiB)", "met" if flat else "**MISSED**")
 
 
+# ---------------------------------------------------------------------- uWebSockets (issue 20)
+UWS_TARGETS = [
+    ("echo_20", "msgs_per_server_cpu_sec", "Echo 100 × 20 B"),
+    ("echo_1k", "msgs_per_server_cpu_sec", "Echo 100 × 1 KiB"),
+    ("echo_16k", "msgs_per_server_cpu_sec", "Echo 500 × 16 KiB"),
+    ("fanout", "deliveries_per_server_cpu_sec", "Fan-out 1 → 1,000"),
+]
+
+
+def floor_line(meta):
+    """The measured kernel floor for one publish to 10,000 idle loopback sockets, or None."""
+    f = meta.get("send_floor") or {}
+    idle = f.get("idle")
+    if not idle:
+        return None, None
+    rd = f.get("reader") or {}
+    text = (f"one `send` of a {idle['frame_bytes']}-byte frame to an idle loopback socket costs "
+            f"**{idle['cpu_ns_per_send_p50'] / 1000:.2f} µs of CPU** (median of {idle['rounds']} rounds of "
+            f"{idle['n']:,}; {idle['cpu_ns_per_send_min'] / 1000:.2f}–{idle['cpu_ns_per_send_max'] / 1000:.2f}), "
+            f"so **{idle['n']:,} sends = {idle['floor_ms_cpu_p50']:.1f} ms** on a core of its own "
+            f"(wall time on this run's shared core: {idle['floor_ms_wall_p50']:.1f} ms)")
+    if rd:
+        text += (f"; with a reader woken in epoll on CPU 1, as the generator's subscribers are: "
+                 f"{rd['cpu_ns_per_send_p50'] / 1000:.2f} µs of CPU per send, {rd['floor_ms_cpu_p50']:.1f} ms "
+                 f"(wall {rd['floor_ms_wall_p50']:.1f} ms)")
+    return text, idle["floor_ms_cpu_p50"] * 1000
+
+
+def uws_section(w, cells, scenarios, servers, meta):
+    """Switchboard ÷ uWebSockets per server CPU-second, with the issue-20 targets."""
+    if "uws" not in servers or "switchboard" not in servers:
+        return
+    w("## Switchboard and uWebSockets")
+    w("")
+    w(f"uWebSockets: {meta.get('uws', 'v20.79.0')} ({meta.get('uws_status', '?')}). Ratios are "
+      "Switchboard ÷ uWebSockets of the medians per server CPU-second (higher is better), with the "
+      "range of the per-repetition ratios (repetition k of one against repetition k of the other, "
+      "which ran back to back).")
+    w("")
+    w("| Target (per server CPU-second) | Switchboard | uWebSockets | Switchboard ÷ uWebSockets | Status |")
+    w("|---|---|---|---|---|")
+    for sc, key, label in UWS_TARGETS:
+        if sc not in scenarios:
+            continue
+        sb, uw = cells.get(("switchboard", sc)), cells.get(("uws", sc))
+        if not _ok(sb) or not _ok(uw):
+            w(f"| {label} ≥ 1.0× | {_why(sb) if not _ok(sb) else '—'} | {_why(uw) if not _ok(uw) else '—'} | — | not measured |")
+            continue
+        a, b = sb.m(key), uw.m(key)
+        pr = _paired_ratios(uw, sb, key)
+        r = a / b if (a and b) else None
+        rng = f" ({min(pr):.2f}–{max(pr):.2f})" if len(pr) > 1 else ""
+        status = "met" if r is not None and r >= 1.0 else "**MISSED**"
+        w(f"| {label} ≥ 1.0× | {fmt_num(a)}{fmt_range(sb.vals(key))} | {fmt_num(b)}{fmt_range(uw.vals(key))} "
+          f"| **{r:.2f}×**{rng} | {status} |" if r else f"| {label} ≥ 1.0× | — | — | — | not measured |")
+    text, floor_us = floor_line(meta)
+    if "fanout_10k_r10" in scenarios:
+        sb, uw = cells.get(("switchboard", "fanout_10k_r10")), cells.get(("uws", "fanout_10k_r10"))
+        label = "Fan-out 1 → 10,000 at 10/s: last subscriber p50 within 10 % of min(uWebSockets, floor)"
+        if not _ok(sb) or not _ok(uw):
+            w(f"| {label} | {_why(sb) if not _ok(sb) else '—'} | {_why(uw) if not _ok(uw) else '—'} | — | not measured |")
+        else:
+            a = sb.m("last_subscriber_latency", "p50_us")
+            b = uw.m("last_subscriber_latency", "p50_us")
+            ref = min(x for x in (b, floor_us) if x is not None)
+            ok = a is not None and ref and a <= 1.1 * ref
+            def lat_range(cell):
+                vs = [v for v in cell.vals("last_subscriber_latency", "p50_us") if v]
+                return f" ({min(vs) / 1000:.0f}–{max(vs) / 1000:.0f} ms)" if len(vs) > 1 else ""
+            w(f"| {label} | {fmt_us(a)}{lat_range(sb)} | {fmt_us(b)}{lat_range(uw)} "
+              f"| {a / b:.2f}× uWebSockets' latency; floor {fmt_us(floor_us)} | "
+              f"{'met' if ok else '**MISSED**'} (limit {fmt_us(1.1 * ref) if ref else '—'}) |")
+    w("")
+    if text:
+        w(f"Floor (`bench/floor/send_floor.c`, pinned to CPU 0, after the runs): {text}.")
+        w("")
+    # Everything else side by side, per server CPU-second, plus fastwebsockets when it ran.
+    others = [p for p in ("fastwebsockets", "tungstenite", "node") if p in servers]
+    w("| " + " | ".join(["Scenario", "Switchboard ÷ uWebSockets per server CPU-s (range)"]
+                         + [f"Switchboard ÷ {SERVER_LABEL[p]} (range)" for p in others]) + " |")
+    w("|---|---|" + "---|" * len(others))
+    for sc in scenarios:
+        if sc in SWITCHBOARD_ONLY or sc not in SCENARIOS:
+            continue
+        kind = SCENARIOS[sc][0]
+        key = {"echo": "msgs_per_server_cpu_sec", "storm": "handshakes_per_server_cpu_sec",
+               "fanout": "deliveries_per_server_cpu_sec", "a2a": "deliveries_per_server_cpu_sec",
+               "idle": "bytes_per_conn"}.get(kind)
+        if key is None:
+            continue
+        row = [SCENARIOS[sc][1] + (" (bytes/conn, lower is better)" if kind == "idle" else "")]
+        sb = cells.get(("switchboard", sc))
+        for p in ["uws"] + others:
+            pc = cells.get((p, sc))
+            if not _ok(sb) or not _ok(pc):
+                row.append("—")
+                continue
+            a, b = sb.m(key), pc.m(key)
+            pr = _paired_ratios(pc, sb, key)
+            rng = f" ({min(pr):.2f}–{max(pr):.2f})" if len(pr) > 1 else ""
+            row.append(f"{a / b:.2f}×{rng}" if (a and b) else "—")
+        w("| " + " | ".join(row) + " |")
+    w("")
+
+
 def main():
     meta_path, results_path, out_path = sys.argv[1:4]
     meta = json.load(open(meta_path))
@@ -668,6 +774,8 @@ def main():
           ("" if meta.get("node_status") == "ok" else f" ({meta['node_status']})"))
     else:
         w(f"- Node ws peer: {meta.get('node_status')}")
+    if meta.get("uws"):
+        w(f"- uWebSockets peer: {meta['uws']}; {meta.get('gxx', '')} ({meta.get('uws_status')})")
     w(f"- Switchboard (`switchboard-gateway`): {meta['switchboard_status']}")
     if meta.get("build_note"):
         w(f"- Note: {meta['build_note']}")
@@ -727,6 +835,8 @@ def main():
     w("- Soak (`soak`, Switchboard only, once): one gateway through `SOAK_CYCLES` (default 10) "
       "cycles of a 1,000-subscriber fan-out, a 2 s connect storm and a 2 s echo run with 100 "
       "clients × 1 KiB; after each cycle, with every client gone, its VmRSS is read.")
+    if "uws" in meta.get("servers", []):
+        w("- uWebSockets peer (`uws`): uWebSockets **v20.79.0** (commit fe7c01a477b688a7743f754fee33bdd78d52ad91) with the uSockets it pins (commit **86097c490263ab662d62e8e7b541390bdec7d149**), Apache-2.0, built by `bench/peers/uws/build` from the pinned source tarball (`../shared/peers/uwebsockets-v20.79.0-src.tar.gz`) with `g++ -std=c++20 -O3 -DLIBUS_NO_SSL` (uSockets' C files with `gcc -std=c11 -O3 -DLIBUS_NO_SSL`, epoll backend), linked with zlib. `bench/peers/uws/server.cpp` is one `uWS::App` on one thread: echo on every path, and `/ws/broadcast`, where each open socket subscribes to one topic and every message is `App::publish`ed to it (the sender included); no compression, `maxPayloadLength` 64 MiB, `idleTimeout` 0, no automatic pings, `maxBackpressure` 1 GiB without closing. The listen backlog is uSockets' own 512 (hard-coded in `bsd.c`; the API has no backlog parameter, so the peer is not patched).")
     w("- The medians are over repetitions; each repetition interleaves the servers.")
     w("")
 
@@ -886,6 +996,9 @@ def main():
                 row.append(f"{r1} ({r2})")
             w("| " + " | ".join(row) + " |")
         w("")
+
+    # ------------------------------------------------------------------ uWebSockets
+    uws_section(w, cells, scenarios, servers, meta)
 
     # ------------------------------------------------------------------ compression
     compression_section(w, cells, scenarios, servers)
@@ -1079,6 +1192,7 @@ def main():
     w("taskset -c 0 target/release/peer-fastwebsockets --listen 127.0.0.1:PORT")
     w("taskset -c 0 target/release/peer-tungstenite --listen 127.0.0.1:PORT")
     w("taskset -c 0 node bench/peers/node/server.js --listen 127.0.0.1:PORT")
+    w("taskset -c 0 target/release/peer-uws --listen 127.0.0.1:PORT            # bench/peers/uws/build")
     w("```")
     w("")
     w("Generator, per scenario (as run for fastwebsockets; the other servers differ only in PORT):")

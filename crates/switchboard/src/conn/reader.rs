@@ -23,6 +23,15 @@ use crate::transport::{BoxRead, discard};
 /// nobody reads from is held back by TCP rather than by our memory.
 const PROBE_BUFFER: usize = 16 * 1024;
 
+/// The stack buffer a read lands in while nothing is buffered. Large enough
+/// for a whole 16 KiB message (or many small ones) in one system call: a
+/// read that fills its buffer leaves the socket marked readable, so with a
+/// 4 KiB buffer a 16 KiB frame took three `recvfrom`s (4 KiB, the rest, and
+/// one that found nothing); a read shorter than the buffer tells tokio the
+/// socket is drained. It lives on the stack only during the call, so idle
+/// connections still hold no read buffer.
+const STACK_READ: usize = 64 * 1024;
+
 /// A data message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
@@ -207,11 +216,12 @@ impl Reader {
     }
 
     /// Reads more bytes. An idle connection holds no read buffer: while the
-    /// buffer is empty, reads land in a stack buffer and only what arrived is
-    /// copied to the heap.
+    /// buffer is empty, reads land in a stack buffer of [`STACK_READ`] bytes
+    /// and only what arrived is copied to the heap (one allocation of the
+    /// exact size).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
         if self.buf.is_empty() {
-            let mut stack = [MaybeUninit::<u8>::uninit(); 4096];
+            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
             let mut rb = ReadBuf::uninit(&mut stack);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb))?;
             self.buf.extend_from_slice(rb.filled());
