@@ -14,15 +14,12 @@
 //! `presence-kill` (time from SIGKILL to the last leave event) is in `presence_kill.rs`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::histmem::redis_command;
 use crate::http::HttpPoster;
@@ -485,99 +482,38 @@ impl StatsReport {
     }
 }
 
-/// Appends one RESP command.
-fn resp(out: &mut Vec<u8>, args: &[&str]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-/// Sends `commands` (pipelined) and reads as many integer or status replies.
-async fn pipeline(s: &mut TcpStream, commands: &[u8], replies: usize) -> anyhow::Result<()> {
-    s.write_all(commands).await?;
-    let mut seen = 0;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut line_start = true;
-    while seen < replies {
-        let n = s.read(&mut buf).await?;
-        anyhow::ensure!(n > 0, "redis closed the connection");
-        for &b in &buf[..n] {
-            if line_start && b == b'-' {
-                anyhow::bail!("redis refused a fill command");
-            }
-            line_start = b == b'\n';
-            if line_start {
-                seen += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes `cfg.members` members of instance `bench-filler` into the channel's presence, as
-/// the gateway's `presence_add.lua` leaves them (docs/scaling.md "Presence"): two connections
-/// per user, every tenth anonymous. Returns the distinct users.
+/// Writes `cfg.members` members of instance `bench-filler` into the channel's presence with
+/// `switchboard_redis::testkit::fill_presence` (the broker's own layout, docs/scaling.md
+/// "Presence"): two connections per user, every tenth anonymous, a lease for the fake
+/// instance that outlasts the run (so nobody reaps its members). Returns the distinct users.
 async fn fill(cfg: &StatsConfig) -> anyhow::Result<u64> {
-    const INSTANCE: &str = "bench-filler";
-    const CHUNK: usize = 1000;
-    let base = format!("{}:v1:", cfg.redis_prefix);
-    let members_key = format!("{base}presence:{{{}}}:members", cfg.channel);
-    let users_key = format!("{base}presence:{{{}}}:users", cfg.channel);
-    let index_key = format!("{base}presence:instance:{INSTANCE}");
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), cfg.redis_port);
-    let mut s = TcpStream::connect(addr).await?;
-    let mut users: HashMap<String, u64> = HashMap::new();
-    let mut i = 0usize;
-    while i < cfg.members {
-        let end = (i + CHUNK).min(cfg.members);
-        let mut members = vec!["HSET".to_owned(), members_key.clone()];
-        let mut index = vec!["HSET".to_owned(), index_key.clone()];
-        for k in i..end {
-            let conn = format!("{INSTANCE}/{}", k + 1);
+    use switchboard::broker::presence::Member;
+    use switchboard::{ConnectionAddr, ConnectionId, InstanceId, Room, UserId};
+
+    let instance = InstanceId::new("bench-filler")?;
+    let mut users = std::collections::HashSet::new();
+    let members: Vec<Member> = (0..cfg.members)
+        .map(|k| {
+            let addr = ConnectionAddr::new(instance.clone(), ConnectionId(k as u64 + 1));
             let user = (k % 10 != 9).then(|| format!("user-{}", k / 2));
-            let member = json!({"connection": conn, "user": user});
-            if let Some(u) = user {
-                *users.entry(u).or_default() += 1;
+            if let Some(u) = &user {
+                users.insert(u.clone());
             }
-            members.push(conn.clone());
-            members.push(member.to_string());
-            index.push(format!("{}\n{conn}", cfg.channel));
-            index.push(String::new());
-        }
-        let mut out = Vec::new();
-        resp(
-            &mut out,
-            &members.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        resp(
-            &mut out,
-            &index.iter().map(String::as_str).collect::<Vec<_>>(),
-        );
-        pipeline(&mut s, &out, 2).await?;
-        i = end;
-    }
-    let counts: Vec<(String, u64)> = users.into_iter().collect();
-    for chunk in counts.chunks(CHUNK) {
-        let mut out = Vec::new();
-        for (u, n) in chunk {
-            resp(&mut out, &["HINCRBY", &users_key, u, &n.to_string()]);
-        }
-        pipeline(&mut s, &out, chunk.len()).await?;
-    }
-    // A lease for the fake instance that outlasts the run (Redis time, ms), so that nobody
-    // reaps its members.
-    // (The machine's clock: Redis runs on the same machine.)
-    let far = (crate::payload::unix_nanos() / 1_000_000 + 3_600_000).to_string();
-    let mut out = Vec::new();
-    resp(
-        &mut out,
-        &["ZADD", &format!("{base}leases"), "NX", &far, INSTANCE],
-    );
-    pipeline(&mut s, &out, 1).await?;
-    Ok(counts.len() as u64)
+            Member::new(addr, user.map(UserId::from))
+        })
+        .collect();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", cfg.redis_port))?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    switchboard_redis::testkit::fill_presence(
+        &mut conn,
+        &cfg.redis_prefix,
+        &Room::from(cfg.channel.as_str()),
+        &members,
+        Duration::from_secs(3600),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("filling the presence: {e}"))?;
+    Ok(users.len() as u64)
 }
 
 /// `/api/v1/channels/<channel>/presence/stats`, `:` percent-encoded.
