@@ -6,15 +6,135 @@ use std::task::{Context, Poll};
 
 use std::time::Duration;
 
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 
 /// A stream that reads and writes.
 pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Io for T {}
 
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Sync + Unpin>;
-pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Sync + Unpin>;
+
+/// The half of a connection's stream that its writer owns.
+pub(crate) enum WriteHalf {
+    /// A TCP socket, with its descriptor at hand: reading it through the
+    /// half would touch the socket's own allocation on every write.
+    Tcp {
+        half: OwnedWriteHalf,
+        fd: RawFd,
+    },
+    Other(Box<dyn AsyncWrite + Send + Sync + Unpin>),
+}
+
+impl WriteHalf {
+    fn tcp(half: OwnedWriteHalf) -> Self {
+        let fd = half.as_ref().as_raw_fd();
+        Self::Tcp { half, fd }
+    }
+
+    /// The descriptor of a TCP half, borrowed for as long as the half.
+    fn borrow_fd(half: &OwnedWriteHalf, fd: RawFd) -> BorrowedFd<'_> {
+        let _ = half;
+        #[allow(unsafe_code)]
+        // SAFETY: `fd` is `half`'s descriptor, and `half` (which keeps the
+        // socket open) stays borrowed for the returned lifetime.
+        unsafe {
+            BorrowedFd::borrow_raw(fd)
+        }
+    }
+    /// One non-blocking write of `buf`; `Ok(0)` when the socket takes
+    /// nothing now. On TCP this is one `send` straight on the socket,
+    /// without the runtime's readiness and budget bookkeeping (which a
+    /// fan-out to thousands of idle sockets pays per recipient): a full
+    /// socket is then found by the writer task's own write, which waits
+    /// for room as usual.
+    pub(crate) fn write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp { half, fd } => {
+                would_block_is_zero(SockRef::from(&Self::borrow_fd(half, *fd)).send(buf))
+            }
+            Self::Other(w) => poll_once(|cx| Pin::new(&mut **w).poll_write(cx, buf)),
+        }
+    }
+
+    /// [`WriteHalf::write_now`] of several slices (one `sendmsg` on TCP).
+    pub(crate) fn write_vectored_now(&mut self, bufs: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp { half, fd } => {
+                let fd = Self::borrow_fd(half, *fd);
+                would_block_is_zero(SockRef::from(&fd).send_vectored(bufs))
+            }
+            Self::Other(w) => poll_once(|cx| Pin::new(&mut **w).poll_write_vectored(cx, bufs)),
+        }
+    }
+}
+
+fn would_block_is_zero(result: std::io::Result<usize>) -> std::io::Result<usize> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+        other => other,
+    }
+}
+
+/// Polls a write once with a waker that does nothing; `Ok(0)` if pending.
+fn poll_once(
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<std::io::Result<usize>>,
+) -> std::io::Result<usize> {
+    match poll(&mut Context::from_waker(std::task::Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Ok(0),
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp { half, .. } => Pin::new(half).poll_write(cx, buf),
+            Self::Other(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp { half, .. } => Pin::new(half).poll_write_vectored(cx, bufs),
+            Self::Other(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Tcp { half, .. } => half.is_write_vectored(),
+            Self::Other(w) => w.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp { half, .. } => Pin::new(half).poll_flush(cx),
+            Self::Other(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp { half, .. } => Pin::new(half).poll_shutdown(cx),
+            Self::Other(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A connection's stream before the upgrade.
 pub(crate) enum Transport {
@@ -34,15 +154,15 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// Splits into halves the reader and the writer task own separately.
     /// TCP splits without a lock; other streams go through tokio's split.
-    pub(crate) fn split(self) -> (BoxRead, BoxWrite) {
+    pub(crate) fn split(self) -> (BoxRead, WriteHalf) {
         match self {
             Self::Tcp(stream) => {
                 let (r, w) = stream.into_split();
-                (Box::new(r), Box::new(w))
+                (Box::new(r), WriteHalf::tcp(w))
             }
             Self::Other(io) => {
                 let (r, w) = tokio::io::split(io);
-                (Box::new(r), Box::new(w))
+                (Box::new(r), WriteHalf::Other(Box::new(w)))
             }
         }
     }

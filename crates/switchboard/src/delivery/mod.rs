@@ -5,13 +5,17 @@
 //! ([`crate::RouteConfig::max_queue_bytes`]), filled through cloneable
 //! [`Sender`]s and drained by the connection's writer task in one vectored
 //! write per batch. The socket's own replies skip the task when the queue
-//! is idle. A message for many recipients is encoded once ([`Outgoing`]),
-//! and compressed once per set of deflate settings (`compression`, the one
-//! place that decides how a frame is compressed). The writer also runs the
+//! is idle, and a fan-out skips it by corking: each idle recipient is
+//! written once, after the publishing task yields. A message for many
+//! recipients is encoded once ([`Outgoing`]), and compressed once per set
+//! of deflate settings (`compression`, the one place that decides how a
+//! frame is compressed). The writer also runs the
 //! server-side [`Keepalive`] and the close deadline.
 //!
 //! # Layout
 //! - `compression`: the compression policy for one connection.
+//! - `cork`: a fan-out's frames held back until the publishing task
+//!   yields, then written with one `send` per recipient.
 //! - `outgoing`: [`Outgoing`], a message encoded once for many recipients.
 //! - `queue`: the bounded queue and the state the socket, its senders and
 //!   its writer share.
@@ -26,6 +30,7 @@
 //! of the crate.
 
 mod compression;
+mod cork;
 mod keepalive;
 mod outgoing;
 mod queue;

@@ -93,6 +93,18 @@ impl Sender {
         self.shared.push(frame, false).map_err(|(e, _)| e)
     }
 
+    /// Queues a fan-out's frame without waiting; an idle connection is
+    /// corked rather than woken (see `cork`).
+    pub(crate) fn try_send_corked(&self, frame: OutFrame) -> Result<(), TrySendError> {
+        self.shared.push_corked(frame).map_err(|(e, _)| e)
+    }
+
+    /// Starts loading this connection's queue into the cache (a fan-out
+    /// calls it one recipient ahead).
+    pub(crate) fn prefetch(&self) {
+        self.shared.prefetch();
+    }
+
     /// Starts the close handshake with `code` and `reason`. Frames queued
     /// before it are still sent; nothing after it is.
     pub fn close(&self, code: CloseCode, reason: &str) {

@@ -2,7 +2,6 @@
 //! first, then vectored writes for what the socket did not take.
 
 use std::io::IoSlice;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use futures_util::task::AtomicWaker;
 use switchboard_ws::OutFrame;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::transport::BoxWrite;
+use crate::transport::WriteHalf;
 
 /// Frames up to this size are copied into one buffer for a write.
 const SMALL_FRAME: usize = 512;
@@ -45,7 +44,7 @@ impl Abort {
 /// `grace` more time to finish and then fails it.
 pub(super) async fn write_or_abort(
     abort: &Abort,
-    io: &mut BoxWrite,
+    io: &mut WriteHalf,
     batch: &[OutFrame],
     grace: Duration,
 ) -> std::io::Result<()> {
@@ -87,16 +86,15 @@ pub(super) async fn write_or_abort(
 /// adding up to [`SMALL_BATCH`] bytes, as one buffer, since a plain send
 /// costs the kernel less than a writev of many slices; a few larger frames
 /// from an IO slice array on the stack); returns the bytes taken.
-pub(super) fn write_now(io: &mut BoxWrite, batch: &[OutFrame]) -> std::io::Result<usize> {
+pub(super) fn write_now(io: &mut WriteHalf, batch: &[OutFrame]) -> std::io::Result<usize> {
     const STACK_FRAMES: usize = 8;
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let polled = match batch {
+    match batch {
         [frame] if frame.len() <= SMALL_FRAME => {
             let mut small = [0u8; SMALL_FRAME];
             let header = frame.header.as_slice();
             small[..header.len()].copy_from_slice(header);
             small[header.len()..frame.len()].copy_from_slice(&frame.payload);
-            Pin::new(io).poll_write(&mut cx, &small[..frame.len()])
+            io.write_now(&small[..frame.len()])
         }
         [_, _, ..] if batch.iter().map(OutFrame::len).sum::<usize>() <= SMALL_BATCH => {
             let mut small = [0u8; SMALL_BATCH];
@@ -108,7 +106,7 @@ pub(super) fn write_now(io: &mut BoxWrite, batch: &[OutFrame]) -> std::io::Resul
                 small[n..n + frame.payload.len()].copy_from_slice(&frame.payload);
                 n += frame.payload.len();
             }
-            Pin::new(io).poll_write(&mut cx, &small[..n])
+            io.write_now(&small[..n])
         }
         _ if batch.len() <= STACK_FRAMES => {
             let mut slices = [IoSlice::new(&[]); 2 * STACK_FRAMES];
@@ -121,14 +119,9 @@ pub(super) fn write_now(io: &mut BoxWrite, batch: &[OutFrame]) -> std::io::Resul
                     n += 1;
                 }
             }
-            Pin::new(io).poll_write_vectored(&mut cx, &slices[..n])
+            io.write_vectored_now(&slices[..n])
         }
-        _ => return Ok(0),
-    };
-    match polled {
-        Poll::Ready(Ok(n)) => Ok(n),
-        Poll::Ready(Err(e)) => Err(e),
-        Poll::Pending => Ok(0),
+        _ => Ok(0),
     }
 }
 

@@ -16,7 +16,7 @@ use super::keepalive::{Beat, Clock, Keepalive};
 use super::queue::Shared;
 use super::write::write_or_abort;
 use crate::codes;
-use crate::transport::BoxWrite;
+use crate::transport::WriteHalf;
 
 /// Most frames the writer gathers into one vectored write.
 const MAX_BATCH: usize = 64;
@@ -48,7 +48,7 @@ impl std::fmt::Debug for WriterOptions {
 
 /// Drains the queue into the socket until the close handshake is done or the
 /// connection dies, then shuts the socket down and marks the connection dead.
-pub(crate) async fn run_writer(shared: Arc<Shared>, io: BoxWrite, opts: WriterOptions) {
+pub(crate) async fn run_writer(shared: Arc<Shared>, io: WriteHalf, opts: WriterOptions) {
     *shared.io.lock() = Some(io);
     let mut writer = Writer::new(shared, opts);
     if writer.run().await.is_ok() {
@@ -113,7 +113,7 @@ impl Writer {
     /// socket (it holds the claim only for one non-blocking write, and
     /// wakes the writer afterwards if frames are waiting).
     fn take_queued(&mut self) -> bool {
-        {
+        let room_wanted = {
             let mut q = self.shared.queue.lock();
             if q.writing || (q.frames.is_empty() && q.pongs.is_empty()) {
                 return false;
@@ -124,8 +124,11 @@ impl Writer {
             }
             q.bytes = 0;
             q.writing = true;
+            std::mem::take(&mut q.room_wanted)
+        };
+        if room_wanted {
+            self.shared.room.notify_waiters();
         }
-        self.shared.room.notify_waiters();
         true
     }
 

@@ -126,11 +126,15 @@ impl Hub {
         except: Option<ConnectionId>,
     ) -> usize {
         let (mut delivered, mut dropped, mut evicted) = (0, 0, 0);
-        for (id, sender) in recipients {
+        let mut recipients = recipients.into_iter().peekable();
+        while let Some((id, sender)) = recipients.next() {
+            if let Some((_, next)) = recipients.peek() {
+                next.prefetch();
+            }
             if Some(id) == except {
                 continue;
             }
-            match sender.try_send_frame(message.for_recipient(&sender.shared.compression)) {
+            match sender.try_send_corked(message.for_recipient(&sender.shared.compression)) {
                 Ok(()) => delivered += 1,
                 Err(TrySendError::Full) => {
                     sender.evict(codes::SLOW_CONSUMER, "slow consumer");
