@@ -28,13 +28,19 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::queue::Shared;
+/// What a cork batch holds: a connection's queue, flushed once.
+pub(super) trait Corked: Send + Sync {
+    /// One non-blocking write of what is queued; the rest to the writer.
+    fn flush_corked(&self);
+    /// Starts loading the state [`Corked::flush_corked`] touches.
+    fn prefetch(&self);
+}
 
 /// The connections corked on one thread since its last flush task was
 /// spawned; `None` once that task has taken them.
 #[derive(Default)]
 struct Batch {
-    corked: Mutex<Option<Vec<Arc<Shared>>>>,
+    corked: Mutex<Option<Vec<Arc<dyn Corked>>>>,
 }
 
 thread_local! {
@@ -45,7 +51,7 @@ thread_local! {
 /// Adds `shared` (whose queue was just marked corked) to this thread's open
 /// batch. False when there is no runtime to run a flush on: the caller then
 /// wakes the writer itself.
-pub(super) fn add(shared: &Arc<Shared>) -> bool {
+pub(super) fn add(shared: Arc<dyn Corked>) -> bool {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return false;
     };
@@ -54,11 +60,11 @@ pub(super) fn add(shared: &Arc<Shared>) -> bool {
         if let Some(batch) = open.as_ref()
             && let Some(list) = batch.corked.lock().as_mut()
         {
-            list.push(shared.clone());
+            list.push(shared);
             return;
         }
         let batch = Arc::new(Batch {
-            corked: Mutex::new(Some(vec![shared.clone()])),
+            corked: Mutex::new(Some(vec![shared])),
         });
         *open = Some(batch.clone());
         drop(open);
@@ -93,7 +99,7 @@ fn flush(batch: &Batch) {
     // flush walks memory forwards instead of at random, as the room's hash
     // order would. With 10,000 recipients this took the last delivery from
     // 72 to 63 ms (bench/analysis.md).
-    list.sort_unstable_by_key(|shared| Arc::as_ptr(shared) as usize);
+    list.sort_unstable_by_key(|shared| Arc::as_ptr(shared).cast::<()>() as usize);
     // Each connection is dropped from the list right after its flush,
     // while its state is still in the cache.
     let mut list = list.into_iter().peekable();

@@ -12,7 +12,7 @@ use switchboard_ws::{CloseCode, CloseFrame, OpCode, OutFrame};
 use tokio::sync::Notify;
 
 use super::compression::Compression;
-use super::cork;
+use super::cork::{self, Corked};
 use super::stats::Stats;
 use super::write::{Abort, write_now};
 use crate::transport::WriteHalf;
@@ -195,7 +195,7 @@ impl Shared {
             q.corked = !q.writing && q.pongs.is_empty() && !self.compression.needs_writer();
             q.corked
         };
-        if !cork || !cork::add(self) {
+        if !cork || !cork::add(self.clone()) {
             if cork {
                 // No runtime to flush on: the writer sends it.
                 self.queue.lock().corked = false;
@@ -203,96 +203,6 @@ impl Shared {
             self.writer_wake.notify_one();
         }
         Ok(())
-    }
-
-    /// Asks the CPU to start loading this connection's queue and socket
-    /// while the one before is being served: with thousands of recipients,
-    /// each connection's state is out of the cache by the time a fan-out
-    /// reaches it, and the miss was most of the flush's own time.
-    pub(super) fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        #[allow(unsafe_code)]
-        // SAFETY: a prefetch is only a hint to the cache: it reads nothing
-        // into the program and cannot fault, whatever the address.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let start = std::ptr::from_ref(self).cast::<i8>();
-            // The reference counts just before `self`, then the hot fields.
-            for line in [-16, 48, 112, 176] {
-                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_offset(line));
-            }
-        }
-    }
-
-    /// A cork flush reached this connection: one non-blocking write of what
-    /// is queued, as [`Shared::send_direct`] makes, and the rest (or all of
-    /// it, when the queue needs the writer) left to the writer task.
-    pub(super) fn flush_corked(&self) {
-        let (mut batch, room_wanted) = {
-            let mut q = self.queue.lock();
-            q.corked = false;
-            if q.frames.is_empty() {
-                return;
-            }
-            if q.writing || q.closing || !q.pongs.is_empty() || self.compression.needs_writer() {
-                drop(q);
-                self.writer_wake.notify_one();
-                return;
-            }
-            q.writing = true;
-            q.bytes = 0;
-            (
-                std::mem::take(&mut q.frames),
-                std::mem::take(&mut q.room_wanted),
-            )
-        };
-        let written = {
-            let mut io = self.io.lock();
-            match io.as_mut() {
-                Some(io) => write_now(io, batch.make_contiguous()).ok(),
-                None => Some(0),
-            }
-        };
-        let Some(mut left) = written else {
-            self.queue.lock().writing = false;
-            self.kill();
-            return;
-        };
-        let (mut frames, bytes) = (0, left);
-        while let Some(front) = batch.front_mut() {
-            if left < front.len() {
-                if left > 0 {
-                    *front = front.remainder(left);
-                }
-                break;
-            }
-            left -= front.len();
-            frames += 1;
-            batch.pop_front();
-        }
-        let wake = {
-            let mut q = self.queue.lock();
-            q.writing = false;
-            q.bytes += batch.iter().map(OutFrame::len).sum::<usize>();
-            if q.frames.is_empty() {
-                // Keeps the queue's allocation (and its order).
-                std::mem::swap(&mut q.frames, &mut batch);
-            } else {
-                while let Some(frame) = batch.pop_back() {
-                    q.frames.push_front(frame);
-                }
-            }
-            !q.frames.is_empty()
-        };
-        if bytes > 0 {
-            self.stats.written(self.id, frames, bytes);
-        }
-        if room_wanted {
-            self.room.notify_waiters();
-        }
-        if wake {
-            self.writer_wake.notify_one();
-        }
     }
 
     /// Frames a data message for this connection (see [`Compression::encode`]).
@@ -416,5 +326,97 @@ impl Shared {
     pub(crate) fn peer_closed(&self) {
         self.peer_closed.store(true, Ordering::Release);
         self.writer_wake.notify_one();
+    }
+}
+
+impl Corked for Shared {
+    /// A cork flush reached this connection: one non-blocking write of what
+    /// is queued, as [`Shared::send_direct`] makes, and the rest (or all of
+    /// it, when the queue needs the writer) left to the writer task.
+    fn flush_corked(&self) {
+        let (mut batch, room_wanted) = {
+            let mut q = self.queue.lock();
+            q.corked = false;
+            if q.frames.is_empty() {
+                return;
+            }
+            if q.writing || q.closing || !q.pongs.is_empty() || self.compression.needs_writer() {
+                drop(q);
+                self.writer_wake.notify_one();
+                return;
+            }
+            q.writing = true;
+            q.bytes = 0;
+            (
+                std::mem::take(&mut q.frames),
+                std::mem::take(&mut q.room_wanted),
+            )
+        };
+        let written = {
+            let mut io = self.io.lock();
+            match io.as_mut() {
+                Some(io) => write_now(io, batch.make_contiguous()).ok(),
+                None => Some(0),
+            }
+        };
+        let Some(mut left) = written else {
+            self.queue.lock().writing = false;
+            self.kill();
+            return;
+        };
+        let (mut frames, bytes) = (0, left);
+        while let Some(front) = batch.front_mut() {
+            if left < front.len() {
+                if left > 0 {
+                    *front = front.remainder(left);
+                }
+                break;
+            }
+            left -= front.len();
+            frames += 1;
+            batch.pop_front();
+        }
+        let wake = {
+            let mut q = self.queue.lock();
+            q.writing = false;
+            q.bytes += batch.iter().map(OutFrame::len).sum::<usize>();
+            if q.frames.is_empty() {
+                // Keeps the queue's allocation (and its order).
+                std::mem::swap(&mut q.frames, &mut batch);
+            } else {
+                while let Some(frame) = batch.pop_back() {
+                    q.frames.push_front(frame);
+                }
+            }
+            !q.frames.is_empty()
+        };
+        if bytes > 0 {
+            self.stats.written(self.id, frames, bytes);
+        }
+        if room_wanted {
+            self.room.notify_waiters();
+        }
+        if wake {
+            self.writer_wake.notify_one();
+        }
+    }
+
+    /// Asks the CPU to start loading this connection's queue and socket
+    /// while the one before is being served: with thousands of recipients,
+    /// each connection's state is out of the cache by the time a fan-out
+    /// reaches it, and the miss was most of the flush's own time.
+    fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(unsafe_code)]
+        // SAFETY: a prefetch is only a hint to the cache: it reads nothing
+        // into the program and cannot fault, whatever the address.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let start = std::ptr::from_ref(self).cast::<i8>();
+            // The reference counts just before `self`, then the hot fields.
+            for line in [-16, 48, 112, 176] {
+                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_offset(line));
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use switchboard_ws::{CloseCode, CloseFrame, OpCode, OutFrame, Utf8Bytes};
 
+use super::cork::Corked;
 use super::queue::{Shared, TrySendError};
 use crate::error::Error;
 
