@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::delivery::{PeerProbe, Shared};
 use crate::error::Error;
-use crate::transport::{BoxRead, discard};
+use crate::transport::{ReadHalf, discard};
 
 /// Most bytes the keepalive reads ahead while the handler does not read:
 /// enough to see that a client answers pings, bounded so that a client
@@ -64,7 +64,7 @@ pub(crate) enum Ended {
 
 /// The read side of a connection: the socket's read half, the buffer and the decoder.
 pub(crate) struct Reader {
-    io: BoxRead,
+    io: ReadHalf,
     buf: BytesMut,
     decoder: Decoder,
     pub(crate) ended: Option<Ended>,
@@ -80,7 +80,7 @@ impl std::fmt::Debug for Reader {
 }
 
 impl Reader {
-    pub(crate) fn new(io: BoxRead, leftover: BytesMut, decoder: Decoder) -> Self {
+    pub(crate) fn new(io: ReadHalf, leftover: BytesMut, decoder: Decoder) -> Self {
         Self {
             io,
             buf: leftover,
