@@ -26,18 +26,26 @@ pub(crate) enum ReadHalf {
     Other(Box<dyn AsyncRead + Send + Sync + Unpin>),
 }
 
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(half) => Pin::new(half).poll_read(cx, buf),
-            Self::Other(half) => Pin::new(half).poll_read(cx, buf),
+/// `AsyncRead` for an enum of a `Tcp` and an `Other` stream: each read goes
+/// to the variant that is there.
+macro_rules! read_through_variant {
+    ($stream:ty) => {
+        impl AsyncRead for $stream {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                match self.get_mut() {
+                    Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+                    Self::Other(s) => Pin::new(s).poll_read(cx, buf),
+                }
+            }
         }
-    }
+    };
 }
+
+read_through_variant!(ReadHalf);
 
 /// The half of a connection's stream that its writer owns.
 pub(crate) enum WriteHalf {
@@ -187,18 +195,7 @@ impl Transport {
     }
 }
 
-impl AsyncRead for Transport {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Other(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
+read_through_variant!(Transport);
 
 impl AsyncWrite for Transport {
     fn poll_write(
