@@ -20,10 +20,10 @@ impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Io for T {}
 
 /// The half of a connection's stream that its reader owns: a TCP half
 /// inline (no allocation of its own, one pointer less to follow on every
-/// read), anything else boxed.
+/// read), anything else as tokio's split half of the boxed stream.
 pub(crate) enum ReadHalf {
     Tcp(OwnedReadHalf),
-    Other(Box<dyn AsyncRead + Send + Sync + Unpin>),
+    Other(tokio::io::ReadHalf<Box<dyn Io>>),
 }
 
 /// `AsyncRead` for an enum of a `Tcp` and an `Other` stream: each read goes
@@ -55,7 +55,7 @@ pub(crate) enum WriteHalf {
         half: OwnedWriteHalf,
         fd: RawFd,
     },
-    Other(Box<dyn AsyncWrite + Send + Sync + Unpin>),
+    Other(tokio::io::WriteHalf<Box<dyn Io>>),
 }
 
 impl WriteHalf {
@@ -85,7 +85,7 @@ impl WriteHalf {
             Self::Tcp { half, fd } => {
                 would_block_is_zero(SockRef::from(&Self::borrow_fd(half, *fd)).send(buf))
             }
-            Self::Other(w) => poll_once(|cx| Pin::new(&mut **w).poll_write(cx, buf)),
+            Self::Other(w) => poll_once(|cx| Pin::new(w).poll_write(cx, buf)),
         }
     }
 
@@ -96,7 +96,7 @@ impl WriteHalf {
                 let fd = Self::borrow_fd(half, *fd);
                 would_block_is_zero(SockRef::from(&fd).send_vectored(bufs))
             }
-            Self::Other(w) => poll_once(|cx| Pin::new(&mut **w).poll_write_vectored(cx, bufs)),
+            Self::Other(w) => poll_once(|cx| Pin::new(w).poll_write_vectored(cx, bufs)),
         }
     }
 }
@@ -189,7 +189,7 @@ impl Transport {
             }
             Self::Other(io) => {
                 let (r, w) = tokio::io::split(io);
-                (ReadHalf::Other(Box::new(r)), WriteHalf::Other(Box::new(w)))
+                (ReadHalf::Other(r), WriteHalf::Other(w))
             }
         }
     }
