@@ -2,23 +2,21 @@
 //! first, then vectored writes for what the socket did not take.
 
 use std::io::IoSlice;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use switchboard_ws::OutFrame;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::transport::WriteHalf;
 
-/// Frames up to this size are copied into one buffer for a write.
-const SMALL_FRAME: usize = 512;
-
-/// Batches of several frames adding up to at most this many bytes are copied
-/// into one stack buffer and sent with one plain `send`, rather than a
-/// `writev` of two slices per frame: a fan-out batch of eight 66-byte frames
-/// was sixteen slices for 528 bytes.
+/// A frame, or a batch of frames, adding up to at most this many bytes is
+/// copied into one stack buffer and sent with one plain `send`, rather than
+/// a `writev` of two slices per frame: a fan-out batch of eight 66-byte
+/// frames was sixteen slices for 528 bytes, and a single 1 KiB echo two.
 const SMALL_BATCH: usize = 4096;
 
 /// Set when the connection is evicted: the writer stops waiting on a socket
@@ -61,6 +59,19 @@ pub(super) async fn write_or_abort(
         }
         &rest[..]
     };
+    // The socket is full: wait for room in an allocation of its own, so that
+    // this rare state does not size the writer task's future.
+    Box::pin(write_waiting(abort, io, batch, grace)).await
+}
+
+/// Writes what the socket did not take at once, waiting for room; if the
+/// connection is evicted meanwhile, gives the write `grace` more time.
+async fn write_waiting(
+    abort: &Abort,
+    io: &mut WriteHalf,
+    batch: &[OutFrame],
+    grace: Duration,
+) -> std::io::Result<()> {
     let write = write_frames(io, batch);
     tokio::pin!(write);
     let first = std::future::poll_fn(|cx| {
@@ -82,47 +93,37 @@ pub(super) async fn write_or_abort(
     }
 }
 
-/// One non-blocking write of `batch` (a small single frame, or several
-/// adding up to [`SMALL_BATCH`] bytes, as one buffer, since a plain send
-/// costs the kernel less than a writev of many slices; a few larger frames
-/// from an IO slice array on the stack); returns the bytes taken.
+/// One non-blocking write of `batch` (frames adding up to [`SMALL_BATCH`]
+/// bytes as one buffer, since a plain send costs the kernel less than a
+/// writev of many slices; a few larger frames from an IO slice array on the
+/// stack); returns the bytes taken.
 pub(super) fn write_now(io: &mut WriteHalf, batch: &[OutFrame]) -> std::io::Result<usize> {
     const STACK_FRAMES: usize = 8;
-    match batch {
-        [frame] if frame.len() <= SMALL_FRAME => {
-            let mut small = [0u8; SMALL_FRAME];
-            let header = frame.header.as_slice();
-            small[..header.len()].copy_from_slice(header);
-            small[header.len()..frame.len()].copy_from_slice(&frame.payload);
-            io.write_now(&small[..frame.len()])
+    if batch.iter().map(OutFrame::len).sum::<usize>() <= SMALL_BATCH {
+        // Uninitialised: zeroing the whole buffer first would cost as much
+        // as the copy of a small batch.
+        let mut stack = [MaybeUninit::<u8>::uninit(); SMALL_BATCH];
+        let mut small = ReadBuf::uninit(&mut stack);
+        for frame in batch {
+            small.put_slice(frame.header.as_slice());
+            small.put_slice(&frame.payload);
         }
-        [_, _, ..] if batch.iter().map(OutFrame::len).sum::<usize>() <= SMALL_BATCH => {
-            let mut small = [0u8; SMALL_BATCH];
-            let mut n = 0;
-            for frame in batch {
-                let header = frame.header.as_slice();
-                small[n..n + header.len()].copy_from_slice(header);
-                n += header.len();
-                small[n..n + frame.payload.len()].copy_from_slice(&frame.payload);
-                n += frame.payload.len();
-            }
-            io.write_now(&small[..n])
-        }
-        _ if batch.len() <= STACK_FRAMES => {
-            let mut slices = [IoSlice::new(&[]); 2 * STACK_FRAMES];
-            let mut n = 0;
-            for frame in batch {
-                slices[n] = IoSlice::new(frame.header.as_slice());
-                n += 1;
-                if !frame.payload.is_empty() {
-                    slices[n] = IoSlice::new(&frame.payload);
-                    n += 1;
-                }
-            }
-            io.write_vectored_now(&slices[..n])
-        }
-        _ => Ok(0),
+        return io.write_now(small.filled());
     }
+    if batch.len() > STACK_FRAMES {
+        return Ok(0);
+    }
+    let mut slices = [IoSlice::new(&[]); 2 * STACK_FRAMES];
+    let mut n = 0;
+    for frame in batch {
+        slices[n] = IoSlice::new(frame.header.as_slice());
+        n += 1;
+        if !frame.payload.is_empty() {
+            slices[n] = IoSlice::new(&frame.payload);
+            n += 1;
+        }
+    }
+    io.write_vectored_now(&slices[..n])
 }
 
 /// What is left of `batch` after its first `written` bytes went out.
