@@ -99,8 +99,11 @@ struct Inflate {
 pub struct Decoder {
     role: Role,
     limits: Limits,
-    partial: Option<Partial>,
-    deflate: Option<Inflate>,
+    /// A fragmented message being reassembled (boxed: most of the time
+    /// there is none, and the decoder is part of every connection).
+    partial: Option<Box<Partial>>,
+    /// permessage-deflate, when agreed (boxed, like `partial`).
+    deflate: Option<Box<Inflate>>,
 }
 
 impl Decoder {
@@ -119,10 +122,10 @@ impl Decoder {
     /// message. The message limit applies to the *inflated* size, checked
     /// while inflating.
     pub fn with_deflate(mut self, no_context_takeover: bool) -> Self {
-        self.deflate = Some(Inflate {
+        self.deflate = Some(Box::new(Inflate {
             inflater: None,
             no_context_takeover,
-        });
+        }));
         self
     }
 
@@ -237,7 +240,7 @@ impl Decoder {
                 };
                 self.inflate_into(&mut partial, &payload, header.fin)?;
                 if !header.fin {
-                    self.partial = Some(partial);
+                    self.partial = Some(Box::new(partial));
                     return Ok(None);
                 }
                 partial.into_message()
@@ -261,7 +264,7 @@ impl Decoder {
                     utf8_checked: 0,
                 };
                 partial.check_utf8(false)?;
-                self.partial = Some(partial);
+                self.partial = Some(Box::new(partial));
                 return Ok(None);
             }
             OpCode::Continuation => {
@@ -279,7 +282,7 @@ impl Decoder {
                     self.partial = Some(partial);
                     return Ok(None);
                 }
-                partial.into_message()
+                (*partial).into_message()
             }
         };
         Ok(Some(message))

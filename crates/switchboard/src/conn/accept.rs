@@ -2,17 +2,20 @@
 //! handler, and the close.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{HeaderValue, StatusCode, header};
 use switchboard_ws::handshake::{self, HeadScanner};
 use switchboard_ws::{CloseCode, CloseFrame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::app::{App, AppInner, Route};
+use super::app::{App, AppInner, Route, TrackerGuard};
 use super::extract::RequestContext;
 use super::handler::Outcome;
 use super::reader::{Ended, Reader};
@@ -29,44 +32,102 @@ impl App {
     /// Serves one connection that you accepted yourself (over TLS, a Unix
     /// socket, an in-memory pipe): the handshake, the route's handler, the
     /// close. Counts against [`crate::ServerConfig::max_connections`].
-    pub async fn serve_connection<S: Io>(&self, io: S, client_addr: SocketAddr) {
+    /// Spawn the returned future (it borrows nothing) or await it.
+    pub fn serve_connection<S: Io>(
+        &self,
+        io: S,
+        client_addr: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
         serve(
             Arc::clone(&self.0),
             Transport::Other(Box::new(io)),
             client_addr,
         )
-        .await;
     }
 }
 
-pub(crate) async fn serve(app: Arc<AppInner>, io: Transport, addr: SocketAddr) {
-    let _guard = app.track();
-    let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
-        refuse_stream(&app, io, addr, &at_capacity()).await;
-        return;
-    };
-    // The handshake runs in its own allocation, freed when it is done:
-    // otherwise its state would size this future for the connection's life.
-    let Some(admitted) = Box::pin(handshake(&app, io, addr)).await else {
-        return;
-    };
-    run(&app, admitted).await;
+/// One connection, from its first byte to the close.
+///
+/// Not an `async fn`: its arguments would stay in the connection's future
+/// for its whole life. The handshake (with the stream and the address) runs
+/// in an allocation of its own, freed when it is done (see [`run_admitted`]).
+pub(crate) fn serve(
+    app: Arc<AppInner>,
+    io: Transport,
+    addr: SocketAddr,
+) -> impl Future<Output = ()> + Send + 'static {
+    let admitting = Box::pin(admit_stream(Arc::clone(&app), io, addr));
+    run_admitted(app, admitting)
 }
 
 /// Serves a request whose head an HTTP server (hyper) already read, through
 /// the same routing, checks, handler and close as [`serve`]; the answer goes
 /// back through `pending`.
 #[cfg(feature = "hyper")]
-pub(crate) async fn serve_parsed(
+pub(crate) fn serve_parsed(
     app: Arc<AppInner>,
     parts: http::request::Parts,
     pending: Pending,
     addr: SocketAddr,
+) -> impl Future<Output = ()> + Send + 'static {
+    let admitting = Box::pin(admit_parsed(Arc::clone(&app), parts, pending, addr));
+    run_admitted(app, admitting)
+}
+
+/// A connection that passed the handshake and every check, with its places
+/// under the connection cap and in the shutdown's count.
+struct Entered {
+    admitted: Admitted<Pending>,
+    _tracked: TrackerGuard,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Waits for `admitting` (boxed, so that its state and arguments are freed
+/// when it is done), then runs the handler and the close: the future kept
+/// for the connection's life holds the app, the entry and the handler's run.
+async fn run_admitted(
+    app: Arc<AppInner>,
+    admitting: Pin<Box<impl Future<Output = Option<Entered>>>>,
 ) {
-    let _guard = app.track();
-    let Ok(_permit) = Arc::clone(&app.permits).try_acquire_owned() else {
-        refuse(&app, pending, addr, &at_capacity()).await;
+    let Some(Entered {
+        admitted,
+        _tracked,
+        _permit,
+    }) = admitting.await
+    else {
         return;
+    };
+    run(&app, admitted).await;
+}
+
+/// Takes a place under the connection cap, then runs the handshake; `None`
+/// when the client was answered already (refused, or gone).
+async fn admit_stream(app: Arc<AppInner>, io: Transport, addr: SocketAddr) -> Option<Entered> {
+    let tracked = app.track();
+    let Ok(permit) = Arc::clone(&app.permits).try_acquire_owned() else {
+        refuse_stream(&app, io, addr, &at_capacity()).await;
+        return None;
+    };
+    let admitted = handshake(&app, io, addr).await?;
+    Some(Entered {
+        admitted,
+        _tracked: tracked,
+        _permit: permit,
+    })
+}
+
+/// [`admit_stream`] for a request hyper parsed.
+#[cfg(feature = "hyper")]
+async fn admit_parsed(
+    app: Arc<AppInner>,
+    parts: http::request::Parts,
+    pending: Pending,
+    addr: SocketAddr,
+) -> Option<Entered> {
+    let tracked = app.track();
+    let Ok(permit) = Arc::clone(&app.permits).try_acquire_owned() else {
+        refuse(&app, pending, addr, &at_capacity()).await;
+        return None;
     };
     // Our own reader takes only HTTP/1.1 (RFC 6455 §4.1); so do we here.
     let routed = if parts.version == http::Version::HTTP_11 {
@@ -75,12 +136,19 @@ pub(crate) async fn serve_parsed(
         Err(switchboard_ws::HandshakeError::Malformed.into())
     };
     let checked = match routed {
-        Ok(routed) => Box::pin(admit(&app, routed)).await,
+        Ok(routed) => admit(&app, routed).await,
         Err(rejection) => Err(rejection),
     };
     match checked {
-        Ok(admitted) => run(&app, admitted.with(pending)).await,
-        Err(rejection) => refuse(&app, pending, addr, &rejection).await,
+        Ok(admitted) => Some(Entered {
+            admitted: admitted.with(pending),
+            _tracked: tracked,
+            _permit: permit,
+        }),
+        Err(rejection) => {
+            refuse(&app, pending, addr, &rejection).await;
+            None
+        }
     }
 }
 
@@ -94,8 +162,10 @@ fn at_capacity() -> Rejection {
     .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
-/// Runs the handler of an admitted request, then the close.
-async fn run(app: &Arc<AppInner>, admitted: Admitted<Pending>) {
+/// Runs the handler of an admitted request, then the close. Not an `async
+/// fn`, so that the request's parts, moved into the handler's upgrade, are
+/// not kept a second time in the connection's future.
+fn run(app: &Arc<AppInner>, admitted: Admitted<Pending>) -> impl Future<Output = ()> + Send + '_ {
     let Admitted {
         io,
         info,
@@ -105,16 +175,16 @@ async fn run(app: &Arc<AppInner>, admitted: Admitted<Pending>) {
         admission,
         refusal,
     } = admitted;
-    match refusal {
-        None => run_handler(app, io, info, route, accept_key, protocol).await,
-        Some(close) => {
-            Box::pin(refuse_upgraded(
-                app, io, info, route, accept_key, protocol, close,
-            ))
-            .await;
-        }
+    let handling = match refusal {
+        None => Either::Left(run_handler(app, io, info, route, accept_key, protocol)),
+        Some(close) => Either::Right(Box::pin(refuse_upgraded(
+            app, io, info, route, accept_key, protocol, close,
+        ))),
+    };
+    async move {
+        handling.await;
+        drop(admission);
     }
-    drop(admission);
 }
 
 /// A refusal delivered after the upgrade ([`Rejection::with_close`]): the
@@ -377,14 +447,16 @@ fn route(
     Ok((info, index, accept_key, protocol))
 }
 
-async fn run_handler(
+/// Starts the route's handler on the upgrade; the returned future runs it,
+/// then the close, and holds only what those need.
+fn run_handler(
     app: &Arc<AppInner>,
     io: Pending,
     info: Arc<RequestInfo>,
     index: usize,
     accept_key: String,
     protocol: Option<String>,
-) {
+) -> impl Future<Output = ()> + Send + '_ {
     let route = &app.routes[index];
     let slot = Arc::new(Slot::default());
     let cx = SocketContext {
@@ -406,19 +478,20 @@ async fn run_handler(
         upgrade: Some(upgrade),
         hub: app.hub.clone(),
     };
-    let outcome = std::panic::AssertUnwindSafe(route.handler.call(request))
-        .catch_unwind()
-        .await;
-    let outcome = outcome.unwrap_or_else(|_| {
-        tracing::error!(route = %route.pattern, "handler panicked");
-        Outcome::Done(Err(Error::close(
-            CloseCode::InternalError,
-            "internal error",
-        )))
-    });
-    // The close runs in its own allocation: its state is only needed at the
-    // end, and would otherwise size this future for the connection's life.
-    Box::pin(finish(app, route, slot.take(), outcome, client)).await;
+    let handler = route.handler.call(request);
+    async move {
+        let outcome = std::panic::AssertUnwindSafe(handler).catch_unwind().await;
+        let outcome = outcome.unwrap_or_else(|_| {
+            tracing::error!(route = %route.pattern, "handler panicked");
+            Outcome::Done(Err(Error::close(
+                CloseCode::InternalError,
+                "internal error",
+            )))
+        });
+        // The close runs in its own allocation: its state is only needed at
+        // the end, and would otherwise size this future for the connection's life.
+        Box::pin(finish(app, route, slot.take(), outcome, client)).await;
+    }
 }
 
 /// Answers a handler that never accepted, or runs the close of one that did,

@@ -145,10 +145,11 @@ impl WebSocket {
 
     /// Sends a message.
     pub async fn send(&self, message: Message) -> Result<(), Error> {
-        match message {
-            Message::Text(text) => self.send_text(text).await,
-            Message::Binary(data) => self.send_binary(data).await,
-        }
+        let frame = match message {
+            Message::Text(text) => self.sender.shared.encode(OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => self.sender.shared.encode(OpCode::Binary, data),
+        };
+        self.sender.send_frame_direct(frame).await
     }
 
     /// Sends an already encoded frame (shared with other connections, not copied).

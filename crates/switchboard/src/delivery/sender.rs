@@ -1,6 +1,8 @@
 //! The cloneable handle that sends to one connection from any task.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -81,11 +83,22 @@ impl Sender {
 
     /// Like [`Sender::send_frame`], but writes straight to the socket when
     /// the queue is empty (used by the socket's own sends).
-    pub(crate) async fn send_frame_direct(&self, frame: OutFrame) -> Result<(), Error> {
+    ///
+    /// Not an `async fn`: the write (or the queueing) happens in the call,
+    /// and the returned future is only the rare wait for room, boxed. A
+    /// handler's future holds its pending send for the connection's life;
+    /// this keeps that a few words. Call it only inside an `async` body,
+    /// right before awaiting it, so that public sends stay lazy.
+    pub(crate) fn send_frame_direct(
+        &self,
+        frame: OutFrame,
+    ) -> DirectSend<impl Future<Output = Result<(), Error>> + '_> {
         match self.shared.send_direct(frame) {
-            Ok(()) => Ok(()),
-            Err((TrySendError::Closed, _)) => Err(Error::Closed),
-            Err((TrySendError::Full, frame)) => self.send_frame(frame).await,
+            Ok(()) => DirectSend::Sent,
+            Err((TrySendError::Closed, _)) => DirectSend::Closed,
+            Err((TrySendError::Full, frame)) => {
+                DirectSend::Waiting(Box::pin(self.send_frame(frame)))
+            }
         }
     }
 
@@ -127,5 +140,26 @@ impl Sender {
     /// Whether the connection is closing or closed.
     pub fn is_closed(&self) -> bool {
         self.shared.queue.lock().closing
+    }
+}
+
+/// What [`Sender::send_frame_direct`] returns: a send already done or
+/// refused, or the wait for room in an allocation of its own. Two words,
+/// and the error only made when it is returned.
+pub(crate) enum DirectSend<W> {
+    Sent,
+    Closed,
+    Waiting(Pin<Box<W>>),
+}
+
+impl<W: Future<Output = Result<(), Error>>> Future for DirectSend<W> {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Sent => Poll::Ready(Ok(())),
+            Self::Closed => Poll::Ready(Err(Error::Closed)),
+            Self::Waiting(wait) => wait.as_mut().poll(cx),
+        }
     }
 }

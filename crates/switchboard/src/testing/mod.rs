@@ -221,9 +221,7 @@ impl TestRequest {
         let (mut io, host): (Box<dyn Io>, String) = match &self.client.target {
             Target::InMemory(app) => {
                 let (client, server) = tokio::io::duplex(64 * 1024);
-                let app = app.clone();
-                let addr = self.client_addr;
-                tokio::spawn(async move { app.serve_connection(server, addr).await });
+                tokio::spawn(app.serve_connection(server, self.client_addr));
                 (Box::new(client), "switchboard.test".to_owned())
             }
             Target::Tcp(addr) => {
