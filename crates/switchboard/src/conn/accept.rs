@@ -85,19 +85,22 @@ struct Entered {
 /// Waits for `admitting` (boxed, so that its state and arguments are freed
 /// when it is done), then runs the handler and the close: the future kept
 /// for the connection's life holds the app, the entry and the handler's run.
-async fn run_admitted(
+fn run_admitted(
     app: Arc<AppInner>,
     admitting: Pin<Box<impl Future<Output = Option<Entered>>>>,
-) {
-    let Some(Entered {
-        admitted,
-        _tracked,
-        _permit,
-    }) = admitting.await
-    else {
-        return;
-    };
-    run(&app, admitted).await;
+) -> impl Future<Output = ()> {
+    // An `async` block, not an `async fn`: it keeps what it captures once.
+    async move {
+        let Some(Entered {
+            admitted,
+            _tracked,
+            _permit,
+        }) = admitting.await
+        else {
+            return;
+        };
+        run(&app, admitted).await;
+    }
 }
 
 /// Takes a place under the connection cap, then runs the handshake; `None`

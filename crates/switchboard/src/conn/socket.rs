@@ -123,19 +123,28 @@ impl WebSocket {
         }
     }
 
+    // The sends below return `async` blocks rather than being `async fn`s:
+    // an `async fn` keeps each argument twice (as the argument and as the
+    // local it is moved into), and a handler's future keeps a pending send
+    // for the connection's life. The blocks do nothing until polled.
+
     /// Sends a text message (waits while the outbound queue is full).
-    pub async fn send_text(&self, text: impl Into<Utf8Bytes>) -> Result<(), Error> {
-        let frame = self
-            .sender
-            .shared
-            .encode(OpCode::Text, text.into().into_bytes());
-        self.sender.send_frame_direct(frame).await
+    pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> impl Future<Output = Result<(), Error>> {
+        async move {
+            let frame = self
+                .sender
+                .shared
+                .encode(OpCode::Text, text.into().into_bytes());
+            self.sender.send_frame_direct(frame).await
+        }
     }
 
     /// Sends a binary message.
-    pub async fn send_binary(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        let frame = self.sender.shared.encode(OpCode::Binary, data.into());
-        self.sender.send_frame_direct(frame).await
+    pub fn send_binary(&self, data: impl Into<Bytes>) -> impl Future<Output = Result<(), Error>> {
+        async move {
+            let frame = self.sender.shared.encode(OpCode::Binary, data.into());
+            self.sender.send_frame_direct(frame).await
+        }
     }
 
     /// Serialises `value` as JSON and sends it as a text message.
@@ -144,17 +153,19 @@ impl WebSocket {
     }
 
     /// Sends a message.
-    pub async fn send(&self, message: Message) -> Result<(), Error> {
-        let frame = match message {
-            Message::Text(text) => self.sender.shared.encode(OpCode::Text, text.into_bytes()),
-            Message::Binary(data) => self.sender.shared.encode(OpCode::Binary, data),
-        };
-        self.sender.send_frame_direct(frame).await
+    pub fn send(&self, message: Message) -> impl Future<Output = Result<(), Error>> {
+        async move {
+            let frame = match message {
+                Message::Text(text) => self.sender.shared.encode(OpCode::Text, text.into_bytes()),
+                Message::Binary(data) => self.sender.shared.encode(OpCode::Binary, data),
+            };
+            self.sender.send_frame_direct(frame).await
+        }
     }
 
     /// Sends an already encoded frame (shared with other connections, not copied).
-    pub async fn send_frame(&self, frame: OutFrame) -> Result<(), Error> {
-        self.sender.send_frame_direct(frame).await
+    pub fn send_frame(&self, frame: OutFrame) -> impl Future<Output = Result<(), Error>> {
+        async move { self.sender.send_frame_direct(frame).await }
     }
 
     /// Starts the close handshake with `code` and `reason`, and waits until

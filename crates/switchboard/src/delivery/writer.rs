@@ -98,10 +98,14 @@ impl Writer {
         }
     }
 
-    /// The writer's whole life: [`Writer::run`], then the shutdown.
-    async fn live(mut self) {
-        if self.run().await.is_ok() {
-            Box::pin(self.shut_down()).await;
+    /// The writer's whole life: [`Writer::run`], then the shutdown. (An
+    /// `async fn` would keep its argument twice, as the argument and as the
+    /// local it is moved into; an `async` block keeps what it captures once.)
+    fn live(mut self) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            if self.run().await.is_ok() {
+                Box::pin(self.shut_down()).await;
+            }
         }
     }
 
@@ -269,7 +273,7 @@ mod tests {
     #[test]
     fn the_writer_tasks_future_is_small() {
         // Every connection's writer task holds this future for its whole
-        // life: 528 bytes measured with the arguments moved into the writer
+        // life: 360 bytes measured with the arguments moved into the writer
         // and the rare states (a write waiting for room, the shutdown)
         // boxed; 1,288 before.
         let shared = Shared::new(1 << 20, 1, Arc::new(Stats::default()), Compression::Off);
@@ -285,6 +289,6 @@ mod tests {
             },
         );
         let size = std::mem::size_of_val(&writer);
-        assert!(size <= 608, "the writer task's future is {size} bytes");
+        assert!(size <= 416, "the writer task's future is {size} bytes");
     }
 }
