@@ -85,6 +85,10 @@ struct Entered {
 /// Waits for `admitting` (boxed, so that its state and arguments are freed
 /// when it is done), then runs the handler and the close: the future kept
 /// for the connection's life holds the app, the entry and the handler's run.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn keeps its arguments twice in its future"
+)]
 fn run_admitted(
     app: Arc<AppInner>,
     admitting: Pin<Box<impl Future<Output = Option<Entered>>>>,

@@ -129,6 +129,10 @@ impl WebSocket {
     // for the connection's life. The blocks do nothing until polled.
 
     /// Sends a text message (waits while the outbound queue is full).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice in its future"
+    )]
     pub fn send_text(&self, text: impl Into<Utf8Bytes>) -> impl Future<Output = Result<(), Error>> {
         async move {
             let frame = self
@@ -140,6 +144,10 @@ impl WebSocket {
     }
 
     /// Sends a binary message.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice in its future"
+    )]
     pub fn send_binary(&self, data: impl Into<Bytes>) -> impl Future<Output = Result<(), Error>> {
         async move {
             let frame = self.sender.shared.encode(OpCode::Binary, data.into());
@@ -153,6 +161,10 @@ impl WebSocket {
     }
 
     /// Sends a message.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice in its future"
+    )]
     pub fn send(&self, message: Message) -> impl Future<Output = Result<(), Error>> {
         async move {
             let frame = match message {
@@ -164,6 +176,10 @@ impl WebSocket {
     }
 
     /// Sends an already encoded frame (shared with other connections, not copied).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice in its future"
+    )]
     pub fn send_frame(&self, frame: OutFrame) -> impl Future<Output = Result<(), Error>> {
         async move { self.sender.send_frame_direct(frame).await }
     }

@@ -101,6 +101,10 @@ impl Writer {
     /// The writer's whole life: [`Writer::run`], then the shutdown. (An
     /// `async fn` would keep its argument twice, as the argument and as the
     /// local it is moved into; an `async` block keeps what it captures once.)
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice in its future"
+    )]
     fn live(mut self) -> impl Future<Output = ()> + Send + 'static {
         async move {
             if self.run().await.is_ok() {
