@@ -24,6 +24,7 @@
 //! - `writer`: the writer task, in named steps.
 //! - `keepalive`: [`Keepalive`] and its clock.
 //! - `stats`: [`Stats`], the counters.
+//! - `wake`: the writer's wake-up, kept when it is not waiting yet.
 //!
 //! This layer depends on the codec (`switchboard-ws`), the byte streams
 //! (`transport`), the close codes and the error type, and on nothing else
@@ -36,6 +37,7 @@ mod outgoing;
 mod queue;
 mod sender;
 mod stats;
+mod wake;
 mod write;
 mod writer;
 

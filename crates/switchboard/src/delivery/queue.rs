@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::compression::Compression;
 use super::cork::{self, Corked};
 use super::stats::Stats;
+use super::wake::Wake;
 use super::write::{Abort, write_now};
 use crate::transport::WriteHalf;
 
@@ -73,7 +74,7 @@ pub(crate) struct Shared {
     pub(crate) compression: Compression,
     max_bytes: usize,
     /// Wakes the writer when frames are queued.
-    pub(super) writer_wake: Notify,
+    pub(super) writer_wake: Wake,
     /// Wakes senders waiting for room.
     pub(super) room: Notify,
     /// Wakes a reader blocked on the socket when `dead` is set.
@@ -118,7 +119,7 @@ impl Shared {
         Arc::new(Self {
             queue: Mutex::new(Queue::default()),
             max_bytes,
-            writer_wake: Notify::new(),
+            writer_wake: Wake::default(),
             room: Notify::new(),
             dead: AtomicBool::new(false),
             reader_wake: AtomicWaker::new(),
@@ -139,7 +140,7 @@ impl Shared {
         self.dead.store(true, Ordering::Release);
         self.queue.lock().closing = true;
         self.reader_wake.wake();
-        self.writer_wake.notify_one();
+        self.writer_wake.wake();
         self.room.notify_waiters();
     }
 
@@ -156,7 +157,7 @@ impl Shared {
         force: bool,
     ) -> Result<(), (TrySendError, OutFrame)> {
         self.enqueue(&mut self.queue.lock(), frame, force)?;
-        self.writer_wake.notify_one();
+        self.writer_wake.wake();
         Ok(())
     }
 
@@ -202,7 +203,7 @@ impl Shared {
                 // No runtime to flush on: the writer sends it.
                 self.queue.lock().corked = false;
             }
-            self.writer_wake.notify_one();
+            self.writer_wake.wake();
         }
         Ok(())
     }
@@ -258,7 +259,7 @@ impl Shared {
         if written.is_none() {
             self.kill();
         } else if wake {
-            self.writer_wake.notify_one();
+            self.writer_wake.wake();
         }
         Ok(())
     }
@@ -283,7 +284,7 @@ impl Shared {
             q.frames.push_back(out);
         }
         *self.sent_close.lock() = Some(frame);
-        self.writer_wake.notify_one();
+        self.writer_wake.wake();
         self.room.notify_waiters();
         true
     }
@@ -317,7 +318,7 @@ impl Shared {
             }
             q.pongs.push_back(pong);
         }
-        self.writer_wake.notify_one();
+        self.writer_wake.wake();
     }
 
     pub(super) fn push_ping(&self) {
@@ -327,7 +328,7 @@ impl Shared {
     /// The reader saw the peer's close frame.
     pub(crate) fn peer_closed(&self) {
         self.peer_closed.store(true, Ordering::Release);
-        self.writer_wake.notify_one();
+        self.writer_wake.wake();
     }
 }
 
@@ -344,7 +345,7 @@ impl Corked for Shared {
             }
             if q.writing || q.closing || !q.pongs.is_empty() || self.compression.needs_writer() {
                 drop(q);
-                self.writer_wake.notify_one();
+                self.writer_wake.wake();
                 return;
             }
             q.writing = true;
@@ -399,7 +400,7 @@ impl Corked for Shared {
             self.room.notify_waiters();
         }
         if wake {
-            self.writer_wake.notify_one();
+            self.writer_wake.wake();
         }
     }
 

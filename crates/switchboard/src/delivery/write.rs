@@ -1,8 +1,10 @@
 //! Putting frames on the wire: one non-blocking attempt from the stack
 //! first, then vectored writes for what the socket did not take.
 
+use std::borrow::Cow;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
@@ -40,28 +42,29 @@ impl Abort {
 
 /// Writes a batch; if the connection is evicted meanwhile, gives the write
 /// `grace` more time to finish and then fails it.
-pub(super) async fn write_or_abort(
-    abort: &Abort,
-    io: &mut WriteHalf,
-    batch: &[OutFrame],
+///
+/// Most writes complete at once: this tries without waiting or allocating,
+/// in the call, and returns `Ok(None)` when the socket took everything.
+/// Otherwise it returns the wait for room, boxed: the writer task's future
+/// then holds one pointer for it instead of the waiting state.
+pub(super) fn write_or_abort<'a>(
+    abort: &'a Abort,
+    io: &'a mut WriteHalf,
+    batch: &'a [OutFrame],
     grace: Duration,
-) -> std::io::Result<()> {
-    // Most writes complete at once: try without waiting or allocating, and
-    // only hand what the socket did not take to the waiting path.
+) -> std::io::Result<Option<Pin<Box<impl Future<Output = std::io::Result<()>> + 'a>>>> {
     let written = write_now(io, batch)?;
-    let rest;
-    let batch = if written == 0 {
-        batch
+    let rest = if written == 0 {
+        Cow::Borrowed(batch)
     } else {
-        rest = remainder(batch, written);
-        if rest.is_empty() {
-            return Ok(());
-        }
-        &rest[..]
+        Cow::Owned(remainder(batch, written))
     };
-    // The socket is full: wait for room in an allocation of its own, so that
-    // this rare state does not size the writer task's future.
-    Box::pin(write_waiting(abort, io, batch, grace)).await
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Box::pin(async move {
+        write_waiting(abort, io, &rest, grace).await
+    })))
 }
 
 /// Writes what the socket did not take at once, waiting for room; if the
