@@ -144,7 +144,7 @@ impl Sender {
 }
 
 /// What [`Sender::send_frame_direct`] returns: a send already done or
-/// refused, or the wait for room in an allocation of its own. Two words,
+/// refused, or the wait for room in an allocation of its own. One word,
 /// and the error only made when it is returned.
 pub(crate) enum DirectSend<W> {
     Sent,

@@ -55,6 +55,33 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// A waker that counts its wake-ups.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_registered_waiter_is_woken_once_and_the_wake_up_taken_once() {
+        let wake = Wake::default();
+        let counter = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        assert!(wake.poll_wait(&mut cx).is_pending());
+        wake.wake();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "the waiter was woken");
+        assert!(wake.poll_wait(&mut cx).is_ready(), "the wake-up is there");
+        assert!(wake.poll_wait(&mut cx).is_pending(), "and taken once");
+        // After `forget` a wake-up wakes nobody but is still kept.
+        wake.forget();
+        wake.wake();
+        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+        assert!(wake.poll_wait(&mut cx).is_ready());
+    }
+
     #[tokio::test]
     async fn a_wake_up_given_before_the_wait_is_kept() {
         let wake = Wake::default();

@@ -63,6 +63,15 @@ pub(crate) fn run_writer(
     Writer::new(shared, opts).live()
 }
 
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Nothing waits any more (the writer ended, or its task was aborted
+        // or panicked): do not keep the task's allocation alive through its
+        // waker for as long as a `Sender` keeps the connection's state.
+        self.shared.writer_wake.forget();
+    }
+}
+
 /// The socket failed or went away: the connection is dead already.
 struct Dead;
 
@@ -111,9 +120,6 @@ impl Writer {
             if self.run().await.is_ok() {
                 Box::pin(self.shut_down()).await;
             }
-            // Nothing waits any more: do not keep this task alive through
-            // its waker for as long as a `Sender` keeps the connection's state.
-            self.shared.writer_wake.forget();
         }
     }
 
